@@ -1,0 +1,133 @@
+"""AWS request payloads, field for field.
+
+Each struct encodes to the exact keyword arguments of one boto3 call, so a caller can pass it
+as ``client.put_scaling_policy(**payload)``. Field names are AWS's (PascalCase) on purpose.
+Optional fields left at ``None`` are omitted from the JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "MetricAlarm",
+    "MetricDimension",
+    "PredefinedMetricSpecification",
+    "RegisterScalableTarget",
+    "ScalableTargetAction",
+    "ScalingPolicy",
+    "ScheduledAction",
+    "StepAdjustment",
+    "StepScalingPolicyConfiguration",
+    "TargetTrackingScalingPolicyConfiguration",
+]
+
+SERVICE_NAMESPACE = "sagemaker"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+
+class _Payload(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True, gc=False):
+    """Base for AWS payloads."""
+
+
+class RegisterScalableTarget(_Payload):
+    """application-autoscaling ``register_scalable_target``."""
+
+    ServiceNamespace: Literal["sagemaker"]
+    ResourceId: str
+    ScalableDimension: Literal["sagemaker:variant:DesiredInstanceCount"]
+    MinCapacity: int
+    MaxCapacity: int
+
+
+class PredefinedMetricSpecification(_Payload):
+    PredefinedMetricType: Literal["SageMakerVariantInvocationsPerInstance"]
+
+
+class TargetTrackingScalingPolicyConfiguration(_Payload):
+    TargetValue: float
+    PredefinedMetricSpecification: PredefinedMetricSpecification
+    ScaleInCooldown: int
+    ScaleOutCooldown: int
+    DisableScaleIn: bool = False
+
+
+class StepAdjustment(_Payload):
+    """Bounds are offsets from the alarm threshold, in the alarm metric's unit."""
+
+    ScalingAdjustment: int
+    MetricIntervalLowerBound: float | None = None
+    MetricIntervalUpperBound: float | None = None
+
+
+class StepScalingPolicyConfiguration(_Payload):
+    AdjustmentType: Literal["ChangeInCapacity", "PercentChangeInCapacity", "ExactCapacity"]
+    StepAdjustments: list[StepAdjustment]
+    Cooldown: int
+    MetricAggregationType: Literal["Average", "Minimum", "Maximum"]
+    MinAdjustmentMagnitude: int | None = None
+
+
+class ScalingPolicy(_Payload):
+    """application-autoscaling ``put_scaling_policy``."""
+
+    PolicyName: str
+    ServiceNamespace: Literal["sagemaker"]
+    ResourceId: str
+    ScalableDimension: Literal["sagemaker:variant:DesiredInstanceCount"]
+    PolicyType: Literal["TargetTrackingScaling", "StepScaling"]
+    TargetTrackingScalingPolicyConfiguration: TargetTrackingScalingPolicyConfiguration | None = None
+    StepScalingPolicyConfiguration: StepScalingPolicyConfiguration | None = None
+
+
+class ScalableTargetAction(_Payload):
+    MinCapacity: int
+    MaxCapacity: int
+
+
+class ScheduledAction(_Payload):
+    """application-autoscaling ``put_scheduled_action``."""
+
+    ServiceNamespace: Literal["sagemaker"]
+    ScheduledActionName: str
+    ResourceId: str
+    ScalableDimension: Literal["sagemaker:variant:DesiredInstanceCount"]
+    Schedule: str
+    ScalableTargetAction: ScalableTargetAction
+    Timezone: str | None = None
+
+
+class MetricDimension(_Payload):
+    Name: str
+    Value: str
+
+
+class MetricAlarm(_Payload):
+    """cloudwatch ``put_metric_alarm``.
+
+    For step-scaling alarms, ``AlarmActions`` holds the placeholder ``{policy_arn:POLICY_NAME}``:
+    replace it with the ``PolicyARN`` that ``put_scaling_policy`` returned for that policy.
+    """
+
+    AlarmName: str
+    AlarmDescription: str
+    Namespace: str
+    MetricName: str
+    Dimensions: list[MetricDimension]
+    Period: int
+    EvaluationPeriods: int
+    DatapointsToAlarm: int
+    Threshold: float
+    ComparisonOperator: Literal[
+        "GreaterThanOrEqualToThreshold",
+        "GreaterThanThreshold",
+        "LessThanThreshold",
+        "LessThanOrEqualToThreshold",
+    ]
+    TreatMissingData: Literal["breaching", "notBreaching", "ignore", "missing"]
+    Statistic: Literal["SampleCount", "Average", "Sum", "Minimum", "Maximum"] | None = None
+    ExtendedStatistic: str | None = None
+    Unit: str | None = None
+    AlarmActions: list[str] | None = None

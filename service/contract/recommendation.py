@@ -1,0 +1,163 @@
+"""The response body: a recommendation, every part with the rule that decided it and why."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from service.contract.aws import (
+    MetricAlarm,
+    RegisterScalableTarget,
+    ScalingPolicy,
+    ScheduledAction,
+)
+
+__all__ = [
+    "Alternative",
+    "AvailabilityPlan",
+    "AwsScaling",
+    "Capacity",
+    "CostEstimate",
+    "ExplanationEntry",
+    "Family",
+    "InstanceChoice",
+    "Monitoring",
+    "MonitoringRationale",
+    "MonitoringTool",
+    "Recommendation",
+    "RulesetRef",
+    "ScalingMethod",
+    "ScalingPlan",
+    "UnavailableMethod",
+    "Warning",
+]
+
+Family = Literal["c", "m", "r", "g", "p", "inf"]
+ScalingMethod = Literal["target_tracking", "step", "scheduled"]
+
+
+class _Out(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """Base for response parts."""
+
+
+class RulesetRef(_Out):
+    version: str
+    sha256: str
+
+
+class Alternative(_Out):
+    instance_type: str
+    rejected_because: str
+
+
+class InstanceChoice(_Out):
+    family: Family
+    instance_type: str
+    rule_id: str
+    reason: str
+    sizing_rule_id: str
+    vcpus: int
+    memory_gib: float
+    accelerator: str | None
+    accelerator_count: int
+    accelerator_memory_gib: float
+    alternatives: list[Alternative]
+
+
+class Capacity(_Out):
+    base_instances: int
+    az_safe_instances: int
+    instances: int
+    min_instances: int
+    max_instances: int
+    per_az: list[int]
+    utilization_at_peak: float
+    utilization_at_peak_after_az_loss: float | None
+    formula: str
+    steps: list[str]
+
+
+class AwsScaling(_Out):
+    register_scalable_target: RegisterScalableTarget
+    scaling_policies: list[ScalingPolicy]
+    scheduled_actions: list[ScheduledAction]
+    alarms: list[MetricAlarm]
+
+
+class UnavailableMethod(_Out):
+    method: str
+    reason: str
+
+
+class ScalingPlan(_Out):
+    method: ScalingMethod
+    rule_id: str
+    reason: str
+    target_value: float | None
+    formula: str | None
+    aws: AwsScaling
+    unavailable_methods: list[UnavailableMethod]
+
+
+class AvailabilityPlan(_Out):
+    multi_az: bool
+    az_count: int
+    survives_az_loss: bool
+    degraded_utilization: float
+    rule_id: str
+    reason: str
+
+
+class MonitoringTool(_Out):
+    tool: Literal["cloudwatch", "x-ray", "cloudtrail"]
+    why: str
+    rule_id: str
+
+
+class MonitoringRationale(_Out):
+    alarm_name: str
+    rule_id: str
+    reason: str
+
+
+class Monitoring(_Out):
+    alarms: list[MetricAlarm]
+    tools: list[MonitoringTool]
+    rationale: list[MonitoringRationale]
+
+
+class CostEstimate(_Out):
+    usd_per_hour: float
+    usd_per_month: float
+    usd_per_million_requests: float
+    price_as_of: str
+    region: str
+    basis: str
+    formula: str
+
+
+class ExplanationEntry(_Out):
+    table: str
+    rule_id: str
+    matched: dict[str, Any]
+    outcome: dict[str, Any]
+
+
+class Warning(_Out):  # noqa: A001 - the contract calls it a warning; shadowing the builtin is confined here
+    code: str
+    message: str
+    rule_id: str | None = None
+
+
+class Recommendation(_Out):
+    ruleset: RulesetRef
+    instance: InstanceChoice
+    capacity: Capacity
+    scaling: ScalingPlan
+    availability: AvailabilityPlan
+    monitoring: Monitoring
+    cost: CostEstimate
+    explanation: list[ExplanationEntry]
+    warnings: list[Warning]
+    profile_name: str | None = None

@@ -1,0 +1,93 @@
+"""The facts a rule may test, with their domains.
+
+Rule conditions name these fields and nothing else, so every condition stays statically
+analysable: the linter knows each field's enum values or numeric domain. ``decision.*`` fields
+are outcomes of earlier tables; a table may only test the ones decided before it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["FIELDS", "TABLE_ORDER", "FieldSpec", "TableName", "fields_visible_to"]
+
+TableName = Literal["family", "sizing", "scaling", "availability", "monitoring", "advisories"]
+
+# Tables run in this order; each sees the decisions of the tables before it.
+TABLE_ORDER: tuple[TableName, ...] = ("family", "sizing", "scaling", "availability", "monitoring", "advisories")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One testable fact.
+
+    ``values`` lists an enum's values; numeric fields have ``values=None`` and a domain
+    ``(low, high)`` whose ends are excluded or included as ``low_open`` / ``high_open`` say.
+    ``optional`` fields may be absent from a profile; a condition on an absent field never matches.
+    ``decided_by`` names the table whose outcome the field is, for ``decision.*`` fields.
+    """
+
+    name: str
+    description: str
+    values: tuple[str | bool, ...] | None = None
+    low: float = 0.0
+    high: float = 1e7
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    optional: bool = False
+    decided_by: TableName | None = None
+
+    @property
+    def is_enum(self) -> bool:
+        return self.values is not None
+
+
+_FAMILIES = ("c", "m", "r", "g", "p", "inf")
+
+FIELDS: dict[str, FieldSpec] = {
+    spec.name: spec
+    for spec in (
+        FieldSpec("workload.bound", "Limiting resource.", values=("cpu", "memory", "gpu")),
+        FieldSpec(
+            "workload.model_kind",
+            "Kind of model.",
+            values=("classic_ml", "deep_learning", "vision", "llm", "graph"),
+        ),
+        FieldSpec("workload.model_memory_gib", "Model memory, GiB.", low=0, high=4096, low_open=True, optional=True),
+        FieldSpec("workload.pipeline_steps", "Pipeline steps.", low=1, high=100, integer=True),
+        FieldSpec("traffic.peak_rps", "Peak requests/s.", low=0, high=1e7, low_open=True),
+        FieldSpec("traffic.per_instance_rps", "Requests/s one instance sustains.", low=0, high=1e6, low_open=True),
+        FieldSpec("traffic.mean_rps", "Mean requests/s.", low=0, high=1e7, low_open=True, optional=True),
+        FieldSpec(
+            "traffic.peak_to_mean",
+            "peak_rps / mean_rps (absent without mean_rps).",
+            low=0,
+            high=1e14,
+            low_open=True,
+            optional=True,
+        ),
+        FieldSpec("traffic.burstiness", "Load shape.", values=("steady", "periodic", "bursty")),
+        FieldSpec("traffic.peak_window_count", "Known peak windows.", low=0, high=24, integer=True),
+        FieldSpec("sla.p99_latency_ms", "p99 latency objective, ms.", low=0, high=3.6e6, low_open=True),
+        FieldSpec("sla.availability", "Availability objective.", low=0, high=1, low_open=True, high_open=True),
+        FieldSpec("target_utilization", "Planned utilisation.", low=0.1, high=0.95),
+        FieldSpec("priority", "What to favour.", values=("latency", "balanced", "cost")),
+        FieldSpec("az_count", "Requested AZ count.", low=2, high=6, integer=True, optional=True),
+        FieldSpec("decision.family", "Chosen family.", values=_FAMILIES, decided_by="family"),
+        FieldSpec("decision.scaling_method", "Chosen scaling method.",
+                  values=("target_tracking", "step", "scheduled"), decided_by="scaling"),
+        FieldSpec("decision.multi_az", "Multi-AZ chosen.", values=(True, False), decided_by="availability"),
+        FieldSpec("decision.instances", "Final instance count.", low=1, high=1e7, integer=True,
+                  decided_by="availability"),
+    )
+}
+
+
+def fields_visible_to(table: TableName) -> frozenset[str]:
+    """Names of the fields a table may test: the profile and the decisions made before it."""
+    earlier = set(TABLE_ORDER[: TABLE_ORDER.index(table)])
+    return frozenset(
+        name for name, spec in FIELDS.items() if spec.decided_by is None or spec.decided_by in earlier
+    )

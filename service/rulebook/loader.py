@@ -1,0 +1,261 @@
+"""Load a ruleset directory: safe YAML, typed validation, errors with file and line.
+
+A ruleset is ``ruleset.yaml`` + ``catalog.yaml`` + ``tables/*.yaml`` (one decision table per
+file). Its identity is the manifest's ``version`` plus a sha256 over the canonical serialisation
+of those files, so the same files give the same hash on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from service.rulebook.fields import TABLE_ORDER, TableName
+from service.rulebook.models import AnyTable, Catalog, RulesetManifest
+
+__all__ = ["MAX_FILE_BYTES", "LoadedRuleset", "RuleFileError", "RulesetInvalid", "load_ruleset", "parse_ruleset"]
+
+MAX_FILE_BYTES = 1_000_000
+MAX_YAML_NODES = 200_000  # far above any real rule file; stops alias ("billion laughs") bombs
+REQUIRED_TABLES: tuple[TableName, ...] = ("family", "sizing", "scaling", "availability")
+_TABLE_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyTable)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFileError:
+    """One problem, located: ``rules/scaling.yaml:14 rule 'bursty-step': unknown field 'treshold'``."""
+
+    file: str
+    line: int | None
+    rule_id: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        rule = f" rule '{self.rule_id}'" if self.rule_id else ""
+        return f"{where}{rule}: {self.message}"
+
+
+class RulesetInvalid(Exception):
+    """The ruleset failed validation; it must not be activated."""
+
+    def __init__(self, errors: list[RuleFileError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRuleset:
+    """A validated ruleset with its identity and the exact text of its files."""
+
+    version: str
+    description: str
+    sha256: str
+    catalog: Catalog
+    tables: Mapping[TableName, Any]  # table name -> validated *Table model
+    files: Mapping[str, str]  # relative posix path -> text
+    lines: Mapping[tuple[str, str], int]  # (relative path, rule id) -> line of the rule
+
+
+def ruleset_files(directory: Path) -> dict[str, str]:
+    """The files that make up a ruleset, by relative posix path, newlines normalised."""
+    paths = [directory / "ruleset.yaml", directory / "catalog.yaml", *sorted((directory / "tables").glob("*.yaml"))]
+    files: dict[str, str] = {}
+    for path in paths:
+        rel = path.relative_to(directory).as_posix()
+        if not path.is_file():
+            raise RulesetInvalid([RuleFileError(rel, None, None, "file is missing")])
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise RulesetInvalid([RuleFileError(rel, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")])
+        files[rel] = path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    return files
+
+
+def ruleset_sha256(files: Mapping[str, str]) -> str:
+    """sha256 of the canonical serialisation: JSON of [[path, text], ...] sorted by path, UTF-8."""
+    canonical = json.dumps(sorted(files.items()), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def load_ruleset(directory: str | Path, *, label: str | None = None) -> LoadedRuleset:
+    """Read and validate the ruleset in ``directory``; raise RulesetInvalid listing every error.
+
+    ``label`` is the prefix shown in error locations (default: the directory as given).
+    """
+    directory = Path(directory)
+    files = ruleset_files(directory)
+    return parse_ruleset(files, label=label if label is not None else directory.as_posix())
+
+
+def parse_ruleset(files: Mapping[str, str], *, label: str = "rules") -> LoadedRuleset:
+    """Validate a ruleset given as file texts (e.g. read back from the audit store)."""
+    errors: list[RuleFileError] = []
+    manifest: RulesetManifest | None = None
+    catalog: Catalog | None = None
+    tables: dict[TableName, Any] = {}
+    table_files: dict[TableName, str] = {}
+    rule_lines: dict[tuple[str, str], int] = {}
+
+    for rel, text in files.items():
+        shown = f"{label}/{rel}"
+        try:
+            data, lines = _parse_yaml(text)
+        except _YamlError as exc:
+            errors.append(RuleFileError(shown, exc.line, None, exc.message))
+            continue
+        if rel == "ruleset.yaml":
+            manifest = _validate(RulesetManifest, data, lines, shown, errors)
+        elif rel == "catalog.yaml":
+            catalog = _validate(Catalog, data, lines, shown, errors)
+        else:
+            table = _validate(_TABLE_ADAPTER, data, lines, shown, errors)
+            if table is None:
+                continue
+            for index, rule in enumerate(table.rules):
+                rule_lines[(rel, rule.id)] = lines.get(("rules", index), 1)
+            if table.table in tables:
+                errors.append(
+                    RuleFileError(shown, 1, None, f"table '{table.table}' is also defined in {table_files[table.table]}")
+                )
+                continue
+            tables[table.table] = table
+            table_files[table.table] = shown
+
+    if not errors:
+        missing = [t for t in REQUIRED_TABLES if t not in tables]
+        if missing:
+            errors.append(RuleFileError(f"{label}/tables", None, None, f"missing table(s): {', '.join(missing)}"))
+    if errors or manifest is None or catalog is None:
+        raise RulesetInvalid(errors)
+    ordered = {name: tables[name] for name in TABLE_ORDER if name in tables}
+    return LoadedRuleset(
+        version=manifest.version,
+        description=manifest.description,
+        sha256=ruleset_sha256(files),
+        catalog=catalog,
+        tables=ordered,
+        files=dict(files),
+        lines=rule_lines,
+    )
+
+
+# ---------------------------------------------------------------- YAML with line numbers
+
+
+class _YamlError(Exception):
+    def __init__(self, line: int | None, message: str) -> None:
+        self.line, self.message = line, message
+
+
+Path_ = tuple[str | int, ...]
+
+
+def _parse_yaml(text: str) -> tuple[Any, dict[Path_, int]]:
+    """Safe-load YAML and record the 1-based line of every mapping key and sequence item."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise _YamlError(line, f"invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise _YamlError(None, f"invalid YAML: {exc}") from None
+    if node is None:
+        raise _YamlError(1, "file is empty")
+    lines: dict[Path_, int] = {}
+    budget = [MAX_YAML_NODES]
+    data = _construct(node, (), lines, budget)
+    return data, lines
+
+
+def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _YamlError(node.start_mark.line + 1, f"more than {MAX_YAML_NODES} YAML nodes (alias bomb?)")
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _YamlError(key_node.start_mark.line + 1, "merge keys (<<) are not supported")
+            key = _scalar(key_node)
+            if key in out:
+                raise _YamlError(key_node.start_mark.line + 1, f"duplicate key '{key}'")
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _construct(value_node, (*path, key), lines, budget)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*path, i), lines, budget) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+_SAFE_CONSTRUCTOR = yaml.SafeLoader("")
+
+
+def _scalar(node: yaml.Node) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise _YamlError(node.start_mark.line + 1, "keys must be plain values")
+    return _SAFE_CONSTRUCTOR.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+
+
+# ---------------------------------------------------------------- validation errors with lines
+
+_RULE_FIELD = re.compile(r"rule '([^']+)'(?:: field '([^']+)')?")
+
+
+def _validate(model: Any, data: Any, lines: dict[Path_, int], shown: str, errors: list[RuleFileError]) -> Any:
+    try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            errors.append(_locate(err, data, lines, shown))
+        return None
+
+
+def _locate(err: Any, data: Any, lines: dict[Path_, int], shown: str) -> RuleFileError:
+    loc: list[str | int] = list(err["loc"])
+    if loc and isinstance(loc[0], str) and loc[0] in TABLE_ORDER:
+        loc = loc[1:]  # pydantic puts the discriminator value of the tagged union first
+    message: str = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = f"unknown field '{loc[-1]}'"
+    elif err["type"] == "missing":
+        message = f"missing field '{loc[-1]}'"
+    rule_id: str | None = None
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        rule_id = _rule_id_at(data, loc[1])
+    match = _RULE_FIELD.match(message)
+    if match and isinstance(data, dict):  # a table-level check that names the rule (and field) itself
+        rule_id = match.group(1)
+        message = message[match.end() :].lstrip(": ") or message
+        index = next((i for i, r in enumerate(data.get("rules") or []) if _rule_id_at(data, i) == rule_id), None)
+        if index is not None:
+            loc = ["rules", index, "when", match.group(2)] if match.group(2) else ["rules", index]
+            if match.group(2):
+                message = f"field '{match.group(2)}': {message}"
+    return RuleFileError(shown, _line_of(loc, lines), rule_id, message)
+
+
+def _rule_id_at(data: Any, index: int) -> str | None:
+    try:
+        rule_id = data["rules"][index]["id"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return rule_id if isinstance(rule_id, str) else None
+
+
+def _line_of(loc: list[str | int], lines: dict[Path_, int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        key = tuple(loc[:end])
+        if key in lines:
+            return lines[key]
+    return None
