@@ -7,7 +7,7 @@ Optional fields left at ``None`` are omitted from the JSON.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -24,11 +24,11 @@ __all__ = [
     "TargetTrackingScalingPolicyConfiguration",
 ]
 
-SERVICE_NAMESPACE = "sagemaker"
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+SERVICE_NAMESPACE: Final = "sagemaker"
+SCALABLE_DIMENSION: Final = "sagemaker:variant:DesiredInstanceCount"
 
 
-class _Payload(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True, gc=False):
+class _Payload(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """Base for AWS payloads."""
 
 

@@ -44,7 +44,7 @@ class _Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     """Base for request bodies: unknown fields are rejected so that typos fail loudly."""
 
 
-class Workload(_Body):
+class Workload(_Body, frozen=True):
     """What is being served."""
 
     bound: Annotated[Bound, Meta(description="The resource that limits one instance's throughput.")]
@@ -52,7 +52,9 @@ class Workload(_Body):
     model_memory_gib: (
         Annotated[
             float,
-            Meta(gt=0, le=4096, description="Memory the loaded model needs (GPU memory for GPU models), GiB."),
+            Meta(
+                gt=0, le=4096, description="Memory the loaded model needs (GPU memory for GPU models), GiB."
+            ),
         ]
         | None
     ) = None
@@ -61,7 +63,7 @@ class Workload(_Body):
     ] = 1
 
 
-class PeakWindow(_Body):
+class PeakWindow(_Body, frozen=True):
     """A known peak: capacity is raised at `cron` and, when given, lowered again at `end_cron`."""
 
     cron: Annotated[
@@ -83,7 +85,7 @@ class PeakWindow(_Body):
     ) = None
 
 
-class Traffic(_Body):
+class Traffic(_Body, frozen=True):
     """How much load, and how it arrives."""
 
     peak_rps: Rps
@@ -100,7 +102,7 @@ class Traffic(_Body):
     peak_windows: Annotated[list[PeakWindow], Meta(max_length=24)] | None = None
 
 
-class Sla(_Body):
+class Sla(_Body, frozen=True):
     """Service-level objectives."""
 
     p99_latency_ms: Annotated[float, Meta(gt=0, le=3_600_000, description="p99 latency objective, ms.")]
@@ -109,7 +111,7 @@ class Sla(_Body):
     ]
 
 
-class WorkloadProfile(_Body):
+class WorkloadProfile(_Body, frozen=True):
     """A workload to advise on."""
 
     workload: Workload

@@ -37,7 +37,7 @@ Family = Literal["c", "m", "r", "g", "p", "inf"]
 ScalingMethod = Literal["target_tracking", "step", "scheduled"]
 
 
-class _Out(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+class _Out(msgspec.Struct, kw_only=True, gc=False):
     """Base for response parts."""
 
 
@@ -144,7 +144,7 @@ class ExplanationEntry(_Out):
     outcome: dict[str, Any]
 
 
-class Warning(_Out):  # noqa: A001 - the contract calls it a warning; shadowing the builtin is confined here
+class Warning(_Out):
     code: str
     message: str
     rule_id: str | None = None

@@ -15,7 +15,14 @@ __all__ = ["FIELDS", "TABLE_ORDER", "FieldSpec", "TableName", "fields_visible_to
 TableName = Literal["family", "sizing", "scaling", "availability", "monitoring", "advisories"]
 
 # Tables run in this order; each sees the decisions of the tables before it.
-TABLE_ORDER: tuple[TableName, ...] = ("family", "sizing", "scaling", "availability", "monitoring", "advisories")
+TABLE_ORDER: tuple[TableName, ...] = (
+    "family",
+    "sizing",
+    "scaling",
+    "availability",
+    "monitoring",
+    "advisories",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +62,14 @@ FIELDS: dict[str, FieldSpec] = {
             "Kind of model.",
             values=("classic_ml", "deep_learning", "vision", "llm", "graph"),
         ),
-        FieldSpec("workload.model_memory_gib", "Model memory, GiB.", low=0, high=4096, low_open=True, optional=True),
+        FieldSpec(
+            "workload.model_memory_gib", "Model memory, GiB.", low=0, high=4096, low_open=True, optional=True
+        ),
         FieldSpec("workload.pipeline_steps", "Pipeline steps.", low=1, high=100, integer=True),
         FieldSpec("traffic.peak_rps", "Peak requests/s.", low=0, high=1e7, low_open=True),
-        FieldSpec("traffic.per_instance_rps", "Requests/s one instance sustains.", low=0, high=1e6, low_open=True),
+        FieldSpec(
+            "traffic.per_instance_rps", "Requests/s one instance sustains.", low=0, high=1e6, low_open=True
+        ),
         FieldSpec("traffic.mean_rps", "Mean requests/s.", low=0, high=1e7, low_open=True, optional=True),
         FieldSpec(
             "traffic.peak_to_mean",
@@ -71,16 +82,28 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec("traffic.burstiness", "Load shape.", values=("steady", "periodic", "bursty")),
         FieldSpec("traffic.peak_window_count", "Known peak windows.", low=0, high=24, integer=True),
         FieldSpec("sla.p99_latency_ms", "p99 latency objective, ms.", low=0, high=3.6e6, low_open=True),
-        FieldSpec("sla.availability", "Availability objective.", low=0, high=1, low_open=True, high_open=True),
+        FieldSpec(
+            "sla.availability", "Availability objective.", low=0, high=1, low_open=True, high_open=True
+        ),
         FieldSpec("target_utilization", "Planned utilisation.", low=0.1, high=0.95),
         FieldSpec("priority", "What to favour.", values=("latency", "balanced", "cost")),
         FieldSpec("az_count", "Requested AZ count.", low=2, high=6, integer=True, optional=True),
         FieldSpec("decision.family", "Chosen family.", values=_FAMILIES, decided_by="family"),
-        FieldSpec("decision.scaling_method", "Chosen scaling method.",
-                  values=("target_tracking", "step", "scheduled"), decided_by="scaling"),
+        FieldSpec(
+            "decision.scaling_method",
+            "Chosen scaling method.",
+            values=("target_tracking", "step", "scheduled"),
+            decided_by="scaling",
+        ),
         FieldSpec("decision.multi_az", "Multi-AZ chosen.", values=(True, False), decided_by="availability"),
-        FieldSpec("decision.instances", "Final instance count.", low=1, high=1e7, integer=True,
-                  decided_by="availability"),
+        FieldSpec(
+            "decision.instances",
+            "Final instance count.",
+            low=1,
+            high=1e7,
+            integer=True,
+            decided_by="availability",
+        ),
     )
 }
 

@@ -21,7 +21,14 @@ from pydantic import TypeAdapter, ValidationError
 from service.rulebook.fields import TABLE_ORDER, TableName
 from service.rulebook.models import AnyTable, Catalog, RulesetManifest
 
-__all__ = ["MAX_FILE_BYTES", "LoadedRuleset", "RuleFileError", "RulesetInvalid", "load_ruleset", "parse_ruleset"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "LoadedRuleset",
+    "RuleFileError",
+    "RulesetInvalid",
+    "load_ruleset",
+    "parse_ruleset",
+]
 
 MAX_FILE_BYTES = 1_000_000
 MAX_YAML_NODES = 200_000  # far above any real rule file; stops alias ("billion laughs") bombs
@@ -67,14 +74,20 @@ class LoadedRuleset:
 
 def ruleset_files(directory: Path) -> dict[str, str]:
     """The files that make up a ruleset, by relative posix path, newlines normalised."""
-    paths = [directory / "ruleset.yaml", directory / "catalog.yaml", *sorted((directory / "tables").glob("*.yaml"))]
+    paths = [
+        directory / "ruleset.yaml",
+        directory / "catalog.yaml",
+        *sorted((directory / "tables").glob("*.yaml")),
+    ]
     files: dict[str, str] = {}
     for path in paths:
         rel = path.relative_to(directory).as_posix()
         if not path.is_file():
             raise RulesetInvalid([RuleFileError(rel, None, None, "file is missing")])
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise RulesetInvalid([RuleFileError(rel, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")])
+            raise RulesetInvalid(
+                [RuleFileError(rel, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")]
+            )
         files[rel] = path.read_text(encoding="utf-8").replace("\r\n", "\n")
     return files
 
@@ -123,7 +136,9 @@ def parse_ruleset(files: Mapping[str, str], *, label: str = "rules") -> LoadedRu
                 rule_lines[(rel, rule.id)] = lines.get(("rules", index), 1)
             if table.table in tables:
                 errors.append(
-                    RuleFileError(shown, 1, None, f"table '{table.table}' is also defined in {table_files[table.table]}")
+                    RuleFileError(
+                        shown, 1, None, f"table '{table.table}' is also defined in {table_files[table.table]}"
+                    )
                 )
                 continue
             tables[table.table] = table
@@ -132,7 +147,9 @@ def parse_ruleset(files: Mapping[str, str], *, label: str = "rules") -> LoadedRu
     if not errors:
         missing = [t for t in REQUIRED_TABLES if t not in tables]
         if missing:
-            errors.append(RuleFileError(f"{label}/tables", None, None, f"missing table(s): {', '.join(missing)}"))
+            errors.append(
+                RuleFileError(f"{label}/tables", None, None, f"missing table(s): {', '.join(missing)}")
+            )
     if errors or manifest is None or catalog is None:
         raise RulesetInvalid(errors)
     ordered = {name: tables[name] for name in TABLE_ORDER if name in tables}
@@ -148,6 +165,14 @@ def parse_ruleset(files: Mapping[str, str], *, label: str = "rules") -> LoadedRu
 
 
 # ---------------------------------------------------------------- YAML with line numbers
+
+
+def yaml_with_lines(text: str, shown: str) -> tuple[Any, dict[tuple[str | int, ...], int]]:
+    """Safe-load YAML, returning the data and the line of each key path; RulesetInvalid on bad YAML."""
+    try:
+        return _parse_yaml(text)
+    except _YamlError as exc:
+        raise RulesetInvalid([RuleFileError(shown, exc.line, None, exc.message)]) from None
 
 
 class _YamlError(Exception):
@@ -202,7 +227,7 @@ _SAFE_CONSTRUCTOR = yaml.SafeLoader("")
 def _scalar(node: yaml.Node) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise _YamlError(node.start_mark.line + 1, "keys must be plain values")
-    return _SAFE_CONSTRUCTOR.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return _SAFE_CONSTRUCTOR.construct_object(node, deep=True)
 
 
 # ---------------------------------------------------------------- validation errors with lines
@@ -237,7 +262,9 @@ def _locate(err: Any, data: Any, lines: dict[Path_, int], shown: str) -> RuleFil
     if match and isinstance(data, dict):  # a table-level check that names the rule (and field) itself
         rule_id = match.group(1)
         message = message[match.end() :].lstrip(": ") or message
-        index = next((i for i, r in enumerate(data.get("rules") or []) if _rule_id_at(data, i) == rule_id), None)
+        index = next(
+            (i for i, r in enumerate(data.get("rules") or []) if _rule_id_at(data, i) == rule_id), None
+        )
         if index is not None:
             loc = ["rules", index, "when", match.group(2)] if match.group(2) else ["rules", index]
             if match.group(2):

@@ -90,7 +90,8 @@ class Rule(Strict, Generic[OutcomeT]):
 
     id: Annotated[str, Field(pattern=RULE_ID_PATTERN, description="Stable id, kebab-case; never reuse one.")]
     when: dict[str, Condition] = Field(
-        default_factory=dict, description="Conditions on profile fields, all of which must hold. Empty: always."
+        default_factory=dict,
+        description="Conditions on profile fields, all of which must hold. Empty: always.",
     )
     then: OutcomeT
     because: Annotated[str, Field(min_length=10, max_length=500, description="Why, shown to users.")]
@@ -113,7 +114,9 @@ class SizingOutcome(Strict):
 
 
 class StepSpec(Strict):
-    above: float = Field(ge=0, le=10, description="Fraction above the alarm threshold where this step starts.")
+    above: float = Field(
+        ge=0, le=10, description="Fraction above the alarm threshold where this step starts."
+    )
     add_percent: int = Field(ge=1, le=500, description="Capacity to add, percent of current.")
 
 
@@ -121,6 +124,12 @@ class ScalingOutcome(Strict):
     method: Literal["target_tracking", "step", "scheduled"]
     scale_out_cooldown_s: int = Field(default=300, ge=0, le=86_400)
     scale_in_cooldown_s: int = Field(default=300, ge=0, le=86_400)
+    max_capacity_factor: float = Field(
+        default=1.5,
+        ge=1.0,
+        le=10.0,
+        description="MaxCapacity = instances x this, for load above the forecast.",
+    )
     scale_out_steps: list[StepSpec] | None = Field(
         default=None, description="Step scaling only: steps by how far load is above the threshold."
     )
@@ -188,8 +197,9 @@ class MonitoringOutcome(Strict):
 
 
 class AdvisoryOutcome(Strict):
+    """A warning; the rule's ``because`` is the message shown with it."""
+
     warning: str = Field(pattern=r"^[a-z0-9_]{1,64}$", description="Warning code.")
-    message: str = Field(min_length=10, max_length=500)
 
 
 # ---------------------------------------------------------------- tables

@@ -1,0 +1,39 @@
+"""Liveness and readiness, outside the API schema."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import Response, get
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from service.api.schemas import Health
+from service.audit import AuditReader
+from service.registry import RulesetRegistry
+
+__all__ = ["healthz", "readyz"]
+
+READY_DB_TIMEOUT_S = 2.0
+
+
+@get("/healthz", include_in_schema=False, sync_to_thread=False)
+def healthz() -> Health:
+    """Alive: the process answers. Checks no dependency, so a database outage never restarts pods."""
+    return Health(status="ok")
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(reader: AuditReader, registry: RulesetRegistry) -> Response[Health]:
+    """Ready: the database answers and a ruleset is active."""
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(reader.ping(), timeout=READY_DB_TIMEOUT_S)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    checks["ruleset"] = f"active {registry.active.version}" if registry.active else "none active"
+    ready = checks["database"] == "ok" and registry.active is not None
+    return Response(
+        Health(status="ready" if ready else "unready", checks=checks),
+        status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE,
+    )

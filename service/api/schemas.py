@@ -1,0 +1,82 @@
+"""Response bodies of the read endpoints (the recommendation itself is in service.contract)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+
+from service.contract import Recommendation, WorkloadProfile
+
+__all__ = [
+    "DecisionPage",
+    "DecisionRecord",
+    "DecisionSummary",
+    "Health",
+    "RecommendationResponse",
+    "RulesetDetail",
+    "RulesetList",
+    "RulesetSummary",
+]
+
+
+class RecommendationResponse(Recommendation, kw_only=True):
+    """The answer to POST /v1/recommendations: the recommendation, with its audit identity."""
+
+    decision_id: uuid.UUID
+    created_at: datetime
+
+
+class DecisionRecord(msgspec.Struct, kw_only=True, frozen=True):
+    """An audited decision: what was asked, what was answered, by which ruleset, for whom."""
+
+    decision_id: uuid.UUID
+    created_at: datetime
+    ruleset_version: str
+    ruleset_sha256: str
+    caller: str
+    request_id: str
+    # Served as the exact JSON text that was stored (msgspec.Raw), declared by type for the schema.
+    profile: WorkloadProfile
+    recommendation: Recommendation
+
+
+class DecisionSummary(msgspec.Struct, kw_only=True, frozen=True):
+    decision_id: uuid.UUID
+    created_at: datetime
+    ruleset_version: str
+    ruleset_sha256: str
+    caller: str
+    family: str | None
+    instance_type: str | None
+    scaling_method: str | None
+    instances: int | None
+
+
+class DecisionPage(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[DecisionSummary]
+    next_cursor: str | None = msgspec.field(
+        default=None,
+    )
+
+
+class RulesetSummary(msgspec.Struct, kw_only=True, frozen=True):
+    version: str
+    sha256: str
+    description: str
+    created_at: datetime
+    active: bool
+
+
+class RulesetList(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[RulesetSummary]
+
+
+class RulesetDetail(RulesetSummary, kw_only=True, frozen=True):
+    files: dict[str, str]
+
+
+class Health(msgspec.Struct, kw_only=True, frozen=True):
+    status: str
+    checks: dict[str, str] = msgspec.field(default_factory=dict)

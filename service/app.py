@@ -1,0 +1,94 @@
+"""The application factory: wiring only; behaviour lives in the modules it wires."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, Server, Tag
+
+from service.api.context import RequestIdMiddleware
+from service.api.decisions import DecisionController
+from service.api.docs_ui import docs_render_plugins, docs_static_router
+from service.api.health import healthz, readyz
+from service.api.problems import problem_details_plugin, unexpected_error_handler
+from service.api.recommendations import RecommendationController
+from service.api.rulesets import RulesetController
+from service.audit import AuditReader, AuditWriter
+from service.db.engine import create_engine
+from service.decisions import DecisionService
+from service.registry import RulesetRegistry
+from service.rulebook.loader import load_ruleset
+from service.settings import Settings, get_settings
+
+__all__ = ["API_VERSION", "create_app", "openapi_config"]
+
+API_VERSION = "1.0.0"
+logger = logging.getLogger("service")
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="advisor",
+        version=API_VERSION,
+        description=(
+            "Rule-based advice for ML inference infrastructure on SageMaker: instance family and type, "
+            "instance count, scaling method with exact AWS payloads, and a multi-AZ plan. Every part of an "
+            "answer names the rule that decided it; every decision is audited."
+        ),
+        path="/docs",
+        render_plugins=docs_render_plugins(),
+        servers=[Server(url="/")],
+        tags=[
+            Tag(name="recommendations", description="Ask for a recommendation."),
+            Tag(name="audit", description="Audited decisions."),
+            Tag(name="rulesets", description="Rulesets that have answered."),
+        ],
+        components=Components(),
+        use_handler_docstrings=False,
+    )
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    engine = create_engine(settings)
+    registry = RulesetRegistry(engine)
+    reader, writer = AuditReader(engine), AuditWriter(engine)
+    decisions = DecisionService(registry, writer)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        # Activation fails loudly: a ruleset that does not validate must never serve.
+        active = await registry.activate(load_ruleset(settings.rules_dir))
+        logger.info("ruleset %s (sha256 %s) active", active.version, active.sha256)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    return Litestar(
+        route_handlers=[
+            RecommendationController,
+            DecisionController,
+            RulesetController,
+            healthz,
+            readyz,
+            docs_static_router(),
+        ],
+        dependencies={
+            "registry": Provide(lambda: registry, sync_to_thread=False),
+            "reader": Provide(lambda: reader, sync_to_thread=False),
+            "decisions": Provide(lambda: decisions, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        middleware=[RequestIdMiddleware()],
+        plugins=[problem_details_plugin()],
+        exception_handlers={Exception: unexpected_error_handler},
+        openapi_config=openapi_config(),
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )

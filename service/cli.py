@@ -1,0 +1,165 @@
+"""The ``advisor`` command line: recommend, check and test rules, run the service, migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import BinaryIO, NoReturn
+
+import click
+import msgspec
+
+__all__ = ["main"]
+
+_RULES_DIR = click.argument("directory", required=False, default="rules", type=click.Path(path_type=Path))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Advisor: rule-based recommendations for ML inference infrastructure."""
+
+
+@main.command()
+@click.argument("profile", type=click.File("rb"))
+@click.option("--rules", "rules_dir", default="rules", show_default=True, type=click.Path(path_type=Path))
+def recommend(profile: BinaryIO, rules_dir: Path) -> None:
+    """Print the recommendation for PROFILE (a JSON file, or - for stdin). No server, no database."""
+    from service.contract import WorkloadProfile
+    from service.engine import ProfileRejected, compile_ruleset, evaluate
+    from service.rulebook.loader import RulesetInvalid, load_ruleset
+
+    try:
+        ruleset = compile_ruleset(load_ruleset(rules_dir))
+    except RulesetInvalid as exc:
+        _fail(f"ruleset {rules_dir} is invalid:\n{exc}")
+    try:
+        body = msgspec.json.decode(profile.read(), type=WorkloadProfile)
+    except msgspec.ValidationError as exc:
+        _fail(f"invalid profile: {exc}")
+    except msgspec.DecodeError as exc:
+        _fail(f"profile is not valid JSON: {exc}")
+    try:
+        result = evaluate(body, ruleset)
+    except ProfileRejected as exc:
+        _fail(f"profile rejected ({exc.code}): {exc.message}")
+    click.echo(msgspec.json.format(msgspec.json.encode(result), indent=2).decode())
+
+
+@main.group()
+def rules() -> None:
+    """Validate, lint and test rule files."""
+
+
+@rules.command("check")
+@_RULES_DIR
+def rules_check(directory: Path) -> None:
+    """Validate and lint the ruleset in DIRECTORY: schema errors, unreachable rules, gaps."""
+    from service.rulebook.lint import lint_ruleset
+    from service.rulebook.loader import RulesetInvalid, load_ruleset
+
+    try:
+        ruleset = load_ruleset(directory)
+    except RulesetInvalid as exc:
+        click.echo(str(exc), err=True)
+        _fail(f"{len(exc.errors)} error(s); the ruleset cannot be activated")
+    findings = lint_ruleset(ruleset, label=directory.as_posix())
+    for finding in findings:
+        click.echo(str(finding), err=True)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        _fail(f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
+    rule_count = sum(len(t.rules) for t in ruleset.tables.values())
+    click.echo(
+        f"ok: ruleset {ruleset.version} sha256 {ruleset.sha256}: {len(ruleset.tables)} tables, "
+        f"{rule_count} rules, {len(ruleset.catalog.instances)} instance types, {len(findings)} warning(s)"
+    )
+
+
+@rules.command("test")
+@_RULES_DIR
+@click.option("--tests", "tests_dir", type=click.Path(path_type=Path), help="Default: DIRECTORY/tests.")
+def rules_test(directory: Path, tests_dir: Path | None) -> None:
+    """Run the rule test cases (DIRECTORY/tests/*.yaml); every rule must be exercised."""
+    from service.engine import compile_ruleset
+    from service.engine.casetests import run_rule_tests
+    from service.rulebook.loader import RulesetInvalid, load_ruleset
+
+    tests_dir = tests_dir or directory / "tests"
+    try:
+        report = run_rule_tests(compile_ruleset(load_ruleset(directory)), tests_dir)
+    except RulesetInvalid as exc:
+        _fail(str(exc))
+    for result in report.results:
+        if result.ok:
+            continue
+        where = f"{result.file}:{result.line}" if result.line else result.file
+        for failure in result.failures:
+            click.echo(f"FAIL {where} {result.name}: {failure}", err=True)
+    for table, rule_id in report.uncovered:
+        click.echo(f"UNCOVERED table '{table}' rule '{rule_id}': no case makes it fire", err=True)
+    passed = len(report.results) - len(report.failed)
+    summary = f"{passed} passed, {len(report.failed)} failed, {len(report.uncovered)} rule(s) uncovered"
+    if not report.ok:
+        _fail(summary)
+    click.echo(summary)
+
+
+@rules.command("schema")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("rules/schema"), show_default=True)
+def rules_schema(out: Path) -> None:
+    """Write the JSON Schemas of the rule-file formats (for editors)."""
+    from service.rulebook.schema import render_schemas
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render_schemas().items():
+        (out / name).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out / name}")
+
+
+@main.command()
+@click.option("--host", default=None, help="Default: ADVISOR_HOST (127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Default: ADVISOR_PORT (8000).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Run the HTTP service (UI at /docs)."""
+    import uvicorn
+
+    from service.settings import get_settings
+
+    settings = get_settings()
+    if settings.should_migrate_on_start:
+        from service.db.migrate import upgrade
+
+        asyncio.run(upgrade(settings.database_url))
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema management."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations to ADVISOR_DATABASE_URL (safe to run from several replicas at once)."""
+    from service.db.migrate import upgrade
+    from service.settings import get_settings
+
+    url = get_settings().database_url
+    asyncio.run(upgrade(url))
+    click.echo("database is at the latest migration")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)

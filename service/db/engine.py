@@ -1,0 +1,126 @@
+"""Async engine construction for the two supported backends (Postgres via asyncpg, SQLite via aiosqlite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+
+from service.settings import Settings
+
+__all__ = [
+    "APPLICATION_NAME",
+    "create_engine",
+    "create_single_use_engine",
+    "is_postgres_url",
+    "is_sqlite_url",
+    "sqlite_database_path",
+]
+
+APPLICATION_NAME = "advisor"
+DEFAULT_TIMEOUT_S = 5.0
+
+
+def is_sqlite_url(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def is_postgres_url(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def sqlite_database_path(url: str | URL) -> Path | None:
+    """The file a SQLite URL points at, or None for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """The service's pooled engine for ``settings.database_url``.
+
+    The caller owns it and must ``await engine.dispose()`` on shutdown.
+
+    Postgres: a pool of ``db_pool_size`` connections (no overflow: the size is the hard cap per worker, so
+    workers x db_pool_size can be sized against the server's ``max_connections``), waiting up to
+    ``db_pool_timeout_s`` for a free one, pre-pinged, connecting within ``db_connect_timeout_s``.
+    SQLite: WAL journal, ``synchronous=NORMAL``, foreign keys on, and a writer waits up to
+    ``db_pool_timeout_s`` for the database lock (``busy_timeout``); the parent directory of the file is
+    created if missing.
+    """
+    return _build(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout_s=settings.db_pool_timeout_s,
+        connect_timeout_s=settings.db_connect_timeout_s,
+    )
+
+
+def create_single_use_engine(
+    database_url: str,
+    *,
+    connect_timeout_s: float = DEFAULT_TIMEOUT_S,
+    busy_timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> AsyncEngine:
+    """An engine without a pool (each connection is really closed), for migrations and one-off tools."""
+    return _build(
+        database_url, pool_size=None, pool_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s
+    )
+
+
+def _build(
+    database_url: str, *, pool_size: int | None, pool_timeout_s: float, connect_timeout_s: float
+) -> AsyncEngine:
+    url = make_url(database_url)
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    pool_args: dict[str, Any] = (
+        {"poolclass": NullPool}
+        if pool_size is None
+        else {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": pool_timeout_s}
+    )
+    if backend == "postgresql":
+        if driver != "asyncpg":
+            raise ValueError(
+                f"Postgres URLs must use the asyncpg driver (postgresql+asyncpg://), got {url!r}"
+            )
+        return create_async_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={
+                "timeout": connect_timeout_s,
+                "server_settings": {"application_name": APPLICATION_NAME},
+            },
+            **pool_args,
+        )
+    if backend == "sqlite":
+        if driver != "aiosqlite":
+            raise ValueError(f"SQLite URLs must use the aiosqlite driver (sqlite+aiosqlite://), got {url!r}")
+        path = sqlite_database_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if pool_size is not None and path is None:
+            # In memory: SQLAlchemy's default pool (one shared connection) is the only one that works.
+            pool_args = {}
+        engine = create_async_engine(url, **pool_args)
+        _install_sqlite_pragmas(engine, busy_timeout_ms=int(pool_timeout_s * 1000))
+        return engine
+    raise ValueError(f"unsupported database URL {url!r}: use postgresql+asyncpg:// or sqlite+aiosqlite://")
+
+
+def _install_sqlite_pragmas(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout first: switching a fresh file to WAL needs the lock another process may hold.
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()

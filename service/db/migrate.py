@@ -1,0 +1,165 @@
+"""Schema migrations (alembic, configured in code: no ``alembic.ini``).
+
+``upgrade`` is safe to run from several processes at once: on Postgres it holds a session-level advisory
+lock on a dedicated connection while migrating; on SQLite the migration runs in one ``BEGIN IMMEDIATE``
+transaction, which takes the database's write lock (others wait up to the busy timeout, then see the schema
+already at head).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.db.engine import create_single_use_engine, is_postgres_url, sqlite_database_path
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "MIGRATION_LOCK_KEY",
+    "alembic_config",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "is_up_to_date",
+    "upgrade",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS_DIR = REPO_ROOT / "migrations"
+
+# Key of the Postgres advisory lock serialising migrations (first 8 bytes of sha256(b"advisor:migrations")).
+MIGRATION_LOCK_KEY = 4071953280453403638
+
+# How long an SQLite migrator waits for another one's write lock.
+SQLITE_MIGRATION_BUSY_TIMEOUT_S = 60.0
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    """An alembic ``Config`` for this repository's migrations, e.g. for ``alembic.command.revision``.
+
+    With ``database_url``, env.py can also connect by itself (standalone use, no migration lock).
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("prepend_sys_path", str(REPO_ROOT))
+    config.set_main_option("file_template", "%%(year)d-%%(month).2d-%%(day).2d-%%(rev)s_%%(slug)s")
+    config.set_main_option("timezone", "UTC")
+    if database_url is not None:
+        config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision in ``migrations/versions``."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def upgrade(database_url: str, revision: str = "head") -> None:
+    """``alembic upgrade <revision>`` on ``database_url``; a no-op when already there."""
+
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    await _run_locked(database_url, run)
+
+
+async def downgrade(database_url: str, revision: str = "base") -> None:
+    """``alembic downgrade <revision>`` on ``database_url`` (``base`` drops everything)."""
+
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    await _run_locked(database_url, run)
+
+
+async def current_revision(database_url: str) -> str | None:
+    """The revision the database is at; None for an empty (or, for SQLite, missing) database."""
+    heads = await _current_heads(database_url)
+    if len(heads) > 1:
+        raise RuntimeError(f"database has several alembic heads: {sorted(heads)}")
+    return next(iter(heads), None)
+
+
+async def is_up_to_date(database_url: str) -> bool:
+    """Whether the database is at the newest revision of this code."""
+    expected = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return await _current_heads(database_url) == expected
+
+
+async def _current_heads(database_url: str) -> set[str]:
+    if not is_postgres_url(database_url):
+        path = sqlite_database_path(database_url)
+        if path is not None and not path.exists():
+            return set()  # don't create the file just to look at it
+
+    def heads(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    engine = create_single_use_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(heads)
+    finally:
+        await engine.dispose()
+
+
+async def _run_locked(database_url: str, run: Callable[[Connection], None]) -> None:
+    if is_postgres_url(database_url):
+        engine = create_single_use_engine(database_url)
+        try:
+            await _run_postgres(engine, run)
+        finally:
+            await engine.dispose()
+    else:
+        engine = create_single_use_engine(database_url, busy_timeout_s=SQLITE_MIGRATION_BUSY_TIMEOUT_S)
+        try:
+            await _run_sqlite(engine, run)
+        finally:
+            await engine.dispose()
+
+
+async def _run_postgres(engine: AsyncEngine, run: Callable[[Connection], None]) -> None:
+    lock = {"key": MIGRATION_LOCK_KEY}
+    # The lock lives on its own connection (session-level, outside any transaction) for the whole migration,
+    # so replicas starting together run one after another; the losers then find the schema at head. If this
+    # process dies the server ends the session and the lock goes with it.
+    async with engine.connect() as lock_connection:
+        await lock_connection.execute(text("SELECT pg_advisory_lock(:key)"), lock)
+        await lock_connection.commit()
+        try:
+            async with engine.begin() as connection:  # DDL is transactional: all or nothing
+                await connection.run_sync(run)
+        finally:
+            # Closing the (unpooled) connection would release the lock too; unlock explicitly when we still
+            # can.
+            with contextlib.suppress(Exception):
+                await lock_connection.execute(text("SELECT pg_advisory_unlock(:key)"), lock)
+                await lock_connection.commit()
+
+
+async def _run_sqlite(engine: AsyncEngine, run: Callable[[Connection], None]) -> None:
+    async with engine.connect() as connection:
+        # pysqlite would otherwise run the DDL outside any transaction; BEGIN IMMEDIATE makes the migration
+        # atomic and takes the write lock up front, so concurrent migrators queue up instead of
+        # interleaving.
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            await connection.run_sync(run)
+        except BaseException:
+            await connection.rollback()
+            raise
+        await connection.commit()

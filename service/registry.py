@@ -1,0 +1,67 @@
+"""Which ruleset answers: the active one, or a stored earlier one pinned by version.
+
+The active ruleset is one immutable object behind one reference, so a request that read it is
+answered wholly by it even if another ruleset becomes active meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.db.repository import AuditRepository
+from service.engine import CompiledRuleset, compile_ruleset
+from service.rulebook.loader import LoadedRuleset, parse_ruleset
+
+__all__ = ["RulesetNotFound", "RulesetRegistry"]
+
+MAX_CACHED = 16
+
+
+class RulesetNotFound(Exception):
+    def __init__(self, version: str) -> None:
+        super().__init__(f"no stored ruleset has version '{version}'")
+        self.version = version
+
+
+@dataclass
+class RulesetRegistry:
+    engine: AsyncEngine
+    active: CompiledRuleset | None = None
+    _by_sha: dict[str, CompiledRuleset] = field(default_factory=dict)
+
+    async def activate(self, loaded: LoadedRuleset) -> CompiledRuleset:
+        """Store ``loaded`` (content-addressed, idempotent) and make it the active ruleset."""
+        compiled = compile_ruleset(loaded)
+        async with self.engine.begin() as conn:
+            await AuditRepository(conn).save_ruleset(
+                loaded.sha256, loaded.version, loaded.description, loaded.files, datetime.now(UTC)
+            )
+        self._remember(compiled)
+        self.active = compiled
+        return compiled
+
+    async def for_version(self, version: str | None) -> CompiledRuleset:
+        """The active ruleset, or the newest stored one labelled ``version``."""
+        active = self.active
+        if active is None:
+            raise RuntimeError("no ruleset is active")
+        if version is None or version == active.version:
+            return active
+        async with self.engine.connect() as conn:
+            row = await AuditRepository(conn).get_ruleset_by_version(version)
+        if row is None:
+            raise RulesetNotFound(version)
+        cached = self._by_sha.get(row.sha256)
+        if cached is not None:
+            return cached
+        compiled = compile_ruleset(parse_ruleset(row.files, label=f"stored:{row.version}"))
+        self._remember(compiled)
+        return compiled
+
+    def _remember(self, compiled: CompiledRuleset) -> None:
+        if len(self._by_sha) >= MAX_CACHED:
+            self._by_sha.pop(next(iter(self._by_sha)))
+        self._by_sha[compiled.sha256] = compiled

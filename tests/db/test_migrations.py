@@ -1,0 +1,113 @@
+"""The alembic migrations on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from dbutil import connect, sqlite_url
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from service.db import current_revision, downgrade, head_revision, is_up_to_date, metadata, upgrade
+from service.db.engine import create_single_use_engine
+from service.db.migrate import MIGRATION_LOCK_KEY
+
+TABLES = {"alembic_version", "rulesets", "decisions"}
+
+
+async def table_names(url: str) -> set[str]:
+    engine = create_single_use_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_creates_the_schema_and_is_idempotent(blank_database_url: str) -> None:
+    url = blank_database_url
+    assert head_revision() is not None
+    assert await current_revision(url) is None
+    assert not await is_up_to_date(url)
+
+    await upgrade(url)
+    assert await table_names(url) == TABLES
+    assert await current_revision(url) == head_revision()
+    assert await is_up_to_date(url)
+
+    await upgrade(url)  # no-op
+    assert await table_names(url) == TABLES
+    assert await current_revision(url) == head_revision()
+
+
+async def test_schema_matches_table_metadata(database_url: str) -> None:
+    """The migrations and service/db/tables.py describe the same schema."""
+
+    def diff(conn: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+    engine = create_single_use_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_concurrent_upgrades_both_succeed(blank_database_url: str) -> None:
+    await asyncio.gather(upgrade(blank_database_url), upgrade(blank_database_url))
+    assert await current_revision(blank_database_url) == head_revision()
+    assert await table_names(blank_database_url) == TABLES
+
+
+async def test_upgrade_waits_for_the_advisory_lock(pg_database_url: str) -> None:
+    await downgrade(pg_database_url)
+    holder: asyncpg.Connection = await connect(pg_database_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        task = asyncio.create_task(upgrade(pg_database_url))
+        await asyncio.sleep(0.5)
+        assert not task.done(), "upgrade ran while another migrator held the lock"
+        assert await current_revision(pg_database_url) is None
+        await holder.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        await asyncio.wait_for(task, timeout=30)
+    finally:
+        await holder.close()
+    assert await current_revision(pg_database_url) == head_revision()
+
+
+async def test_downgrade_drops_everything(database_url: str) -> None:
+    await downgrade(database_url)
+    assert await table_names(database_url) == {"alembic_version"}
+    assert await current_revision(database_url) is None
+    assert not await is_up_to_date(database_url)
+    await upgrade(database_url)  # and back up again
+    assert await table_names(database_url) == TABLES
+
+
+async def test_downgrade_drops_the_postgres_trigger_function(pg_database_url: str) -> None:
+    await downgrade(pg_database_url)
+    conn = await connect(pg_database_url)
+    try:
+        query = "SELECT count(*) FROM pg_proc WHERE proname = 'decisions_append_only'"
+        assert await conn.fetchval(query) == 0
+    finally:
+        await conn.close()
+
+
+async def test_looking_at_a_missing_sqlite_file_does_not_create_it(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "missing.db"
+    assert await current_revision(sqlite_url(path)) is None
+    assert not await is_up_to_date(sqlite_url(path))
+    assert not path.exists()
+
+
+async def test_sqlite_upgrade_creates_the_parent_directory(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "advisor.db"
+    await upgrade(sqlite_url(path))
+    assert path.exists()
+    assert await is_up_to_date(sqlite_url(path))

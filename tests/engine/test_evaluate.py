@@ -1,0 +1,104 @@
+"""The engine on concrete profiles: the worked example, refusals, explanations."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from profiles import WORKED_EXAMPLE, profile
+
+from service.engine import CompiledRuleset, ProfileRejected, evaluate
+
+
+class TestWorkedExample:
+    def test_base_instances_is_eleven(self, ruleset: CompiledRuleset) -> None:
+        """150 RPS / (20 RPS x 0.7) = 10.71, rounded up to 11 (the study guide's answer)."""
+        rec = evaluate(profile(WORKED_EXAMPLE), ruleset)
+        assert rec.capacity.base_instances == 11
+        assert "ceil(150 / (20 x 0.7)) = ceil(10.7143) = 11" in rec.capacity.steps[0]
+
+    def test_family_scaling_and_availability_follow_the_guide(self, ruleset: CompiledRuleset) -> None:
+        rec = evaluate(profile(WORKED_EXAMPLE), ruleset)
+        assert rec.instance.family == "c"  # CPU-bound classic ML
+        assert rec.instance.instance_type.startswith("ml.c")
+        assert rec.scaling.method == "target_tracking"
+        assert rec.scaling.target_value == 840.0  # 20 x 0.7 x 60 invocations per instance per minute
+        assert rec.availability.multi_az and rec.availability.az_count == 3
+        assert rec.capacity.instances == 12 and rec.capacity.per_az == [4, 4, 4]
+
+    def test_cost_is_instances_times_price(self, ruleset: CompiledRuleset) -> None:
+        rec = evaluate(profile(WORKED_EXAMPLE), ruleset)
+        price = next(
+            i.usd_per_hour for i in ruleset.catalog.instances if i.type == rec.instance.instance_type
+        )
+        assert rec.cost.usd_per_hour == pytest.approx(12 * price)
+        assert rec.cost.usd_per_month == pytest.approx(12 * price * 730, abs=0.01)
+        assert rec.cost.price_as_of == ruleset.catalog.as_of
+
+
+class TestInstanceChoice:
+    def test_smallest_type_that_holds_the_model(self, ruleset: CompiledRuleset) -> None:
+        data = copy.deepcopy(WORKED_EXAMPLE)
+        data["workload"]["model_memory_gib"] = 10  # x 1.5 headroom = 15 GiB of host memory
+        rec = evaluate(profile(data), ruleset)
+        assert rec.instance.memory_gib >= 15
+        cheaper = [
+            i for i in ruleset.by_family["c"] if i.usd_per_hour < ruleset.by_family["c"][0].usd_per_hour + 1e9
+        ]
+        fitting = [i for i in cheaper if i.memory_gib >= 15]
+        assert rec.instance.instance_type == fitting[0].type
+        assert any("needs 15 GiB" in a.rejected_because for a in rec.instance.alternatives)
+
+    def test_model_too_large_for_the_family_is_refused(self, ruleset: CompiledRuleset) -> None:
+        data = copy.deepcopy(WORKED_EXAMPLE)
+        data["workload"]["model_memory_gib"] = 4000
+        with pytest.raises(ProfileRejected) as info:
+            evaluate(profile(data), ruleset)
+        assert info.value.code == "model_does_not_fit"
+        assert info.value.field == "workload.model_memory_gib"
+
+
+class TestConsistency:
+    def test_mean_above_peak_is_refused(self, ruleset: CompiledRuleset) -> None:
+        data = copy.deepcopy(WORKED_EXAMPLE)
+        data["traffic"]["mean_rps"] = 200
+        with pytest.raises(ProfileRejected, match="mean_rps"):
+            evaluate(profile(data), ruleset)
+
+    def test_window_above_peak_is_refused(self, ruleset: CompiledRuleset) -> None:
+        data = copy.deepcopy(WORKED_EXAMPLE)
+        data["traffic"] |= {
+            "burstiness": "periodic",
+            "peak_windows": [{"cron": "cron(0 8 * * ? *)", "rps": 151}],
+        }
+        with pytest.raises(ProfileRejected) as info:
+            evaluate(profile(data), ruleset)
+        assert info.value.code == "window_above_peak"
+
+    def test_single_instance_for_an_availability_target_warns(self, ruleset: CompiledRuleset) -> None:
+        data = copy.deepcopy(WORKED_EXAMPLE)
+        data["sla"]["availability"] = 0.98  # below 99%: one AZ, floor 1
+        data["traffic"]["peak_rps"] = 5
+        rec = evaluate(profile(data), ruleset)
+        assert rec.capacity.instances == 1
+        assert not rec.availability.multi_az
+        data["sla"]["availability"] = 0.99
+        rec = evaluate(profile(data), ruleset)
+        assert rec.capacity.instances >= 2
+
+
+class TestExplanation:
+    def test_every_fired_rule_is_listed_with_the_inputs_it_matched(self, ruleset: CompiledRuleset) -> None:
+        rec = evaluate(profile(WORKED_EXAMPLE), ruleset)
+        family = next(e for e in rec.explanation if e.table == "family")
+        assert family.rule_id == "cpu-classic-ml"
+        assert family.matched == {"workload.bound": "cpu", "workload.model_kind": "classic_ml"}
+        assert family.outcome == {"family": "c"}
+        assert [e.table for e in rec.explanation][:4] == ["family", "sizing", "scaling", "availability"]
+
+    def test_latency_alarm_threshold_is_in_microseconds(self, ruleset: CompiledRuleset) -> None:
+        rec = evaluate(profile(WORKED_EXAMPLE), ruleset)
+        latency = next(a for a in rec.monitoring.alarms if a.MetricName == "ModelLatency")
+        assert latency.Threshold == 100_000.0 and latency.Unit == "Microseconds"
+        cpu = next(a for a in rec.monitoring.alarms if a.MetricName == "CPUUtilization")
+        assert cpu.Threshold == 80.0 * rec.instance.vcpus

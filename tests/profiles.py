@@ -1,0 +1,67 @@
+"""Profile builders and a hypothesis strategy of valid profiles, shared by tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from hypothesis import strategies as st
+
+from service.contract import WorkloadProfile
+
+WORKED_EXAMPLE: dict[str, Any] = {
+    "name": "fraud-xgb",
+    "workload": {"bound": "cpu", "model_kind": "classic_ml", "model_memory_gib": 2},
+    "traffic": {"peak_rps": 150, "per_instance_rps": 20, "burstiness": "steady"},
+    "sla": {"p99_latency_ms": 100, "availability": 0.999},
+    "target_utilization": 0.7,
+}
+
+
+def profile(data: dict[str, Any]) -> WorkloadProfile:
+    return msgspec.convert(data, WorkloadProfile)
+
+
+_rps = st.floats(min_value=0.01, max_value=1e6, allow_nan=False, allow_infinity=False)
+_cron = st.sampled_from(["cron(0 8 ? * MON-FRI *)", "cron(30 17 * * ? *)", "cron(0 0 1 * ? *)"])
+
+
+@st.composite
+def profiles(draw: st.DrawFn) -> dict[str, Any]:
+    """Random valid profiles across every enum and the numeric ranges the contract allows."""
+    peak = draw(_rps)
+    traffic: dict[str, Any] = {
+        "peak_rps": peak,
+        "per_instance_rps": draw(st.floats(min_value=0.01, max_value=1e5, allow_nan=False)),
+        "burstiness": draw(st.sampled_from(["steady", "periodic", "bursty"])),
+    }
+    if draw(st.booleans()):
+        traffic["mean_rps"] = draw(st.floats(min_value=0.001, max_value=1.0)) * peak
+    if traffic["burstiness"] == "periodic" and draw(st.booleans()):
+        traffic["peak_windows"] = [
+            {"cron": draw(_cron), "rps": draw(st.floats(min_value=0.01, max_value=1.0)) * peak}
+            | ({"end_cron": draw(_cron)} if draw(st.booleans()) else {})
+            for _ in range(draw(st.integers(min_value=1, max_value=3)))
+        ]
+    workload: dict[str, Any] = {
+        "bound": draw(st.sampled_from(["cpu", "memory", "gpu"])),
+        "model_kind": draw(st.sampled_from(["classic_ml", "deep_learning", "vision", "llm", "graph"])),
+        "pipeline_steps": draw(st.integers(min_value=1, max_value=10)),
+    }
+    if draw(st.booleans()):
+        workload["model_memory_gib"] = draw(st.floats(min_value=0.01, max_value=64))
+    data: dict[str, Any] = {
+        "workload": workload,
+        "traffic": traffic,
+        "sla": {
+            "p99_latency_ms": draw(st.floats(min_value=0.5, max_value=60_000)),
+            "availability": draw(st.sampled_from([0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999])),
+        },
+        "target_utilization": draw(st.floats(min_value=0.1, max_value=0.95)),
+        "priority": draw(st.sampled_from(["latency", "balanced", "cost"])),
+    }
+    if draw(st.booleans()):
+        data["az_count"] = draw(st.integers(min_value=2, max_value=6))
+    if draw(st.booleans()):
+        data["name"] = draw(st.from_regex(r"\A[a-z][a-z0-9-]{0,20}[a-z0-9]\Z"))
+    return data
