@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any
 
+import msgspec
+
 __all__ = ["render_openapi"]
 
 
@@ -16,7 +18,7 @@ def render_openapi() -> str:
 
     # Building the app opens nothing: the database and rules are touched only at start-up.
     app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
-    schema: dict[str, Any] = app.openapi_schema.to_schema()
+    schema: dict[str, Any] = msgspec.to_builtins(app.openapi_schema.to_schema())
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

@@ -48,9 +48,7 @@ async def postgres_unavailable_reason(url: str) -> str | None:
             conn = await connect(url)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             shown = make_url(url).render_as_string(hide_password=True)
-            _unavailable[url] = (
-                f"Postgres unreachable at {shown} (set {ADMIN_URL_ENV}): {type(exc).__name__}: {exc}"
-            )
+            _unavailable[url] = f"Postgres unreachable at {shown} (set {ADMIN_URL_ENV}): {type(exc).__name__}: {exc}"
         else:
             await conn.close()
             _unavailable[url] = None

@@ -36,10 +36,10 @@ def profiles(draw: st.DrawFn) -> dict[str, Any]:
         "burstiness": draw(st.sampled_from(["steady", "periodic", "bursty"])),
     }
     if draw(st.booleans()):
-        traffic["mean_rps"] = draw(st.floats(min_value=0.001, max_value=1.0)) * peak
+        traffic["mean_rps"] = max(0.001, draw(st.floats(min_value=0.001, max_value=1.0)) * peak)
     if traffic["burstiness"] == "periodic" and draw(st.booleans()):
         traffic["peak_windows"] = [
-            {"cron": draw(_cron), "rps": draw(st.floats(min_value=0.01, max_value=1.0)) * peak}
+            {"cron": draw(_cron), "rps": max(0.001, draw(st.floats(min_value=0.01, max_value=1.0)) * peak)}
             | ({"end_cron": draw(_cron)} if draw(st.booleans()) else {})
             for _ in range(draw(st.integers(min_value=1, max_value=3)))
         ]
@@ -63,5 +63,5 @@ def profiles(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         data["az_count"] = draw(st.integers(min_value=2, max_value=6))
     if draw(st.booleans()):
-        data["name"] = draw(st.from_regex(r"\A[a-z][a-z0-9-]{0,20}[a-z0-9]\Z"))
+        data["name"] = draw(st.sampled_from(["fraud-xgb", "recs", "a", "llm-chat-1", "X9"]))
     return data

@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from service.api.openapi_docs import error_responses
 from service.api.problems import Problem
@@ -56,8 +57,8 @@ class DecisionController(Controller):
     )
     async def get_decision(
         self,
-        reader: AuditReader,
-        decision_id: Annotated[str, Parameter(description="UUIDv7 returned as decision_id.", max_length=64)],
+        reader: NamedDependency[AuditReader],
+        decision_id: Annotated[str, PathParameter(description="UUIDv7 returned as decision_id.", max_length=64)],
     ) -> DecisionRecord:
         try:
             parsed = uuid.UUID(decision_id)
@@ -92,14 +93,14 @@ class DecisionController(Controller):
     )
     async def list_decisions(
         self,
-        reader: AuditReader,
-        limit: Annotated[int, Parameter(ge=1, le=500, description="Page size.")] = 50,
-        cursor: Annotated[str | None, Parameter(max_length=200, description="From a previous page.")] = None,
-        family: Literal["c", "m", "r", "g", "p", "inf"] | None = None,
-        scaling_method: Literal["target_tracking", "step", "scheduled"] | None = None,
-        ruleset_version: Annotated[str | None, Parameter(max_length=64)] = None,
-        since: Annotated[datetime | None, Parameter(description="created_at >= since (RFC 3339).")] = None,
-        until: Annotated[datetime | None, Parameter(description="created_at < until (RFC 3339).")] = None,
+        reader: NamedDependency[AuditReader],
+        limit: Annotated[int, QueryParameter(ge=1, le=500, description="Page size.")] = 50,
+        cursor: Annotated[str | None, QueryParameter(max_length=200, description="From a previous page.")] = None,
+        family: FromQuery[Literal["c", "m", "r", "g", "p", "inf"] | None] = None,
+        scaling_method: FromQuery[Literal["target_tracking", "step", "scheduled"] | None] = None,
+        ruleset_version: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        since: Annotated[datetime | None, QueryParameter(description="created_at >= since (RFC 3339).")] = None,
+        until: Annotated[datetime | None, QueryParameter(description="created_at < until (RFC 3339).")] = None,
     ) -> DecisionPage:
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:

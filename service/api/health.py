@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from service.api.schemas import Health
@@ -23,7 +24,7 @@ def healthz() -> Health:
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(reader: AuditReader, registry: RulesetRegistry) -> Response[Health]:
+async def readyz(reader: NamedDependency[AuditReader], registry: NamedDependency[RulesetRegistry]) -> Response[Health]:
     """Ready: the database answers and a ruleset is active."""
     checks: dict[str, str] = {}
     try:

@@ -47,6 +47,7 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
             data_container=ProblemDetails,
             description=_DESCRIPTIONS[code],
             media_type="application/problem+json",
+            generate_examples=False,
         )
         for code in codes
     }

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
-from litestar.params import Body, Parameter
+from litestar.params import Body, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from service.api.context import caller_of, request_id_of, require_json
@@ -46,11 +47,10 @@ class RecommendationController(Controller):
                 examples=[Example(summary="The study guide's worked example", value=WORKED_EXAMPLE)],
             ),
         ],
-        decisions: DecisionService,
+        decisions: NamedDependency[DecisionService],
         ruleset_version: Annotated[
             str | None,
-            Parameter(
-                query="ruleset_version",
+            QueryParameter(
                 max_length=64,
                 description="Evaluate with this stored ruleset version instead of the active one.",
             ),

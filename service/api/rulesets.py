@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import PathParameter
 
 from service.api.openapi_docs import error_responses
 from service.api.problems import Problem
@@ -33,7 +34,9 @@ class RulesetController(Controller):
     tags = ["rulesets"]
 
     @get(operation_id="listRulesets", summary="Stored rulesets, newest first")
-    async def list_rulesets(self, reader: AuditReader, registry: RulesetRegistry) -> RulesetList:
+    async def list_rulesets(
+        self, reader: NamedDependency[AuditReader], registry: NamedDependency[RulesetRegistry]
+    ) -> RulesetList:
         active_sha = registry.active.sha256 if registry.active else None
         rows = await reader.rulesets()
         return RulesetList(
@@ -55,7 +58,9 @@ class RulesetController(Controller):
         summary="The ruleset answering now, with its files",
         responses=error_responses(503),
     )
-    async def get_active(self, reader: AuditReader, registry: RulesetRegistry) -> RulesetDetail:
+    async def get_active(
+        self, reader: NamedDependency[AuditReader], registry: NamedDependency[RulesetRegistry]
+    ) -> RulesetDetail:
         active = registry.active
         row = await reader.ruleset(active.sha256) if active else None
         if row is None:
@@ -67,13 +72,13 @@ class RulesetController(Controller):
         operation_id="getRuleset",
         summary="A stored ruleset by version, with its files",
         description="The newest stored ruleset carrying this version label; its sha256 identifies the exact texts.",
-        responses=error_responses(404),
+        responses=error_responses(404, 422),
     )
     async def get_ruleset(
         self,
-        reader: AuditReader,
-        registry: RulesetRegistry,
-        version: Annotated[str, Parameter(max_length=64, description="Ruleset version, e.g. 2026.11.0.")],
+        reader: NamedDependency[AuditReader],
+        registry: NamedDependency[RulesetRegistry],
+        version: Annotated[str, PathParameter(max_length=64, description="Ruleset version, e.g. 2026.11.0.")],
     ) -> RulesetDetail:
         row = await reader.ruleset_by_version(version)
         if row is None:

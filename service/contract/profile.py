@@ -37,7 +37,8 @@ AWS_CRON_PATTERN = rf"^cron\({_CRON_FIELD}( {_CRON_FIELD}){{5}}\)$"
 # SageMaker endpoint names: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}
 ENDPOINT_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 
-Rps = Annotated[float, Meta(gt=0, le=10_000_000, description="Requests per second.")]
+# Positive, with a floor of 0.001: smaller values only make the arithmetic overflow, never a real workload.
+Rps = Annotated[float, Meta(ge=0.001, le=10_000_000, description="Requests per second (> 0).")]
 
 
 class _Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -52,9 +53,7 @@ class Workload(_Body, frozen=True):
     model_memory_gib: (
         Annotated[
             float,
-            Meta(
-                gt=0, le=4096, description="Memory the loaded model needs (GPU memory for GPU models), GiB."
-            ),
+            Meta(gt=0, le=4096, description="Memory the loaded model needs (GPU memory for GPU models), GiB."),
         ]
         | None
     ) = None
@@ -92,7 +91,7 @@ class Traffic(_Body, frozen=True):
     per_instance_rps: Annotated[
         float,
         Meta(
-            gt=0,
+            ge=0.001,
             le=1_000_000,
             description="Requests per second one instance sustains within the latency SLA (load-tested).",
         ),
@@ -105,10 +104,8 @@ class Traffic(_Body, frozen=True):
 class Sla(_Body, frozen=True):
     """Service-level objectives."""
 
-    p99_latency_ms: Annotated[float, Meta(gt=0, le=3_600_000, description="p99 latency objective, ms.")]
-    availability: Annotated[
-        float, Meta(gt=0, lt=1, description="Availability objective as a fraction, e.g. 0.999.")
-    ]
+    p99_latency_ms: Annotated[float, Meta(ge=0.001, le=3_600_000, description="p99 latency objective, ms.")]
+    availability: Annotated[float, Meta(gt=0, lt=1, description="Availability objective as a fraction, e.g. 0.999.")]
 
 
 class WorkloadProfile(_Body, frozen=True):

@@ -68,14 +68,10 @@ def create_single_use_engine(
     busy_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> AsyncEngine:
     """An engine without a pool (each connection is really closed), for migrations and one-off tools."""
-    return _build(
-        database_url, pool_size=None, pool_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s
-    )
+    return _build(database_url, pool_size=None, pool_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s)
 
 
-def _build(
-    database_url: str, *, pool_size: int | None, pool_timeout_s: float, connect_timeout_s: float
-) -> AsyncEngine:
+def _build(database_url: str, *, pool_size: int | None, pool_timeout_s: float, connect_timeout_s: float) -> AsyncEngine:
     url = make_url(database_url)
     backend, driver = url.get_backend_name(), url.get_driver_name()
     pool_args: dict[str, Any] = (
@@ -85,9 +81,7 @@ def _build(
     )
     if backend == "postgresql":
         if driver != "asyncpg":
-            raise ValueError(
-                f"Postgres URLs must use the asyncpg driver (postgresql+asyncpg://), got {url!r}"
-            )
+            raise ValueError(f"Postgres URLs must use the asyncpg driver (postgresql+asyncpg://), got {url!r}")
         return create_async_engine(
             url,
             pool_pre_ping=True,

@@ -97,9 +97,7 @@ decisions = Table(
 
 # Newest-first keyset pagination, unfiltered and per filter column.
 Index("ix_decisions_created_at_id", decisions.c.created_at.desc(), decisions.c.id.desc())
-Index(
-    "ix_decisions_family_created_at", decisions.c.family, decisions.c.created_at.desc(), decisions.c.id.desc()
-)
+Index("ix_decisions_family_created_at", decisions.c.family, decisions.c.created_at.desc(), decisions.c.id.desc())
 Index(
     "ix_decisions_scaling_method_created_at",
     decisions.c.scaling_method,

@@ -172,9 +172,7 @@ def _invocations_alarm(
     )
 
 
-def scheduled_action(
-    endpoint: str, name: str, schedule: str, min_capacity: int, max_capacity: int
-) -> ScheduledAction:
+def scheduled_action(endpoint: str, name: str, schedule: str, min_capacity: int, max_capacity: int) -> ScheduledAction:
     return ScheduledAction(
         ServiceNamespace=SERVICE_NAMESPACE,
         ScheduledActionName=f"{endpoint}-{name}",
@@ -236,11 +234,7 @@ def monitoring_alarm(
         spec.kind, "MemoryUtilization"
     )
     scaled = round(threshold * units, 3)
-    per = (
-        f" ({fmt(threshold)}% x {units} {'vCPUs' if metric == 'CPUUtilization' else 'GPUs'})"
-        if units > 1
-        else ""
-    )
+    per = f" ({fmt(threshold)}% x {units} {'vCPUs' if metric == 'CPUUtilization' else 'GPUs'})" if units > 1 else ""
     return MetricAlarm(
         AlarmName=f"{endpoint}-{metric.lower().replace('utilization', '-utilization')}",
         AlarmDescription=f"{metric} above {fmt(scaled)}%{per}. {because}",

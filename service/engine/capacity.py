@@ -79,8 +79,7 @@ def plan_capacity(
     raw = peak / (per * util)
     base = max(1, _ceil(raw))
     steps = [
-        f"base = ceil({fmt(rps)} / ({fmt(per_instance_rps)} x {fmt(target_utilization)})) "
-        f"= ceil({fmt(raw)}) = {base}"
+        f"base = ceil({fmt(rps)} / ({fmt(per_instance_rps)} x {fmt(target_utilization)})) = ceil({fmt(raw)}) = {base}"
     ]
     az_safe = 0
     if survives_az_loss and az_count >= 2:

@@ -63,9 +63,7 @@ def lookup(data: Any, path: str) -> Any:
     return node
 
 
-def run_rule_tests(
-    ruleset: CompiledRuleset, tests_dir: str | Path, *, label: str | None = None
-) -> RuleTestReport:
+def run_rule_tests(ruleset: CompiledRuleset, tests_dir: str | Path, *, label: str | None = None) -> RuleTestReport:
     """Run every case in ``tests_dir/*.yaml``; raise RulesetInvalid if a test file is malformed."""
     tests_dir = Path(tests_dir)
     shown_dir = label if label is not None else tests_dir.as_posix()
@@ -82,8 +80,7 @@ def run_rule_tests(
             continue
         except ValidationError as exc:
             errors.extend(
-                RuleFileError(shown, _line(lines, e["loc"]), None, e["msg"])
-                for e in exc.errors(include_url=False)
+                RuleFileError(shown, _line(lines, e["loc"]), None, e["msg"]) for e in exc.errors(include_url=False)
             )
             continue
         for index, case in enumerate(spec.cases):
@@ -133,7 +130,5 @@ def _run_case(ruleset: CompiledRuleset, case: Any) -> tuple[list[str], set[str]]
     failures += [f"rule '{rid}' did not fire" for rid in case.fired if rid not in fired]
     failures += [f"rule '{rid}' fired but must not" for rid in case.not_fired if rid in fired]
     codes = {w["code"] for w in data["warnings"]}
-    failures += [
-        f"warning '{code}' missing (got {sorted(codes)})" for code in case.warnings if code not in codes
-    ]
+    failures += [f"warning '{code}' missing (got {sorted(codes)})" for code in case.warnings if code not in codes]
     return failures, fired

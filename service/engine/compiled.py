@@ -51,7 +51,7 @@ class CompiledTable:
         return [rule for rule in self.rules if rule.matches(facts)]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class CompiledRuleset:
     version: str
     sha256: str
@@ -60,6 +60,9 @@ class CompiledRuleset:
     # Instance types of each family, cheapest (smallest) first.
     by_family: Mapping[str, tuple[CatalogInstance, ...]]
     source: LoadedRuleset
+
+    def __repr__(self) -> str:
+        return f"CompiledRuleset(version={self.version!r}, sha256={self.sha256[:12]!r}...)"
 
 
 def compile_ruleset(ruleset: LoadedRuleset) -> CompiledRuleset:

@@ -268,9 +268,7 @@ def _first(
             "matches this profile; `advisor rules check` reports such gaps.",
         )
     explanation.append(
-        ExplanationEntry(
-            table=table_name, rule_id=rule.id, matched=rule.matched(facts), outcome=dict(rule.outcome)
-        )
+        ExplanationEntry(table=table_name, rule_id=rule.id, matched=rule.matched(facts), outcome=dict(rule.outcome))
     )
     return rule
 
@@ -370,14 +368,10 @@ def _scaling_plan(
         for i, window in enumerate(traffic.peak_windows or ()):
             need = plan(window.rps).instances
             window_max = max(max_capacity, need)
-            scheduled.append(
-                aws.scheduled_action(endpoint, f"peak-{i + 1}-start", window.cron, need, window_max)
-            )
+            scheduled.append(aws.scheduled_action(endpoint, f"peak-{i + 1}-start", window.cron, need, window_max))
             if window.end_cron is not None:
                 scheduled.append(
-                    aws.scheduled_action(
-                        endpoint, f"peak-{i + 1}-end", window.end_cron, min_capacity, max_capacity
-                    )
+                    aws.scheduled_action(endpoint, f"peak-{i + 1}-end", window.end_cron, min_capacity, max_capacity)
                 )
             else:
                 warnings.append(
@@ -426,11 +420,7 @@ def _monitoring(
     alarms: dict[str, MetricAlarm] = {}
     rationale: list[MonitoringRationale] = []
     tools: dict[str, MonitoringTool] = {}
-    gpus = (
-        instance.accelerator.count
-        if instance.accelerator and instance.accelerator.kind == "nvidia-gpu"
-        else 0
-    )
+    gpus = instance.accelerator.count if instance.accelerator and instance.accelerator.kind == "nvidia-gpu" else 0
     for rule in table.collect(facts) if table else ():
         explanation.append(
             ExplanationEntry(
@@ -456,9 +446,7 @@ def _monitoring(
                 )
             elif alarm.AlarmName not in alarms:
                 alarms[alarm.AlarmName] = alarm
-                rationale.append(
-                    MonitoringRationale(alarm_name=alarm.AlarmName, rule_id=rule.id, reason=rule.because)
-                )
+                rationale.append(MonitoringRationale(alarm_name=alarm.AlarmName, rule_id=rule.id, reason=rule.because))
         for tool in rule.then.tools:
             tools.setdefault(tool, MonitoringTool(tool=tool, why=rule.because, rule_id=rule.id))
     return Monitoring(alarms=list(alarms.values()), tools=list(tools.values()), rationale=rationale)

@@ -62,14 +62,10 @@ FIELDS: dict[str, FieldSpec] = {
             "Kind of model.",
             values=("classic_ml", "deep_learning", "vision", "llm", "graph"),
         ),
-        FieldSpec(
-            "workload.model_memory_gib", "Model memory, GiB.", low=0, high=4096, low_open=True, optional=True
-        ),
+        FieldSpec("workload.model_memory_gib", "Model memory, GiB.", low=0, high=4096, low_open=True, optional=True),
         FieldSpec("workload.pipeline_steps", "Pipeline steps.", low=1, high=100, integer=True),
         FieldSpec("traffic.peak_rps", "Peak requests/s.", low=0, high=1e7, low_open=True),
-        FieldSpec(
-            "traffic.per_instance_rps", "Requests/s one instance sustains.", low=0, high=1e6, low_open=True
-        ),
+        FieldSpec("traffic.per_instance_rps", "Requests/s one instance sustains.", low=0, high=1e6, low_open=True),
         FieldSpec("traffic.mean_rps", "Mean requests/s.", low=0, high=1e7, low_open=True, optional=True),
         FieldSpec(
             "traffic.peak_to_mean",
@@ -82,9 +78,7 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec("traffic.burstiness", "Load shape.", values=("steady", "periodic", "bursty")),
         FieldSpec("traffic.peak_window_count", "Known peak windows.", low=0, high=24, integer=True),
         FieldSpec("sla.p99_latency_ms", "p99 latency objective, ms.", low=0, high=3.6e6, low_open=True),
-        FieldSpec(
-            "sla.availability", "Availability objective.", low=0, high=1, low_open=True, high_open=True
-        ),
+        FieldSpec("sla.availability", "Availability objective.", low=0, high=1, low_open=True, high_open=True),
         FieldSpec("target_utilization", "Planned utilisation.", low=0.1, high=0.95),
         FieldSpec("priority", "What to favour.", values=("latency", "balanced", "cost")),
         FieldSpec("az_count", "Requested AZ count.", low=2, high=6, integer=True, optional=True),
@@ -111,6 +105,4 @@ FIELDS: dict[str, FieldSpec] = {
 def fields_visible_to(table: TableName) -> frozenset[str]:
     """Names of the fields a table may test: the profile and the decisions made before it."""
     earlier = set(TABLE_ORDER[: TABLE_ORDER.index(table)])
-    return frozenset(
-        name for name, spec in FIELDS.items() if spec.decided_by is None or spec.decided_by in earlier
-    )
+    return frozenset(name for name, spec in FIELDS.items() if spec.decided_by is None or spec.decided_by in earlier)

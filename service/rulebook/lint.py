@@ -103,9 +103,7 @@ def lint_ruleset(
         rel = _table_file(ruleset, name, [rule.id for rule in rules])
         linter = _TableLinter(
             file=f"{label}/{rel}",
-            rules=[
-                _RuleInfo(rule.id, ruleset.lines.get((rel, rule.id), 1), dict(rule.when)) for rule in rules
-            ],
+            rules=[_RuleInfo(rule.id, ruleset.lines.get((rel, rule.id), 1), dict(rule.when)) for rule in rules],
         )
         if table.hit_policy == "first":
             found = linter.lint_first(max_profile_classes)

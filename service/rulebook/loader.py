@@ -85,9 +85,7 @@ def ruleset_files(directory: Path) -> dict[str, str]:
         if not path.is_file():
             raise RulesetInvalid([RuleFileError(rel, None, None, "file is missing")])
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise RulesetInvalid(
-                [RuleFileError(rel, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")]
-            )
+            raise RulesetInvalid([RuleFileError(rel, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")])
         files[rel] = path.read_text(encoding="utf-8").replace("\r\n", "\n")
     return files
 
@@ -147,9 +145,7 @@ def parse_ruleset(files: Mapping[str, str], *, label: str = "rules") -> LoadedRu
     if not errors:
         missing = [t for t in REQUIRED_TABLES if t not in tables]
         if missing:
-            errors.append(
-                RuleFileError(f"{label}/tables", None, None, f"missing table(s): {', '.join(missing)}")
-            )
+            errors.append(RuleFileError(f"{label}/tables", None, None, f"missing table(s): {', '.join(missing)}"))
     if errors or manifest is None or catalog is None:
         raise RulesetInvalid(errors)
     ordered = {name: tables[name] for name in TABLE_ORDER if name in tables}
@@ -200,11 +196,18 @@ def _parse_yaml(text: str) -> tuple[Any, dict[Path_, int]]:
     return data, lines
 
 
+_ALLOWED_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+)
+
+
 def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], budget: list[int]) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
         raise _YamlError(node.start_mark.line + 1, f"more than {MAX_YAML_NODES} YAML nodes (alias bomb?)")
     lines.setdefault(path, node.start_mark.line + 1)
+    if node.tag not in _ALLOWED_TAGS:
+        raise _YamlError(node.start_mark.line + 1, f"invalid YAML: tag {node.tag} is not allowed in rule files")
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -262,9 +265,7 @@ def _locate(err: Any, data: Any, lines: dict[Path_, int], shown: str) -> RuleFil
     if match and isinstance(data, dict):  # a table-level check that names the rule (and field) itself
         rule_id = match.group(1)
         message = message[match.end() :].lstrip(": ") or message
-        index = next(
-            (i for i, r in enumerate(data.get("rules") or []) if _rule_id_at(data, i) == rule_id), None
-        )
+        index = next((i for i, r in enumerate(data.get("rules") or []) if _rule_id_at(data, i) == rule_id), None)
         if index is not None:
             loc = ["rules", index, "when", match.group(2)] if match.group(2) else ["rules", index]
             if match.group(2):

@@ -114,9 +114,7 @@ class SizingOutcome(Strict):
 
 
 class StepSpec(Strict):
-    above: float = Field(
-        ge=0, le=10, description="Fraction above the alarm threshold where this step starts."
-    )
+    above: float = Field(ge=0, le=10, description="Fraction above the alarm threshold where this step starts.")
     add_percent: int = Field(ge=1, le=500, description="Capacity to add, percent of current.")
 
 

@@ -19,9 +19,7 @@ class RuleTestCase(Strict):
         description="Dotted paths into the recommendation and the value each must have, "
         "e.g. capacity.base_instances: 11, capacity.per_az.0: 4.",
     )
-    fired: list[str] = Field(
-        default_factory=list, description="Rule ids that must appear in the explanation."
-    )
+    fired: list[str] = Field(default_factory=list, description="Rule ids that must appear in the explanation.")
     not_fired: list[str] = Field(default_factory=list, description="Rule ids that must not fire.")
     warnings: list[str] = Field(default_factory=list, description="Warning codes that must be present.")
     rejected: str | None = Field(

@@ -51,9 +51,7 @@ class TestCreate:
         # Byte for byte: the answer is the stored recommendation with the audit identity in front.
         raw = record.content.decode()
         recommendation = raw[raw.index('"recommendation":') + len('"recommendation":') : -1]
-        head = json.dumps(
-            {"decision_id": str(decision_id), "created_at": body["created_at"]}, separators=(",", ":")
-        )
+        head = json.dumps({"decision_id": str(decision_id), "created_at": body["created_at"]}, separators=(",", ":"))
         assert response.content.decode() == head[:-1] + "," + recommendation[1:]
 
     async def test_concurrent_posts_each_get_exactly_one_matching_row(self, client: Client) -> None:
@@ -100,9 +98,7 @@ class TestRejections:
             (lambda b: b.pop("sla"), "sla"),
         ],
     )
-    async def test_invalid_fields_are_422_with_their_path(
-        self, client: Client, mutate: Any, key: str
-    ) -> None:
+    async def test_invalid_fields_are_422_with_their_path(self, client: Client, mutate: Any, key: str) -> None:
         body = copy.deepcopy(WORKED_EXAMPLE)
         mutate(body)
         response = await _post(client, body)
@@ -158,9 +154,7 @@ class TestReads:
             ids.append((await _post(client, body)).json()["decision_id"])
         first = (await client.get("/v1/decisions", params={"limit": 2})).json()
         assert [i["decision_id"] for i in first["items"]] == ids[::-1][:2]
-        second = (
-            await client.get("/v1/decisions", params={"limit": 2, "cursor": first["next_cursor"]})
-        ).json()
+        second = (await client.get("/v1/decisions", params={"limit": 2, "cursor": first["next_cursor"]})).json()
         assert [i["decision_id"] for i in second["items"]] == ids[::-1][2:4]
         steps = (await client.get("/v1/decisions", params={"scaling_method": "step"})).json()
         assert {i["decision_id"] for i in steps["items"]} == {ids[1], ids[3]}

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import asyncpg
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from dbutil import connect, sqlite_url
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from service.db import current_revision, downgrade, head_revision, is_up_to_date, metadata, upgrade
 from service.db.engine import create_single_use_engine
-from service.db.migrate import MIGRATION_LOCK_KEY
+from service.db.migrate import MIGRATION_LOCK_KEY, alembic_config
 
 TABLES = {"alembic_version", "rulesets", "decisions"}
 
@@ -111,3 +112,10 @@ async def test_sqlite_upgrade_creates_the_parent_directory(tmp_path: Path) -> No
     await upgrade(sqlite_url(path))
     assert path.exists()
     assert await is_up_to_date(sqlite_url(path))
+
+
+def test_standalone_alembic_finds_no_drift(tmp_path: Path) -> None:
+    """env.py also works without a passed-in connection (alembic commands on `alembic_config(url)`)."""
+    url = sqlite_url(tmp_path / "advisor.db")
+    asyncio.run(upgrade(url))
+    command.check(alembic_config(url))  # raises if tables.py has changes no migration covers

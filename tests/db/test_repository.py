@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
 from service.db import AuditRepository, DecisionRow, RulesetRow, RulesetSummary
-from service.db import repository as repository_module
 
 T0 = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
 SHA_A = "a" * 64
@@ -112,32 +111,30 @@ async def test_repository_never_commits(engine: AsyncEngine) -> None:
         assert await AuditRepository(conn).count_decisions() == 0
 
 
-async def test_add_decisions_chunks_and_counts(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    await seed_rulesets(engine)
-    monkeypatch.setattr(repository_module, "MAX_ROWS_PER_INSERT", 10)
-    rows = [decision(T0 + timedelta(seconds=i)) for i in range(25)]
-    await add(engine, rows)
-    await add(engine, [])
-    async with engine.connect() as conn:
-        repo = AuditRepository(conn)
-        assert await repo.count_decisions() == 25
-        assert await repo.list_decisions(limit=100) == newest_first(rows)
-
-
-async def test_multi_row_insert_is_one_statement(engine: AsyncEngine) -> None:
+async def test_add_decisions_is_one_insert_per_thousand_rows(engine: AsyncEngine) -> None:
     await seed_rulesets(engine)
     statements: list[str] = []
 
     def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(statement)
+        if statement.lstrip().upper().startswith("INSERT"):
+            statements.append(statement)
 
+    few = [decision(T0 - timedelta(seconds=i + 1)) for i in range(50)]
+    many = [decision(T0 + timedelta(seconds=i)) for i in range(2500)]
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        await add(engine, [decision(T0 + timedelta(seconds=i)) for i in range(50)])
+        await add(engine, few)
+        assert len(statements) == 1
+        await add(engine, many)
+        assert len(statements) == 1 + 3
+        await add(engine, [])
+        assert len(statements) == 1 + 3
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
-    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
-    assert len(inserts) == 1
+    async with engine.connect() as conn:
+        repo = AuditRepository(conn)
+        assert await repo.count_decisions() == 2550
+        assert await repo.list_decisions(limit=3000) == newest_first(few + many)
 
 
 async def test_keyset_pagination_returns_every_row_once(engine: AsyncEngine) -> None:

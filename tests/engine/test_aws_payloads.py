@@ -59,9 +59,7 @@ _SCENARIOS = {
             "mean_rps": 40,
             "per_instance_rps": 20,
             "burstiness": "periodic",
-            "peak_windows": [
-                {"cron": "cron(0 8 ? * MON-FRI *)", "end_cron": "cron(0 18 ? * MON-FRI *)", "rps": 150}
-            ],
+            "peak_windows": [{"cron": "cron(0 8 ? * MON-FRI *)", "end_cron": "cron(0 18 ? * MON-FRI *)", "rps": 150}],
         }
     },
     "gpu": {"workload": {"bound": "gpu", "model_kind": "vision", "model_memory_gib": 10}},
@@ -69,9 +67,7 @@ _SCENARIOS = {
 
 
 @pytest.mark.parametrize("scenario", sorted(_SCENARIOS))
-def test_payloads_apply_to_mocked_aws(
-    ruleset: CompiledRuleset, scenario: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_payloads_apply_to_mocked_aws(ruleset: CompiledRuleset, scenario: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Apply the whole plan to moto's Application Auto Scaling and CloudWatch, as a caller would."""
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -87,8 +83,7 @@ def test_payloads_apply_to_mocked_aws(
         cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
         aas.register_scalable_target(**msgspec.to_builtins(aws.register_scalable_target))
         arns = {
-            p.PolicyName: aas.put_scaling_policy(**msgspec.to_builtins(p))["PolicyARN"]
-            for p in aws.scaling_policies
+            p.PolicyName: aas.put_scaling_policy(**msgspec.to_builtins(p))["PolicyARN"] for p in aws.scaling_policies
         }
         for action in aws.scheduled_actions:
             aas.put_scheduled_action(**msgspec.to_builtins(action))

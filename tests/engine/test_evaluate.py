@@ -28,9 +28,7 @@ class TestWorkedExample:
 
     def test_cost_is_instances_times_price(self, ruleset: CompiledRuleset) -> None:
         rec = evaluate(profile(WORKED_EXAMPLE), ruleset)
-        price = next(
-            i.usd_per_hour for i in ruleset.catalog.instances if i.type == rec.instance.instance_type
-        )
+        price = next(i.usd_per_hour for i in ruleset.catalog.instances if i.type == rec.instance.instance_type)
         assert rec.cost.usd_per_hour == pytest.approx(12 * price)
         assert rec.cost.usd_per_month == pytest.approx(12 * price * 730, abs=0.01)
         assert rec.cost.price_as_of == ruleset.catalog.as_of
@@ -42,9 +40,7 @@ class TestInstanceChoice:
         data["workload"]["model_memory_gib"] = 10  # x 1.5 headroom = 15 GiB of host memory
         rec = evaluate(profile(data), ruleset)
         assert rec.instance.memory_gib >= 15
-        cheaper = [
-            i for i in ruleset.by_family["c"] if i.usd_per_hour < ruleset.by_family["c"][0].usd_per_hour + 1e9
-        ]
+        cheaper = [i for i in ruleset.by_family["c"] if i.usd_per_hour < ruleset.by_family["c"][0].usd_per_hour + 1e9]
         fitting = [i for i in cheaper if i.memory_gib >= 15]
         assert rec.instance.instance_type == fitting[0].type
         assert any("needs 15 GiB" in a.rejected_because for a in rec.instance.alternatives)

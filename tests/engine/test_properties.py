@@ -50,9 +50,7 @@ def test_az_loss_invariant_when_claimed(ruleset: CompiledRuleset, data: dict[str
     assert len(cap.per_az) == rec.availability.az_count >= 2
     remaining = cap.instances - max(cap.per_az)
     degraded = _exact(rec.availability.degraded_utilization)
-    assert remaining * _exact(data["traffic"]["per_instance_rps"]) * degraded >= _exact(
-        data["traffic"]["peak_rps"]
-    )
+    assert remaining * _exact(data["traffic"]["per_instance_rps"]) * degraded >= _exact(data["traffic"]["peak_rps"])
     assert max(cap.per_az) - min(cap.per_az) <= 1
     # Static stability: the autoscaler's floor keeps the AZ-safe fleet (scheduled plans keep it per window).
     if rec.scaling.method != "scheduled":

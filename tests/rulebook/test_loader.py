@@ -41,9 +41,7 @@ class TestErrors:
         _replace(scaling, "scale_in_below: 0.3", "scale_in_belwo: 0.3")
         line = _line_of(scaling, "scale_in_belwo")
         errors = _errors(rules_copy)
-        assert (
-            f"rules/tables/scaling.yaml:{line} rule 'bursty-step': unknown field 'scale_in_belwo'" in errors
-        )
+        assert f"rules/tables/scaling.yaml:{line} rule 'bursty-step': unknown field 'scale_in_belwo'" in errors
 
     def test_unknown_condition_field_suggests_the_right_one(self, rules_copy: Path) -> None:
         family = rules_copy / "tables" / "family.yaml"
@@ -63,11 +61,7 @@ class TestErrors:
     def test_invalid_yaml_names_the_line(self, rules_copy: Path) -> None:
         (rules_copy / "tables" / "sizing.yaml").write_text("table: sizing\nrules: [\n  - id: x\n")
         errors = _errors(rules_copy)
-        assert (
-            len(errors) == 1
-            and errors[0].startswith("rules/tables/sizing.yaml:")
-            and "invalid YAML" in errors[0]
-        )
+        assert len(errors) == 1 and errors[0].startswith("rules/tables/sizing.yaml:") and "invalid YAML" in errors[0]
 
     def test_duplicate_rule_id(self, rules_copy: Path) -> None:
         family = rules_copy / "tables" / "family.yaml"
@@ -110,9 +104,7 @@ class TestIdentity:
         assert load_ruleset(rules_copy).sha256 == before
 
     def test_hash_is_of_the_documented_canonical_form(self) -> None:
-        assert ruleset_sha256({"b.yaml": "2\n", "a.yaml": "1\n"}) == ruleset_sha256(
-            {"a.yaml": "1\n", "b.yaml": "2\n"}
-        )
+        assert ruleset_sha256({"b.yaml": "2\n", "a.yaml": "1\n"}) == ruleset_sha256({"a.yaml": "1\n", "b.yaml": "2\n"})
         import hashlib
 
         expected = hashlib.sha256(b'[["a.yaml","1\\n"],["b.yaml","2\\n"]]').hexdigest()
