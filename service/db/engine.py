@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -107,13 +108,18 @@ def _build(database_url: str, *, pool_size: int | None, pool_timeout_s: float, c
 
 
 def _install_sqlite_pragmas(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+    operational_error = engine.dialect.loaded_dbapi.OperationalError
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
         cursor = dbapi_connection.cursor()
         try:
-            # busy_timeout first: switching a fresh file to WAL needs the lock another process may hold.
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            # This fails only while the file is not yet in WAL mode and another connection holds a lock:
+            # SQLite then answers "database is locked" at once, without waiting. WAL is a persistent property
+            # of the file, set by whichever connection gets there first; this one works either way.
+            with contextlib.suppress(operational_error):
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:

@@ -105,10 +105,7 @@ def lint_ruleset(
             file=f"{label}/{rel}",
             rules=[_RuleInfo(rule.id, ruleset.lines.get((rel, rule.id), 1), dict(rule.when)) for rule in rules],
         )
-        if table.hit_policy == "first":
-            found = linter.lint_first(max_profile_classes)
-        else:
-            found = linter.lint_collect()
+        found = linter.lint_first(max_profile_classes) if table.hit_policy == "first" else linter.lint_collect()
         findings.extend(sorted(found, key=lambda f: f.line))
     return findings
 

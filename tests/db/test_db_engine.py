@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,26 @@ async def test_sqlite_pragmas(tmp_path: Path) -> None:
 def test_unsupported_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match="URL"):
         create_engine(Settings(database_url=url))
+
+
+async def test_sqlite_connects_while_a_fresh_file_is_locked(tmp_path: Path) -> None:
+    """Switching a fresh file to WAL while another connection writes fails at once in SQLite; not fatal."""
+    path = tmp_path / "fresh.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("CREATE TABLE t (x)")
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO t VALUES (1)")
+        engine = create_engine(Settings(database_url=sqlite_url(path)))
+        try:
+            async with engine.connect() as conn:
+                assert await conn.scalar(text("PRAGMA journal_mode")) == "delete"
+                assert await conn.scalar(text("PRAGMA foreign_keys")) == 1
+            holder.execute("COMMIT")
+            await engine.dispose()
+            async with engine.connect() as conn:  # the next connection switches the file over
+                assert await conn.scalar(text("PRAGMA journal_mode")) == "wal"
+        finally:
+            await engine.dispose()
+    finally:
+        holder.close()
