@@ -9,6 +9,7 @@ already at head).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +35,8 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS_DIR = REPO_ROOT / "migrations"
+# An installed package (the container image) has no repository around it: ADVISOR_MIGRATIONS_DIR points there.
+MIGRATIONS_DIR = Path(os.environ.get("ADVISOR_MIGRATIONS_DIR") or REPO_ROOT / "migrations")
 
 # Key of the Postgres advisory lock serialising migrations (first 8 bytes of sha256(b"advisor:migrations")).
 MIGRATION_LOCK_KEY = 4071953280453403638
