@@ -118,7 +118,8 @@ def _install_sqlite_pragmas(engine: AsyncEngine, *, busy_timeout_ms: int) -> Non
             # This fails only while the file is not yet in WAL mode and another connection holds a lock:
             # SQLite then answers "database is locked" at once, without waiting. WAL is a persistent property
             # of the file, set by whichever connection gets there first; this one works either way.
-            cursor.execute("PRAGMA journal_mode = WAL")
+            with contextlib.suppress(operational_error):
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:

@@ -76,7 +76,7 @@ def compile_ruleset(ruleset: LoadedRuleset) -> CompiledRuleset:
                     id=rule.id,
                     checks=tuple((field, _predicate(cond)) for field, cond in rule.when.items()),
                     then=rule.then,
-                    outcome=rule.then.model_dump(mode="json", exclude_defaults=True),
+                    outcome=rule.then.model_dump(mode="json", exclude_unset=True),  # as the rule file states it
                     because=rule.because,
                 )
                 for rule in table.rules
