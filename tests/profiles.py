@@ -7,15 +7,10 @@ from typing import Any
 import msgspec
 from hypothesis import strategies as st
 
+from service.api.openapi_docs import WORKED_EXAMPLE
 from service.contract import WorkloadProfile
 
-WORKED_EXAMPLE: dict[str, Any] = {
-    "name": "fraud-xgb",
-    "workload": {"bound": "cpu", "model_kind": "classic_ml", "model_memory_gib": 2},
-    "traffic": {"peak_rps": 150, "per_instance_rps": 20, "burstiness": "steady"},
-    "sla": {"p99_latency_ms": 100, "availability": 0.999},
-    "target_utilization": 0.7,
-}
+__all__ = ["WORKED_EXAMPLE", "profile", "profiles"]
 
 
 def profile(data: dict[str, Any]) -> WorkloadProfile:
