@@ -10,15 +10,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
-__all__ = ["CapacityPlan", "exact", "fmt", "plan_capacity", "spread"]
+__all__ = ["CapacityPlan", "ceil_div", "exact", "fmt", "plan_capacity", "spread"]
 
 
+@lru_cache(maxsize=4096)  # the same prices, rates and ratios recur across evaluations
 def fmt(x: float | Fraction) -> str:
     """A number as people write it: 0.7, 10.71, 150 (no float noise, at most 4 decimals)."""
     value = float(x)
-    if value == int(value) and abs(value) < 1e15:
+    if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
+    short = repr(value)
+    if len(short) <= 7 and "e" not in short:  # already as written: 0.7, 10.25
+        return short
     return f"{value:.4f}".rstrip("0").rstrip(".")
 
 
@@ -27,8 +32,23 @@ def exact(x: float) -> Fraction:
     return Fraction(repr(x))
 
 
-def _ceil(x: Fraction) -> int:
-    return math.ceil(x)
+def ceil_div(numerator: float, *denominator: float) -> int:
+    """ceil(numerator / product(denominator)) in exact decimal arithmetic, fast.
+
+    Floats answer unless the quotient is within rounding distance of an integer; only then is
+    the exact fraction computed (rarely: e.g. 14 / (20 x 0.7)).
+    """
+    product = 1.0
+    for d in denominator:
+        product *= d
+    quotient = numerator / product
+    nearest = round(quotient)
+    if abs(quotient - nearest) > 1e-9 * max(1.0, abs(quotient)):
+        return math.ceil(quotient)
+    exact_product = Fraction(1)
+    for d in denominator:
+        exact_product *= exact(d)
+    return math.ceil(exact(numerator) / exact_product)
 
 
 def spread(instances: int, az_count: int) -> list[int]:
@@ -75,16 +95,14 @@ def plan_capacity(
     because SageMaker spreads instances over AZs itself and an even spread is the only one the
     AZ-loss guarantee can rely on.
     """
-    peak, per, util = exact(rps), exact(per_instance_rps), exact(target_utilization)
-    raw = peak / (per * util)
-    base = max(1, _ceil(raw))
+    raw = rps / (per_instance_rps * target_utilization)
+    base = max(1, ceil_div(rps, per_instance_rps, target_utilization))
     steps = [
         f"base = ceil({fmt(rps)} / ({fmt(per_instance_rps)} x {fmt(target_utilization)})) = ceil({fmt(raw)}) = {base}"
     ]
     az_safe = 0
     if survives_az_loss and az_count >= 2:
-        degraded = exact(degraded_utilization)
-        per_az_needed = max(1, _ceil(peak / ((az_count - 1) * per * degraded)))
+        per_az_needed = max(1, ceil_div(rps, az_count - 1, per_instance_rps, degraded_utilization))
         az_safe = az_count * per_az_needed
         steps.append(
             f"AZ-safe = {az_count} x ceil({fmt(rps)} / (({az_count} - 1) x {fmt(per_instance_rps)} x "

@@ -268,7 +268,7 @@ def _first(
             "matches this profile; `advisor rules check` reports such gaps.",
         )
     explanation.append(
-        ExplanationEntry(table=table_name, rule_id=rule.id, matched=rule.matched(facts), outcome=dict(rule.outcome))
+        ExplanationEntry(table=table_name, rule_id=rule.id, matched=rule.matched(facts), outcome=rule.outcome)
     )
     return rule
 
@@ -423,9 +423,7 @@ def _monitoring(
     gpus = instance.accelerator.count if instance.accelerator and instance.accelerator.kind == "nvidia-gpu" else 0
     for rule in table.collect(facts) if table else ():
         explanation.append(
-            ExplanationEntry(
-                table="monitoring", rule_id=rule.id, matched=rule.matched(facts), outcome=dict(rule.outcome)
-            )
+            ExplanationEntry(table="monitoring", rule_id=rule.id, matched=rule.matched(facts), outcome=rule.outcome)
         )
         for spec in rule.then.alarms:
             alarm = aws.monitoring_alarm(
@@ -461,8 +459,6 @@ def _advisories(
     table = ruleset.tables.get("advisories")
     for rule in table.collect(facts) if table else ():
         explanation.append(
-            ExplanationEntry(
-                table="advisories", rule_id=rule.id, matched=rule.matched(facts), outcome=dict(rule.outcome)
-            )
+            ExplanationEntry(table="advisories", rule_id=rule.id, matched=rule.matched(facts), outcome=rule.outcome)
         )
         warnings.append(Warning(code=rule.then.warning, message=rule.because, rule_id=rule.id))

@@ -98,3 +98,23 @@ class TestExplanation:
         assert latency.Threshold == 100_000.0 and latency.Unit == "Microseconds"
         cpu = next(a for a in rec.monitoring.alarms if a.MetricName == "CPUUtilization")
         assert cpu.Threshold == 80.0 * rec.instance.vcpus
+
+
+class TestExactArithmetic:
+    @pytest.mark.parametrize(
+        ("numerator", "denominator", "expected"),
+        [
+            ((14.0,), (20.0, 0.7), 1),  # 20 x 0.7 is 14.000000000000002 in floats: still exactly 1
+            ((150.0,), (20.0, 0.7), 11),
+            ((0.3,), (0.1,), 3),  # 0.3 / 0.1 is 2.9999999999999996 in floats
+            ((0.7,), (0.1,), 7),  # 0.7 / 0.1 is 6.999999999999999 in floats
+            ((1.0,), (3.0,), 1),
+            ((300.0,), (2, 30.0, 1.0), 5),
+        ],
+    )
+    def test_ceil_div_is_exact_in_decimal_terms(
+        self, numerator: tuple[float], denominator: tuple[float, ...], expected: int
+    ) -> None:
+        from service.engine.capacity import ceil_div
+
+        assert ceil_div(*numerator, *denominator) == expected
