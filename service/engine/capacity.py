@@ -86,6 +86,7 @@ def plan_capacity(
     survives_az_loss: bool,
     degraded_utilization: float,
     floor: int,
+    explain: bool = True,
 ) -> CapacityPlan:
     """Instances needed to carry ``rps``.
 
@@ -95,23 +96,28 @@ def plan_capacity(
     because SageMaker spreads instances over AZs itself and an even spread is the only one the
     AZ-loss guarantee can rely on.
     """
-    raw = rps / (per_instance_rps * target_utilization)
     base = max(1, ceil_div(rps, per_instance_rps, target_utilization))
-    steps = [
-        f"base = ceil({fmt(rps)} / ({fmt(per_instance_rps)} x {fmt(target_utilization)})) = ceil({fmt(raw)}) = {base}"
-    ]
+    steps: list[str] = []
+    if explain:
+        raw = rps / (per_instance_rps * target_utilization)
+        steps.append(
+            f"base = ceil({fmt(rps)} / ({fmt(per_instance_rps)} x {fmt(target_utilization)})) "
+            f"= ceil({fmt(raw)}) = {base}"
+        )
     az_safe = 0
     if survives_az_loss and az_count >= 2:
         per_az_needed = max(1, ceil_div(rps, az_count - 1, per_instance_rps, degraded_utilization))
         az_safe = az_count * per_az_needed
-        steps.append(
-            f"AZ-safe = {az_count} x ceil({fmt(rps)} / (({az_count} - 1) x {fmt(per_instance_rps)} x "
-            f"{fmt(degraded_utilization)})) = {az_count} x {per_az_needed} = {az_safe}"
-        )
+        if explain:
+            steps.append(
+                f"AZ-safe = {az_count} x ceil({fmt(rps)} / (({az_count} - 1) x {fmt(per_instance_rps)} x "
+                f"{fmt(degraded_utilization)})) = {az_count} x {per_az_needed} = {az_safe}"
+            )
     instances = max(base, az_safe, floor)
     if az_count >= 2 and instances % az_count:
         rounded = instances + az_count - instances % az_count
-        steps.append(f"round {instances} up to a multiple of {az_count} AZs = {rounded}")
+        if explain:
+            steps.append(f"round {instances} up to a multiple of {az_count} AZs = {rounded}")
         instances = rounded
     per_az = spread(instances, az_count)
     return CapacityPlan(rps, base, az_safe, floor, instances, per_az, steps)

@@ -30,8 +30,9 @@ from service.contract import (
 )
 from service.contract.aws import MetricAlarm, ScalingPolicy, ScheduledAction
 from service.engine import aws_payloads as aws
-from service.engine.capacity import CapacityPlan, fmt, plan_capacity
-from service.engine.compiled import CompiledRule, CompiledRuleset, CompiledTable
+from service.engine.capacity import fmt
+from service.engine.compiled import CompiledRule, CompiledRuleset
+from service.engine.core import Decision, ProfileRejected, capacity_gib, decide, profile_facts
 from service.rulebook.models import CatalogInstance, ScalingOutcome, SizingOutcome
 
 __all__ = ["DEFAULT_ENDPOINT_NAME", "ProfileRejected", "evaluate", "profile_facts"]
@@ -47,63 +48,34 @@ PREDICTIVE_UNAVAILABLE = UnavailableMethod(
 )
 
 
-class ProfileRejected(Exception):
-    """The profile is valid in shape but impossible to advise on (answered as 422)."""
-
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.field = code, message, field
-
-
-def profile_facts(profile: WorkloadProfile) -> dict[str, Any]:
-    """The flat facts rules test (see service.rulebook.fields)."""
-    w, t, s = profile.workload, profile.traffic, profile.sla
-    return {
-        "workload.bound": w.bound,
-        "workload.model_kind": w.model_kind,
-        "workload.model_memory_gib": w.model_memory_gib,
-        "workload.pipeline_steps": w.pipeline_steps,
-        "traffic.peak_rps": t.peak_rps,
-        "traffic.per_instance_rps": t.per_instance_rps,
-        "traffic.mean_rps": t.mean_rps,
-        "traffic.peak_to_mean": t.peak_rps / t.mean_rps if t.mean_rps else None,
-        "traffic.burstiness": t.burstiness,
-        "traffic.peak_window_count": len(t.peak_windows or ()),
-        "sla.p99_latency_ms": s.p99_latency_ms,
-        "sla.availability": s.availability,
-        "target_utilization": profile.target_utilization,
-        "priority": profile.priority,
-        "az_count": profile.az_count,
-    }
-
-
 def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendation:
     """Recommend infrastructure for ``profile`` under ``ruleset``.
 
     Raises:
         ProfileRejected: the profile contradicts itself, or no rule or instance type can serve it.
     """
-    _check_consistency(profile)
-    facts = profile_facts(profile)
-    explanation: list[ExplanationEntry] = []
+    decision = decide(profile, ruleset)
+    facts = decision.facts
+    explanation = [
+        _explain(table, rule, facts)
+        for table, rule in (
+            ("family", decision.family_rule),
+            ("sizing", decision.sizing_rule),
+            ("scaling", decision.scaling_rule),
+            ("availability", decision.availability_rule),
+        )
+    ]
     warnings: list[Warning] = []
     endpoint = profile.name or DEFAULT_ENDPOINT_NAME
     traffic = profile.traffic
-
-    family_rule = _first(ruleset, "family", facts, explanation)
-    family: str = family_rule.then.family
-    facts["decision.family"] = family
-
-    sizing_rule = _first(ruleset, "sizing", facts, explanation)
-    instance, alternatives = _choose_instance(profile, ruleset, family, sizing_rule.then)
-
-    scaling_rule = _first(ruleset, "scaling", facts, explanation)
+    family_rule, sizing_rule, scaling_rule = decision.family_rule, decision.sizing_rule, decision.scaling_rule
+    avail_rule = decision.availability_rule
+    family = decision.family
+    instance = decision.instance
+    alternatives = _alternatives(profile, ruleset, decision)
     scaling: ScalingOutcome = scaling_rule.then
-    facts["decision.scaling_method"] = scaling.method
-
-    avail_rule = _first(ruleset, "availability", facts, explanation)
     avail = avail_rule.then
-    az_count = (profile.az_count or avail.az_count) if avail.multi_az else 1
+    az_count, floor = decision.az_count, decision.floor
     if profile.az_count and not avail.multi_az:
         warnings.append(
             Warning(
@@ -113,23 +85,9 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
                 "plans a single-AZ deployment for this availability objective.",
             )
         )
-    floor = max(avail.min_instances, az_count if avail.multi_az else 1)
-
-    def plan(rps: float) -> CapacityPlan:
-        return plan_capacity(
-            rps=rps,
-            per_instance_rps=traffic.per_instance_rps,
-            target_utilization=profile.target_utilization,
-            az_count=az_count,
-            survives_az_loss=avail.survives_az_loss,
-            degraded_utilization=avail.degraded_utilization,
-            floor=floor,
-        )
-
-    peak = plan(traffic.peak_rps)
+    plan = decision.plan
+    peak = decision.peak
     instances = peak.instances
-    facts["decision.multi_az"] = avail.multi_az
-    facts["decision.instances"] = instances
 
     # The floor of the scalable target. Without a known quieter baseline, or when the plan promises
     # to survive an AZ loss at any time (static stability: never count on scaling out during an AZ
@@ -238,94 +196,36 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
 # ---------------------------------------------------------------- steps
 
 
-def _check_consistency(profile: WorkloadProfile) -> None:
-    t = profile.traffic
-    if t.mean_rps is not None and t.mean_rps > t.peak_rps:
-        raise ProfileRejected(
-            "mean_above_peak",
-            f"traffic.mean_rps ({fmt(t.mean_rps)}) is above traffic.peak_rps ({fmt(t.peak_rps)}).",
-            "traffic.mean_rps",
-        )
-    for i, window in enumerate(t.peak_windows or ()):
-        if window.rps > t.peak_rps:
-            raise ProfileRejected(
-                "window_above_peak",
-                f"traffic.peak_windows[{i}].rps ({fmt(window.rps)}) is above "
-                f"traffic.peak_rps ({fmt(t.peak_rps)}), which must be the overall peak.",
-                f"traffic.peak_windows[{i}].rps",
-            )
+def _explain(table: str, rule: CompiledRule, facts: dict[str, Any]) -> ExplanationEntry:
+    return ExplanationEntry(table=table, rule_id=rule.id, matched=rule.matched(facts), outcome=rule.outcome)
 
 
-def _first(
-    ruleset: CompiledRuleset, table_name: str, facts: dict[str, Any], explanation: list[ExplanationEntry]
-) -> CompiledRule:
-    table: CompiledTable = ruleset.tables[table_name]  # type: ignore[index]
-    rule = table.first(facts)
-    if rule is None:
-        raise ProfileRejected(
-            "no_rule_matched",
-            f"no rule of table '{table_name}' in ruleset {ruleset.version} "
-            "matches this profile; `advisor rules check` reports such gaps.",
-        )
-    explanation.append(
-        ExplanationEntry(table=table_name, rule_id=rule.id, matched=rule.matched(facts), outcome=rule.outcome)
-    )
-    return rule
-
-
-def _capacity_gib(instance: CatalogInstance, fit_on: str) -> float:
-    accel = instance.accelerator
-    if fit_on == "accelerator_memory" and accel is not None:
-        return accel.memory_gib * accel.count
-    return instance.memory_gib
-
-
-def _choose_instance(
-    profile: WorkloadProfile, ruleset: CompiledRuleset, family: str, sizing: SizingOutcome
-) -> tuple[CatalogInstance, list[Alternative]]:
-    """The smallest type of the family that holds the model with headroom.
-
-    Smaller instances win because more, smaller instances spread over AZs lose less capacity
-    when one fails (scale out, not up).
-    """
-    candidates = ruleset.by_family.get(family, ())
-    if not candidates:
-        raise ProfileRejected(
-            "family_not_in_catalog",
-            f"the catalog of ruleset {ruleset.version} has no instance type of family '{family}'.",
-        )
-    need = (profile.workload.model_memory_gib or 0.0) * sizing.memory_headroom
+def _alternatives(profile: WorkloadProfile, ruleset: CompiledRuleset, decision: Decision) -> list[Alternative]:
+    """The smaller types that could not hold the model, and the next larger ones, with why not."""
+    sizing: SizingOutcome = decision.sizing_rule.then
+    candidates = ruleset.by_family[decision.family]
+    index = decision.instance_index
     what = "accelerator memory" if sizing.fit_on == "accelerator_memory" else "memory"
-    rejected: list[Alternative] = []
-    for index, inst in enumerate(candidates):
-        have = _capacity_gib(inst, sizing.fit_on)
-        if have >= need:
-            larger = [
-                Alternative(
-                    instance_type=other.type,
-                    rejected_because=f"larger than needed ({fmt(_capacity_gib(other, sizing.fit_on))} GiB "
-                    f"{what}, {fmt(other.usd_per_hour)} USD/h): more, smaller instances keep more "
-                    "capacity when one fails",
-                )
-                for other in candidates[index + 1 : index + 1 + MAX_LARGER_ALTERNATIVES]
-            ]
-            return inst, rejected[-MAX_LARGER_ALTERNATIVES:] + larger
-        rejected.append(
-            Alternative(
-                instance_type=inst.type,
-                rejected_because=f"holds {fmt(have)} GiB of {what}; "
-                f"the model needs {fmt(need)} GiB ({fmt(profile.workload.model_memory_gib or 0)}"
-                f" GiB x headroom {fmt(sizing.memory_headroom)})",
-            )
+    need = (profile.workload.model_memory_gib or 0.0) * sizing.memory_headroom
+    smaller = [
+        Alternative(
+            instance_type=inst.type,
+            rejected_because=f"holds {fmt(capacity_gib(inst, sizing.fit_on))} GiB of {what}; "
+            f"the model needs {fmt(need)} GiB ({fmt(profile.workload.model_memory_gib or 0)}"
+            f" GiB x headroom {fmt(sizing.memory_headroom)})",
         )
-    largest = max(_capacity_gib(i, sizing.fit_on) for i in candidates)
-    raise ProfileRejected(
-        "model_does_not_fit",
-        f"no instance type of family '{family}' holds {fmt(need)} GiB of "
-        f"{what} (the largest has {fmt(largest)} GiB); shard the model or lower "
-        "workload.model_memory_gib.",
-        "workload.model_memory_gib",
-    )
+        for inst in candidates[max(0, index - MAX_LARGER_ALTERNATIVES) : index]
+    ]
+    larger = [
+        Alternative(
+            instance_type=other.type,
+            rejected_because=f"larger than needed ({fmt(capacity_gib(other, sizing.fit_on))} GiB "
+            f"{what}, {fmt(other.usd_per_hour)} USD/h): more, smaller instances keep more "
+            "capacity when one fails",
+        )
+        for other in candidates[index + 1 : index + 1 + MAX_LARGER_ALTERNATIVES]
+    ]
+    return smaller + larger
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -422,9 +322,7 @@ def _monitoring(
     tools: dict[str, MonitoringTool] = {}
     gpus = instance.accelerator.count if instance.accelerator and instance.accelerator.kind == "nvidia-gpu" else 0
     for rule in table.collect(facts) if table else ():
-        explanation.append(
-            ExplanationEntry(table="monitoring", rule_id=rule.id, matched=rule.matched(facts), outcome=rule.outcome)
-        )
+        explanation.append(_explain("monitoring", rule, facts))
         for spec in rule.then.alarms:
             alarm = aws.monitoring_alarm(
                 endpoint,
@@ -458,7 +356,5 @@ def _advisories(
 ) -> None:
     table = ruleset.tables.get("advisories")
     for rule in table.collect(facts) if table else ():
-        explanation.append(
-            ExplanationEntry(table="advisories", rule_id=rule.id, matched=rule.matched(facts), outcome=rule.outcome)
-        )
+        explanation.append(_explain("advisories", rule, facts))
         warnings.append(Warning(code=rule.then.warning, message=rule.because, rule_id=rule.id))
