@@ -105,6 +105,16 @@ def rules_test(directory: Path, tests_dir: Path | None) -> None:
     click.echo(summary)
 
 
+def _register_review_commands() -> None:
+    from service.rules_cli import diff_command, impact_command
+
+    rules.add_command(diff_command)
+    rules.add_command(impact_command)
+
+
+_register_review_commands()
+
+
 @rules.command("schema")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("rules/schema"), show_default=True)
 def rules_schema(out: Path) -> None:

@@ -1,0 +1,108 @@
+"""Impact analysis over the audit history, and rule diffs, as a reviewer of a rules change sees them."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+from litestar.testing import AsyncTestClient
+from profiles import WORKED_EXAMPLE
+
+from service.cli import main
+from service.db.engine import create_engine
+from service.db.history import stream_history
+from service.engine import compile_ruleset
+from service.impact import ImpactAnalysis, render_markdown
+from service.rulebook.diff import diff_rulesets
+from service.rulebook.loader import load_ruleset
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _candidate(tmp_path: Path) -> Path:
+    """The default rules, except classic ML below 100 RPS goes to general-purpose M instances."""
+    target = tmp_path / "candidate"
+    shutil.copytree(ROOT / "rules", target)
+    (target / "ruleset.yaml").write_text((target / "ruleset.yaml").read_text().replace("2026.11.0", "2026.12.0"))
+    family = target / "tables" / "family.yaml"
+    text = family.read_text()
+    old = "      workload.bound: cpu\n      workload.model_kind: classic_ml\n    then: {family: c}"
+    assert old in text
+    family.write_text(
+        text.replace(old, old.replace("classic_ml\n", "classic_ml\n      traffic.peak_rps: {gte: 100}\n"))
+    )
+    return target
+
+
+async def test_impact_counts_changes_by_field_and_rule(
+    client: AsyncTestClient,
+    database_url: str,
+    tmp_path: Path,  # type: ignore[type-arg]
+) -> None:
+    for rps in (50, 80, 150, 300):  # two below 100 RPS change family, two do not
+        body = copy.deepcopy(WORKED_EXAMPLE)
+        body["traffic"]["peak_rps"] = rps
+        assert (await client.post("/v1/recommendations", json=body)).status_code == 201
+    candidate = compile_ruleset(load_ruleset(_candidate(tmp_path)))
+    engine = create_engine(Settings(database_url=database_url))
+    try:
+        analysis = ImpactAnalysis(candidate)
+        await analysis.add_stream(stream_history(engine, batch_size=2))
+    finally:
+        await engine.dispose()
+    report = analysis.report()
+    assert (report.decisions, report.changed, report.unchanged, report.refused) == (4, 2, 2, 0)
+    assert report.changed_by_field["family"] == 2
+    assert report.top_transitions[0].field == "family"
+    assert (report.top_transitions[0].before, report.top_transitions[0].after) == ("c", "m")
+    assert report.rules_responsible["family:general-purpose"] == 2
+    assert report.cost_delta_usd_per_hour != 0
+    assert len(report.sample) == 2
+    markdown = render_markdown(report)
+    assert "**2 would change**" in markdown and "family: c → m | 2" in markdown
+
+
+async def test_unchanged_ruleset_has_no_impact(client: AsyncTestClient, database_url: str) -> None:  # type: ignore[type-arg]
+    assert (await client.post("/v1/recommendations", json=WORKED_EXAMPLE)).status_code == 201
+    engine = create_engine(Settings(database_url=database_url))
+    try:
+        analysis = ImpactAnalysis(compile_ruleset(load_ruleset(ROOT / "rules")))
+        await analysis.add_stream(stream_history(engine))
+    finally:
+        await engine.dispose()
+    report = analysis.report()
+    assert (report.decisions, report.changed, report.cost_delta_usd_per_hour) == (1, 0, 0.0)
+
+
+def test_diff_names_the_changed_condition(tmp_path: Path) -> None:
+    diff = diff_rulesets(load_ruleset(ROOT / "rules"), load_ruleset(_candidate(tmp_path)))
+    assert [(c.table, c.rule_id, c.kind) for c in diff.rules] == [("family", "cpu-classic-ml", "changed")]
+    assert diff.rules[0].fields == {"when.traffic.peak_rps.gte": (None, 100.0)}
+    assert diff.catalog == []
+
+
+def test_diff_reports_moves_in_first_hit_tables_and_catalog_changes(tmp_path: Path) -> None:
+    target = tmp_path / "moved"
+    shutil.copytree(ROOT / "rules", target)
+    scaling = target / "tables" / "scaling.yaml"
+    text = scaling.read_text()
+    head, rest = text.split("  - id: periodic-scheduled", 1)
+    first, second = rest.split("  - id: periodic-without-windows", 1)
+    scaling.write_text(
+        head + "  - id: periodic-without-windows" + second.rstrip("\n") + "\n  - id: periodic-scheduled" + first
+    )
+    catalog = target / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace("usd_per_hour: 0.102}", "usd_per_hour: 0.11}", 1))
+    diff = diff_rulesets(load_ruleset(ROOT / "rules"), load_ruleset(target))
+    kinds = {(c.rule_id, c.kind) for c in diff.rules}
+    assert ("periodic-scheduled", "moved") in kinds
+    assert [(c.rule_id, c.fields) for c in diff.catalog] == [("ml.c5.large", {"usd_per_hour": (0.102, 0.11)})]
+
+
+def test_cli_diff(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["rules", "diff", str(ROOT / "rules"), str(_candidate(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "changed  family/cpu-classic-ml" in result.output
