@@ -22,6 +22,7 @@ from service.audit import AuditReader, AuditWriter
 from service.db.engine import create_engine
 from service.decisions import DecisionService
 from service.registry import RulesetRegistry
+from service.replay import Replayer
 from service.rulebook.loader import load_ruleset
 from service.settings import Settings, get_settings
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     registry = RulesetRegistry(engine)
     reader, writer = AuditReader(engine), AuditWriter(engine)
     decisions = DecisionService(registry, writer)
+    replayer = Replayer(reader, registry)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "registry": Provide(lambda: registry, sync_to_thread=False),
             "reader": Provide(lambda: reader, sync_to_thread=False),
             "decisions": Provide(lambda: decisions, sync_to_thread=False),
+            "replayer": Provide(lambda: replayer, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[RequestIdMiddleware()],

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.repository import AuditRepository
+from service.db.repository import AuditRepository, RulesetRow
 from service.engine import CompiledRuleset, compile_ruleset
 from service.rulebook.loader import LoadedRuleset, parse_ruleset
 
@@ -54,10 +54,29 @@ class RulesetRegistry:
             row = await AuditRepository(conn).get_ruleset_by_version(version)
         if row is None:
             raise RulesetNotFound(version)
+        return self._compiled(row)
+
+    async def for_sha256(self, sha256: str) -> CompiledRuleset:
+        """The stored ruleset with exactly this content hash (every audited decision names one)."""
+        active = self.active
+        if active is not None and active.sha256 == sha256:
+            return active
+        cached = self._by_sha.get(sha256)
+        if cached is not None:
+            return cached
+        async with self.engine.connect() as conn:
+            row = await AuditRepository(conn).get_ruleset(sha256)
+        if row is None:
+            raise RulesetNotFound(sha256)
+        return self._compiled(row)
+
+    def _compiled(self, row: RulesetRow) -> CompiledRuleset:
         cached = self._by_sha.get(row.sha256)
         if cached is not None:
             return cached
         compiled = compile_ruleset(parse_ruleset(row.files, label=f"stored:{row.version}"))
+        if compiled.sha256 != row.sha256:
+            raise RuntimeError(f"stored ruleset {row.sha256} hashes to {compiled.sha256}: the store was altered")
         self._remember(compiled)
         return compiled
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
@@ -17,6 +17,7 @@ from service.api.openapi_docs import error_responses
 from service.api.problems import Problem
 from service.api.schemas import DecisionPage, DecisionRecord, DecisionSummary
 from service.audit import AuditReader
+from service.replay import DecisionNotFound, Replayer, ReplayResult
 
 __all__ = ["DecisionController"]
 
@@ -43,6 +44,19 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     return created_at, decision_id
 
 
+def _decision_uuid(decision_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(decision_id)
+    except ValueError as exc:
+        raise Problem(
+            422,
+            "invalid-decision-id",
+            "Invalid decision id",
+            f"'{decision_id[:64]}' is not a UUID.",
+            errors=[{"message": "not a UUID", "key": "decision_id", "source": "path"}],
+        ) from exc
+
+
 class DecisionController(Controller):
     path = "/v1/decisions"
     tags = ["audit"]
@@ -60,16 +74,7 @@ class DecisionController(Controller):
         reader: NamedDependency[AuditReader],
         decision_id: Annotated[str, PathParameter(description="UUIDv7 returned as decision_id.", max_length=64)],
     ) -> DecisionRecord:
-        try:
-            parsed = uuid.UUID(decision_id)
-        except ValueError as exc:
-            raise Problem(
-                422,
-                "invalid-decision-id",
-                "Invalid decision id",
-                f"'{decision_id[:64]}' is not a UUID.",
-                errors=[{"message": "not a UUID", "key": "decision_id", "source": "path"}],
-            ) from exc
+        parsed = _decision_uuid(decision_id)
         row = await reader.decision(parsed)
         if row is None:
             raise Problem(404, "decision-not-found", "Unknown decision", f"no decision has id {parsed}.")
@@ -138,3 +143,27 @@ class DecisionController(Controller):
         ]
         next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
         return DecisionPage(items=items, next_cursor=next_cursor)
+
+    @post(
+        "/{decision_id:str}/replay",
+        operation_id="replayDecision",
+        summary="Re-evaluate an audited decision",
+        description="Evaluates the stored profile again under the ruleset that made the decision (the answer must "
+        "be byte-identical) and, with `ruleset_version`, under another stored ruleset, listing the fields that "
+        "differ. Nothing is audited.",
+        status_code=200,
+        responses=error_responses(404, 422),
+    )
+    async def replay(
+        self,
+        replayer: NamedDependency[Replayer],
+        decision_id: Annotated[str, PathParameter(description="UUIDv7 returned as decision_id.", max_length=64)],
+        ruleset_version: Annotated[
+            str | None, QueryParameter(max_length=64, description="Also replay under this stored ruleset version.")
+        ] = None,
+    ) -> ReplayResult:
+        parsed = _decision_uuid(decision_id)
+        try:
+            return await replayer.replay(parsed, other_version=ruleset_version)
+        except DecisionNotFound as exc:
+            raise Problem(404, "decision-not-found", "Unknown decision", str(exc)) from exc
