@@ -1,0 +1,236 @@
+"""The Swagger UI at /docs works offline: a real browser, every non-loopback request blocked.
+
+The browser test runs `advisor serve` (the console script) in a subprocess on a fresh SQLite database and
+drives Debian's Chromium (/usr/bin/chromium) with Playwright; it never downloads a browser. Without that
+Chromium (or the playwright package) it skips, unless ADVISOR_REQUIRE_BROWSER=1, then it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Request, Route
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+REQUIRE_BROWSER_ENV = "ADVISOR_REQUIRE_BROWSER"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SERVER_START_TIMEOUT_S = 60.0
+UI_TIMEOUT_MS = 30_000
+# Operations that must render, by operationId (Swagger UI's DOM id is operations-<tag>-<operationId>).
+OPERATIONS = {
+    "createRecommendation": ("POST", "/v1/recommendations"),
+    "getDecision": ("GET", "/v1/decisions/{decision_id}"),
+    "listDecisions": ("GET", "/v1/decisions"),
+    "listRulesets": ("GET", "/v1/rulesets"),
+}
+# A <script src> or <link href> to anywhere but this server (absolute or protocol-relative URL).
+_EXTERNAL_ASSET = re.compile(r"""<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*["']?(?:[a-z][a-z0-9+.-]*:)?//""", re.I)
+
+
+# --- without a browser: the page references only this server ----------------------------------------------
+
+
+async def test_docs_page_loads_nothing_from_another_host(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "SwaggerUIBundle(" in html
+    assert not _EXTERNAL_ASSET.search(html), "the docs page loads a script, stylesheet or icon from another host"
+    assets = re.findall(r"""(?:src|href)=["'](/static/swagger-ui/[^"'?]+)""", html)
+    assert sorted(assets) == [
+        "/static/swagger-ui/favicon-32x32.png",
+        "/static/swagger-ui/swagger-ui-bundle.js",
+        "/static/swagger-ui/swagger-ui-standalone-preset.js",
+        "/static/swagger-ui/swagger-ui.css",
+    ]
+    for asset in assets:
+        served = await client.get(asset)
+        assert served.status_code == 200, asset
+        assert "max-age=31536000" in served.headers["cache-control"], asset
+        assert served.content == (ROOT / "service" / asset.lstrip("/")).read_bytes(), asset
+    spec = await client.get("/docs/openapi.json")
+    assert spec.status_code == 200
+    assert spec.json()["openapi"].startswith("3.1")
+    assert "/static/{file_path}" not in spec.json()["paths"]
+
+
+# --- the real thing: `advisor serve` and Chromium -----------------------------------------------------------
+
+
+def _need_browser(reason: str) -> None:
+    if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_BROWSER_ENV}=1)")
+    pytest.skip(f"{reason}; set {REQUIRE_BROWSER_ENV}=1 to make this a failure")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve_command() -> list[str]:
+    script = Path(sys.executable).parent / "advisor"
+    if script.exists():
+        return [str(script), "serve"]
+    # Not installed as a console script (e.g. a bare checkout on PYTHONPATH): the same entry point.
+    return [sys.executable, "-c", "from service.cli import main; main()", "serve"]
+
+
+def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"`advisor serve` exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    pytest.fail(
+        f"`advisor serve` did not answer {url} in {SERVER_START_TIMEOUT_S}s:\n{log.read_text(errors='replace')}"
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """Base URL of `advisor serve` on loopback, migrating a fresh SQLite database at start."""
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ADVISOR_")}
+    env |= {
+        "ADVISOR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'a.db'}",
+        "ADVISOR_MIGRATE_ON_START": "1",
+        "ADVISOR_HOST": "127.0.0.1",
+        "ADVISOR_PORT": str(port),
+        "ADVISOR_RULES_DIR": str(ROOT / "rules"),
+        "ADVISOR_LOG_LEVEL": "WARNING",
+    }
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(_serve_command(), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_until_up(process, f"{base}/healthz", log)
+        yield base
+    finally:
+        _stop(process)
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's Chromium, checked before any server starts; skips (or fails) when the browser is missing."""
+    if not CHROMIUM.exists():
+        _need_browser(f"Debian's Chromium is not installed at {CHROMIUM}")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _need_browser("the playwright package is not installed")
+    return CHROMIUM
+
+
+@pytest.mark.browser
+def test_swagger_ui_works_offline(chromium: Path, served: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    elsewhere: list[str] = []  # every request the page tried to make to another host
+    page_errors: list[str] = []
+
+    def only_loopback(route: Route, request: Request) -> None:
+        if urlsplit(request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            elsewhere.append(request.url)
+            route.abort("blockedbyclient")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(service_workers="block")
+            context.route("**/*", only_loopback)
+            page = context.new_page()
+            page.on("pageerror", lambda error: page_errors.append(str(error)))
+            try:
+                _exercise_docs(page, served)
+            except AssertionError as exc:
+                shot = tmp_path / "docs-failure.png"
+                page.screenshot(path=shot, full_page=True)
+                pytest.fail(
+                    f"{exc}\n\nrequests to other hosts (blocked): {elsewhere}\n"
+                    f"JavaScript errors: {page_errors}\nscreenshot: {shot}\n"
+                    f"server log:\n{(tmp_path / 'server.log').read_text(errors='replace')}"
+                )
+        finally:
+            browser.close()
+
+    assert elsewhere == [], f"the docs page tried to reach other hosts: {elsewhere}"
+    assert page_errors == [], f"JavaScript errors on the docs page: {page_errors}"
+
+
+def _exercise_docs(page: Page, base: str) -> None:
+    from playwright.sync_api import expect
+
+    response = page.goto(f"{base}/docs")
+    assert response is not None and response.status == 200
+
+    # Swagger UI rendered, which it only can with its script from this server; its stylesheet came too.
+    expect(page).to_have_title("advisor")
+    expect(page.locator(".swagger-ui .information-container .title")).to_contain_text("advisor", timeout=UI_TIMEOUT_MS)
+    assert page.evaluate(
+        """() => [...document.styleSheets].some(
+            (sheet) => (sheet.href || "").includes("/static/swagger-ui/swagger-ui.css") && sheet.cssRules.length > 100
+        )"""
+    ), "swagger-ui.css did not load"
+    for operation_id, (method, path) in OPERATIONS.items():
+        block = page.locator(f".opblock[id$='-{operation_id}']")
+        expect(block).to_be_visible()
+        expect(block.locator(".opblock-summary-method")).to_have_text(method)
+        expect(block.locator(".opblock-summary-path")).to_have_attribute("data-path", path)
+
+    # Try the worked example: POST /v1/recommendations with its prefilled body.
+    create = page.locator(".opblock[id$='-createRecommendation']")
+    create.locator(".opblock-summary-control").click()
+    create.get_by_role("button", name="Try it out").click()
+    body = create.locator("textarea.body-param__text")
+    expect(body).to_be_visible()
+    expect(body).to_have_value(re.compile(r'"name":\s*"fraud-xgb"'))
+    create.get_by_role("button", name="Execute").click()
+
+    live = create.locator(".live-responses-table")
+    expect(live.locator("tr.response .response-col_status")).to_have_text("201", timeout=UI_TIMEOUT_MS)
+    expect(live.locator("tr.response .response-col_description")).to_contain_text('"base_instances": 11')
