@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +14,8 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Server, Tag
 
+from service.activation import Activator
+from service.api.auth import access_control_middleware, log_access_mode, security_schemes
 from service.api.context import RequestIdMiddleware
 from service.api.decisions import DecisionController
 from service.api.docs_ui import docs_render_plugins, docs_static_router
@@ -49,7 +54,7 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="audit", description="Audited decisions."),
             Tag(name="rulesets", description="Rulesets that have answered."),
         ],
-        components=Components(),
+        components=Components(security_schemes=security_schemes()),
         use_handler_docstrings=False,
     )
 
@@ -58,18 +63,32 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     engine = create_engine(settings)
     registry = RulesetRegistry(engine)
-    reader, writer = AuditReader(engine), AuditWriter(engine)
+    reader = AuditReader(engine, retry_after_s=settings.db_retry_after_s)
+    writer = AuditWriter.from_settings(engine, settings)  # group commit: one flusher per worker process
     decisions = DecisionService(registry, writer)
     replayer = Replayer(reader, registry)
+    activator = Activator(engine, registry, poll_interval_s=settings.ruleset_poll_interval_s)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         # Activation fails loudly: a ruleset that does not validate must never serve.
-        active = await registry.activate(load_ruleset(settings.rules_dir))
+        if settings.activate_on_start:
+            result = await activator.activate(load_ruleset(settings.rules_dir), by=f"startup:{socket.gethostname()}")
+            active = result.active
+        elif not await activator.sync() or registry.active is None:
+            raise RuntimeError("no ruleset has been activated yet: run `advisor rules activate` first")
+        else:
+            active = registry.active
+        poller = asyncio.create_task(activator.poll_forever(), name="ruleset-poller")
         logger.info("ruleset %s (sha256 %s) active", active.version, active.sha256)
+        await writer.start()
         try:
             yield
         finally:
+            await writer.stop()  # graceful: commits every queued decision before the engine goes
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
             await engine.dispose()
 
     return Litestar(
@@ -86,9 +105,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "reader": Provide(lambda: reader, sync_to_thread=False),
             "decisions": Provide(lambda: decisions, sync_to_thread=False),
             "replayer": Provide(lambda: replayer, sync_to_thread=False),
+            "activator": Provide(lambda: activator, sync_to_thread=False),
+            "rules_dir": Provide(lambda: settings.rules_dir, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        middleware=[RequestIdMiddleware()],
+        # Authentication before the rate limit: requests are counted per caller.
+        middleware=[RequestIdMiddleware(), *access_control_middleware(settings)],
+        on_startup=[log_access_mode(settings)],
         plugins=[problem_details_plugin()],
         exception_handlers={Exception: unexpected_error_handler},
         openapi_config=openapi_config(),

@@ -1,37 +1,478 @@
-"""The audit store's two doors: the writer (the one commit boundary for decisions) and the reader."""
+"""The audit store's doors: the writer (the one commit boundary for decisions), the reader, the chain verifier.
+
+**Group commit.** ``AuditWriter.write(row)`` queues the row with a future and returns only once the transaction
+holding it has committed (or raises). One flusher task per process takes up to ``max_rows`` queued rows, waiting
+at most ``max_wait_ms`` after the oldest one arrived for more to join, and commits them in one transaction with
+one multi-row INSERT. While a commit is in flight the next rows queue up, so under load each transaction carries
+many decisions and the database cost per decision falls; nothing is ever answered from the queue, so a crash
+loses only rows whose requests were not answered yet. If the commit fails, every row of that batch fails.
+
+**Tamper evidence.** Each batch transaction locks the one-row chain head (Postgres ``SELECT ... FOR UPDATE``;
+SQLite's ``BEGIN IMMEDIATE`` takes the database write lock), numbers its rows after the head's ``seq`` and
+chains their hashes (``service.db.chain``), inserts them and moves the head, so writers in any number of processes
+append one after another and the chain never forks. ``verify_chain`` walks it.
+
+**Idempotency.** A row may carry an ``IdempotencyKey``; its key row is written in the same transaction as the
+decision. Because the batch holds the chain-head lock while it looks the keys up, the look-up is authoritative:
+a key already stored (and not expired), or claimed earlier in the same batch, answers with the original decision
+(same body) or ``IdempotencyConflict`` (different body) instead of storing a new row.
+
+**Outages.** Errors meaning the database cannot be reached (``service.db.errors``) become ``AuditUnavailable``
+(the API answers 503 with Retry-After); the pool's pre-ping and invalidation reconnect by themselves.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
+import logging
 import uuid
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.repository import AuditRepository, DecisionRow, RulesetRow, RulesetSummary
+from service.db.chain import GENESIS_HASH, ChainHead, chain_hash
+from service.db.engine import read_snapshot, write_transaction
+from service.db.errors import is_database_unavailable
+from service.db.repository import (
+    AuditRepository,
+    DecisionRow,
+    IdempotencyRecord,
+    RulesetRow,
+    RulesetSummary,
+)
+from service.settings import Settings
 
-__all__ = ["AuditReader", "AuditWriter"]
+__all__ = [
+    "AuditReader",
+    "AuditUnavailable",
+    "AuditWriteFailed",
+    "AuditWriter",
+    "ChainBreak",
+    "ChainReport",
+    "IdempotencyConflict",
+    "IdempotencyKey",
+    "is_database_unavailable",
+    "translate_unavailable",
+    "verify_chain",
+]
+
+logger = logging.getLogger("service.audit")
+
+DEFAULT_RETRY_AFTER_S = 2
+
+
+class AuditWriteFailed(Exception):
+    """The transaction holding this decision did not commit; nothing of its batch was stored."""
+
+
+class AuditUnavailable(AuditWriteFailed):
+    """The database cannot be reached (or the writer is shutting down): nothing was stored, retry later."""
+
+    def __init__(self, message: str, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was already used, by this caller, for a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Idempotency-Key '{key}' was already used with a different request")
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """An Idempotency-Key as sent by ``caller`` (keys are scoped by caller), with the fingerprint of its request."""
+
+    caller: str
+    key: str
+    request_sha256: str
+
+    @property
+    def scoped(self) -> tuple[str, str]:
+        return (self.caller, self.key)
+
+
+@contextlib.contextmanager
+def translate_unavailable(retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> Iterator[None]:
+    """Re-raise "database unreachable" errors of the block as ``AuditUnavailable``; others pass unchanged."""
+    try:
+        yield
+    except AuditUnavailable:
+        raise
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            raise AuditUnavailable(_describe(exc), retry_after_s=retry_after_s) from exc
+        raise
+
+
+def _describe(exc: BaseException) -> str:
+    return f"the audit database is unavailable ({type(exc).__name__})"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- writer ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    row: DecisionRow
+    key: IdempotencyKey | None
+    future: asyncio.Future[DecisionRow]
+    queued_at: float
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counters since start (per process), for tests and metrics."""
+
+    batches: int = 0  # committed transactions
+    rows: int = 0  # decisions committed
+    replays: int = 0  # requests answered with an earlier decision (Idempotency-Key)
+    failed_batches: int = 0
+    largest_batch: int = 0
+    purged_keys: int = 0
+    batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
 
 
 class AuditWriter:
-    """Commits audit rows; ``write`` returns only once its row is durable."""
+    """Commits decisions in batches (group commit); ``write`` returns only once its row is durable.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    One per process (one flusher task). ``start`` it in the application's lifespan and ``stop`` it before the
+    engine is disposed: ``stop`` refuses new rows, commits every queued one and waits for that commit. A writer
+    never started starts itself on the first ``write``.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_rows: int = 256,
+        max_wait_ms: float = 2.0,
+        idempotency_ttl_s: float = 86_400,
+        purge_interval_s: float = 60.0,
+        purge_batch: int = 1000,
+        retry_after_s: int = DEFAULT_RETRY_AFTER_S,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must not be negative, got {max_wait_ms}")
         self.engine = engine
+        self.max_rows = max_rows
+        self.max_wait_s = max_wait_ms / 1000
+        self.idempotency_ttl = timedelta(seconds=idempotency_ttl_s)
+        self.purge_interval_s = purge_interval_s
+        self.purge_batch = purge_batch
+        self.retry_after_s = retry_after_s
+        self.clock = clock
+        self.stats = WriterStats()
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._wakeup = asyncio.Event()  # something was queued (or stop was asked)
+        self._full = asyncio.Event()  # a full batch is queued (or stop was asked): stop waiting for more
+        self._flusher: asyncio.Task[None] | None = None
+        self._purger: asyncio.Task[None] | None = None
+        self._closing = False
 
-    async def write(self, row: DecisionRow) -> None:
-        async with self.engine.begin() as conn:
-            await AuditRepository(conn).add_decisions([row])
+    @classmethod
+    def from_settings(cls, engine: AsyncEngine, settings: Settings) -> AuditWriter:
+        return cls(
+            engine,
+            max_rows=settings.audit_batch_max_rows,
+            max_wait_ms=settings.audit_batch_max_wait_ms,
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+            purge_interval_s=settings.idempotency_purge_interval_s,
+            purge_batch=settings.idempotency_purge_batch,
+            retry_after_s=settings.db_retry_after_s,
+        )
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the flusher and the purger of expired idempotency keys (idempotent)."""
+        if self._closing:
+            raise RuntimeError("the audit writer was stopped; make a new one")
+        self._ensure_flusher()
+        if self._purger is None:
+            self._purger = asyncio.create_task(self._purge_forever(), name="audit-idempotency-purger")
+
+    async def stop(self) -> None:
+        """Graceful shutdown: refuse new rows, commit the queued ones, wait for that commit, stop the tasks."""
+        self._closing = True
+        self._wakeup.set()
+        self._full.set()
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+        if self._flusher is not None:
+            await self._flusher
+        # Should the flusher have died, nobody may wait forever.
+        self._fail_queued(lambda: AuditUnavailable("the service is shutting down", retry_after_s=self.retry_after_s))
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # --- writing ----------------------------------------------------------------------------------------------
+
+    async def write(self, row: DecisionRow, *, idempotency: IdempotencyKey | None = None) -> DecisionRow:
+        """Queue ``row`` and return once the transaction holding it committed; the decision that answers.
+
+        That is ``row`` itself, unless ``idempotency`` names a key this caller already used for the same request
+        (then the original decision, and ``row`` is not stored). Raises ``IdempotencyConflict`` if the key was used
+        for a different request, ``AuditUnavailable`` if the database cannot be reached, ``AuditWriteFailed`` if
+        the transaction failed otherwise. Whatever it raises, ``row`` was not stored.
+        """
+        if self._closing:
+            raise AuditUnavailable("the service is shutting down", retry_after_s=self.retry_after_s)
+        self._ensure_flusher()
+        loop = asyncio.get_running_loop()
+        pending = _Pending(row, idempotency, loop.create_future(), loop.time())
+        self._queue.append(pending)
+        self._wakeup.set()
+        if len(self._queue) >= self.max_rows:
+            self._full.set()
+        return await pending.future
+
+    async def recall(self, key: IdempotencyKey) -> DecisionRow | None:
+        """The decision already answering ``key`` (not expired), if any; ``IdempotencyConflict`` if it was for
+        another request. A read outside any batch: a retry of a committed request is answered without evaluating
+        or queueing. (``write`` checks again, authoritatively, under the chain-head lock.)"""
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                found = await AuditRepository(conn).find_idempotency_keys([key.scoped])
+        stored = found.get(key.scoped)
+        if stored is None:
+            return None
+        record, decision = stored
+        if record.expires_at <= self.clock():
+            return None
+        if record.request_sha256 != key.request_sha256:
+            raise IdempotencyConflict(key.key)
+        return decision
+
+    async def purge_expired_keys(self) -> int:
+        """Delete expired idempotency keys, ``purge_batch`` per transaction, until none is left; how many."""
+        total = 0
+        while True:
+            with translate_unavailable(self.retry_after_s):
+                async with write_transaction(self.engine) as conn:
+                    purged = await AuditRepository(conn).purge_idempotency_keys(
+                        expired_at=self.clock(), limit=self.purge_batch
+                    )
+            total += purged
+            self.stats.purged_keys += purged
+            if purged < self.purge_batch:
+                return total
+            await asyncio.sleep(0)  # let batches in between
+
+    # --- the flusher ------------------------------------------------------------------------------------------
+
+    def _ensure_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_forever(), name="audit-writer")
+
+    async def _flush_forever(self) -> None:
+        try:
+            while True:
+                if not self._queue:
+                    if self._closing:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                await self._wait_for_more()
+                batch = self._take_batch()
+                if batch:
+                    await self._commit(batch)
+        except BaseException:
+            # A bug (the commit path catches every error of a batch) or cancellation: fail the queued rows rather
+            # than leave their requests waiting; the next write starts a new flusher.
+            self._fail_queued(lambda: AuditWriteFailed("the audit writer stopped unexpectedly"))
+            raise
+
+    async def _wait_for_more(self) -> None:
+        """Give rows a moment to join the oldest queued one: until the batch is full or its wait is up."""
+        if len(self._queue) >= self.max_rows or self._closing or self.max_wait_s <= 0:
+            return
+        remaining = self._queue[0].queued_at + self.max_wait_s - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return
+        self._full.clear()
+        if len(self._queue) >= self.max_rows:  # filled between the check and the clear
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(remaining):
+                await self._full.wait()
+
+    def _take_batch(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        while self._queue and len(batch) < self.max_rows:
+            pending = self._queue.popleft()
+            if not pending.future.done():  # its request was cancelled before its turn: it is not stored
+                batch.append(pending)
+        return batch
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            answers = await self._commit_once(batch)
+        except IntegrityError:
+            # A unique key (seq, or an idempotency key) taken by a writer that did not lock the chain head, e.g.
+            # an older release during a rolling deploy: once more, re-reading the head and the keys.
+            logger.warning("audit batch hit a unique constraint; retrying once with the head and keys re-read")
+            try:
+                answers = await self._commit_once(batch)
+            except Exception as exc:
+                self._fail_batch(batch, exc)
+                return
+        except Exception as exc:
+            self._fail_batch(batch, exc)
+            return
+
+        self.stats.batches += 1
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        self.stats.batch_sizes[len(batch)] += 1
+        for pending, answer in zip(batch, answers, strict=True):
+            if answer is pending.row:
+                self.stats.rows += 1
+            elif isinstance(answer, DecisionRow):
+                self.stats.replays += 1
+        for pending, answer in zip(batch, answers, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(answer, BaseException):
+                pending.future.set_exception(answer)
+            else:
+                pending.future.set_result(answer)
+
+    async def _commit_once(self, batch: list[_Pending]) -> list[DecisionRow | IdempotencyConflict]:
+        with translate_unavailable(self.retry_after_s):
+            async with write_transaction(self.engine) as conn:
+                return await self._store(AuditRepository(conn), batch, self.clock())
+
+    def _fail_batch(self, batch: list[_Pending], exc: Exception) -> None:
+        self.stats.failed_batches += 1
+        logger.warning("audit batch of %d decision(s) failed: %s", len(batch), exc, exc_info=exc)
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(_per_waiter(exc, len(batch)))
+        if isinstance(exc, AuditUnavailable) and self._queue:
+            # Fail fast: the rows that queued up while this batch waited on an unreachable database (up to the
+            # connect timeout) would only wait as long again, batch after batch. They get the 503 now; rows that
+            # arrive from here on get a fresh attempt.
+            queued = len(self._queue)
+            self._fail_queued(lambda: _per_waiter(exc, queued))
+
+    async def _store(
+        self, repo: AuditRepository, batch: list[_Pending], now: datetime
+    ) -> list[DecisionRow | IdempotencyConflict]:
+        """In the batch's transaction: lock the chain head, settle idempotency keys, append the new rows."""
+        head = await repo.lock_chain_head()
+        keyed = [p.key for p in batch if p.key is not None]
+        existing = await repo.find_idempotency_keys(k.scoped for k in keyed) if keyed else {}
+        claimed: dict[tuple[str, str], _Pending] = {}
+        expired: list[tuple[str, str]] = []
+        answers: list[DecisionRow | IdempotencyConflict] = []
+        to_store: list[DecisionRow] = []
+        for pending in batch:
+            key = pending.key
+            if key is None:
+                answers.append(pending.row)
+                to_store.append(pending.row)
+                continue
+            first = claimed.get(key.scoped)
+            if first is not None:  # a duplicate of a request earlier in this batch
+                assert first.key is not None
+                same = first.key.request_sha256 == key.request_sha256
+                answers.append(first.row if same else IdempotencyConflict(key.key))
+                continue
+            stored = existing.get(key.scoped)
+            if stored is not None and stored[0].expires_at > now:
+                record, decision = stored
+                same = record.request_sha256 == key.request_sha256
+                answers.append(decision if same else IdempotencyConflict(key.key))
+                continue
+            if stored is not None:
+                expired.append(key.scoped)  # not purged yet: the key may be used again
+            claimed[key.scoped] = pending
+            answers.append(pending.row)
+            to_store.append(pending.row)
+        if expired:
+            await repo.delete_idempotency_keys(expired)
+        await repo.append_decisions(to_store, head)
+        await repo.add_idempotency_keys(
+            [
+                IdempotencyRecord(
+                    caller=p.key.caller,
+                    key=p.key.key,
+                    request_sha256=p.key.request_sha256,
+                    decision_id=p.row.id,
+                    created_at=now,
+                    expires_at=now + self.idempotency_ttl,
+                )
+                for p in claimed.values()
+                if p.key is not None
+            ]
+        )
+        return answers
+
+    async def _purge_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.purge_interval_s)
+            try:
+                purged = await self.purge_expired_keys()
+            except Exception as exc:  # an outage or a busy database: try again next time
+                logger.warning("purging expired idempotency keys failed: %s", exc)
+            else:
+                if purged:
+                    logger.info("purged %d expired idempotency key(s)", purged)
+
+    def _fail_queued(self, make: Callable[[], AuditWriteFailed]) -> None:
+        while self._queue:
+            pending = self._queue.popleft()
+            if not pending.future.done():
+                pending.future.set_exception(make())
+
+
+def _per_waiter(exc: Exception, batch_size: int) -> AuditWriteFailed:
+    """A fresh exception per waiting request (one instance raised in many tasks would share its traceback)."""
+    if isinstance(exc, AuditUnavailable):
+        failed: AuditWriteFailed = AuditUnavailable(str(exc), retry_after_s=exc.retry_after_s)
+    else:
+        failed = AuditWriteFailed(f"the audit transaction of {batch_size} decision(s) failed: {type(exc).__name__}")
+    failed.__cause__ = exc
+    return failed
+
+
+# --- reader ---------------------------------------------------------------------------------------------------
 
 
 class AuditReader:
-    """Read-only queries; each opens a connection for its duration and never writes."""
+    """Read-only queries; each opens a connection for its duration and never writes.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    An unreachable database raises ``AuditUnavailable``.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> None:
         self.engine = engine
+        self.retry_after_s = retry_after_s
 
     async def decision(self, decision_id: uuid.UUID) -> DecisionRow | None:
-        async with self.engine.connect() as conn:
-            return await AuditRepository(conn).get_decision(decision_id)
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                return await AuditRepository(conn).get_decision(decision_id)
 
     async def decisions(
         self,
@@ -44,29 +485,162 @@ class AuditReader:
         since: datetime | None,
         until: datetime | None,
     ) -> list[DecisionRow]:
-        async with self.engine.connect() as conn:
-            return await AuditRepository(conn).list_decisions(
-                limit=limit,
-                after=after,
-                family=family,
-                scaling_method=scaling_method,
-                ruleset_version=ruleset_version,
-                since=since,
-                until=until,
-            )
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                return await AuditRepository(conn).list_decisions(
+                    limit=limit,
+                    after=after,
+                    family=family,
+                    scaling_method=scaling_method,
+                    ruleset_version=ruleset_version,
+                    since=since,
+                    until=until,
+                )
 
     async def rulesets(self) -> list[RulesetSummary]:
-        async with self.engine.connect() as conn:
-            return await AuditRepository(conn).list_rulesets()
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                return await AuditRepository(conn).list_rulesets()
 
     async def ruleset(self, sha256: str) -> RulesetRow | None:
-        async with self.engine.connect() as conn:
-            return await AuditRepository(conn).get_ruleset(sha256)
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                return await AuditRepository(conn).get_ruleset(sha256)
 
     async def ruleset_by_version(self, version: str) -> RulesetRow | None:
-        async with self.engine.connect() as conn:
-            return await AuditRepository(conn).get_ruleset_by_version(version)
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                return await AuditRepository(conn).get_ruleset_by_version(version)
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await AuditRepository(conn).ping()
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                await AuditRepository(conn).ping()
+
+
+# --- verifier -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """The first broken link: at which ``seq`` (None for the head table) and what is wrong there."""
+
+    seq: int | None  # the row where the chain breaks (for a deleted tail: the first missing seq)
+    decision_id: uuid.UUID | None  # None where the row is missing
+    reason: str
+
+    def __str__(self) -> str:
+        if self.seq is None:
+            return self.reason
+        if self.decision_id is None:
+            return f"seq {self.seq}: {self.reason}"
+        return f"seq {self.seq} (decision {self.decision_id}): {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    decisions: int  # rows walked (up to the break, if any)
+    head: ChainHead  # the last good link walked
+    broken: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+    def __str__(self) -> str:
+        if self.broken is None:
+            return f"ok: {self.decisions} decisions, chain head {self.head.row_hash}"
+        return f"broken: {self.broken}"
+
+
+class _Broken(Exception):
+    def __init__(self, link: ChainBreak) -> None:
+        super().__init__(str(link))
+        self.link = link
+
+
+async def verify_chain(engine: AsyncEngine, *, batch_size: int = 1000, anchor: ChainHead | None = None) -> ChainReport:
+    """Walk every decision in ``seq`` order, recompute each hash, and report the first broken link.
+
+    Detects a changed row (its hash), a deleted or inserted one (a gap or repeat in ``seq``, or a ``prev_hash``
+    that is not the previous row's hash), and a deleted or appended tail (the ``audit_chain_head`` row against the
+    last decision). Rows are streamed, never all held in memory, in one read-only snapshot, so decisions committed
+    meanwhile neither confuse nor are part of the walk. ``anchor``: a head printed by an earlier verify (kept
+    elsewhere); that seq must still carry that hash, which also catches a chain rewritten from scratch.
+    """
+    count, seq, prev_hash = 0, 0, GENESIS_HASH
+
+    def broken(link: ChainBreak) -> NoReturn:
+        raise _Broken(link)
+
+    try:
+        async with read_snapshot(engine) as conn:
+            repo = AuditRepository(conn)
+            recorded = await repo.get_chain_head()
+            if recorded is None:
+                broken(ChainBreak(None, None, "the audit_chain_head row is missing — it was deleted"))
+            async for link in repo.stream_chain(batch_size=batch_size):
+                decision = link.decision
+                expected = seq + 1
+                if link.seq > expected:
+                    missing = f"seq {expected}" if link.seq == expected + 1 else f"seq {expected}..{link.seq - 1}"
+                    broken(ChainBreak(link.seq, decision.id, f"gap in seq: {missing} missing — a row was deleted"))
+                if link.seq < expected:
+                    broken(
+                        ChainBreak(
+                            link.seq,
+                            decision.id,
+                            f"seq {link.seq} again after seq {seq} (expected {expected}) — a row was inserted",
+                        )
+                    )
+                if link.seq > recorded.seq:
+                    broken(
+                        ChainBreak(
+                            link.seq,
+                            decision.id,
+                            f"beyond the chain head (seq {recorded.seq}) — a row was appended behind the service's "
+                            "back",
+                        )
+                    )
+                if link.prev_hash != prev_hash:
+                    before = f"seq {seq}" if seq else "the start of the chain"
+                    broken(
+                        ChainBreak(
+                            link.seq,
+                            decision.id,
+                            f"prev_hash does not match {before} — a row was deleted or inserted",
+                        )
+                    )
+                if chain_hash(link.seq, link.prev_hash, decision) != link.row_hash:
+                    broken(ChainBreak(link.seq, decision.id, "row hash mismatch — the row was changed"))
+                if anchor is not None and link.seq == anchor.seq and link.row_hash != anchor.row_hash:
+                    broken(
+                        ChainBreak(
+                            link.seq, decision.id, f"hash differs from the anchor {anchor.row_hash} — chain rewritten"
+                        )
+                    )
+                count, seq, prev_hash = count + 1, link.seq, link.row_hash
+            if anchor is not None and anchor.seq > seq:
+                broken(ChainBreak(None, None, f"the anchor seq {anchor.seq} is beyond the last decision (seq {seq})"))
+            if recorded.seq > seq:
+                missing = f"seq {seq + 1}" if recorded.seq == seq + 1 else f"seq {seq + 1}..{recorded.seq}"
+                broken(
+                    ChainBreak(
+                        seq + 1,
+                        None,
+                        f"missing: the chain head records seq {recorded.seq} but the last decision is seq {seq} "
+                        f"({missing} gone) — rows at the end were deleted",
+                    )
+                )
+            if recorded.row_hash != prev_hash:
+                broken(
+                    ChainBreak(
+                        None,
+                        None,
+                        f"chain head hash {recorded.row_hash} does not match seq {seq} ({prev_hash}) — the head "
+                        "row was changed",
+                    )
+                )
+    except _Broken as exc:
+        return ChainReport(decisions=count, head=ChainHead(seq, prev_hash), broken=exc.link)
+    return ChainReport(decisions=count, head=ChainHead(seq, prev_hash), broken=None)

@@ -10,6 +10,8 @@ from typing import BinaryIO, NoReturn
 import click
 import msgspec
 
+from service.audit_cli import audit
+
 __all__ = ["main"]
 
 _RULES_DIR = click.argument("directory", required=False, default="rules", type=click.Path(path_type=Path))
@@ -106,8 +108,9 @@ def rules_test(directory: Path, tests_dir: Path | None) -> None:
 
 
 def _register_review_commands() -> None:
-    from service.rules_cli import diff_command, impact_command
+    from service.rules_cli import activate_command, diff_command, impact_command
 
+    rules.add_command(activate_command)
     rules.add_command(diff_command)
     rules.add_command(impact_command)
 
@@ -132,12 +135,19 @@ def rules_schema(out: Path) -> None:
 @click.option("--port", type=int, default=None, help="Default: ADVISOR_PORT (8000).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
 def serve(host: str | None, port: int | None, workers: int) -> None:
-    """Run the HTTP service (UI at /docs)."""
+    """Run the HTTP service (UI at /docs). Without ADVISOR_API_KEYS it binds loopback only (local mode)."""
     import uvicorn
 
+    from service.api.auth import serve_refusal
     from service.settings import get_settings
 
     settings = get_settings()
+    bind = host or settings.host
+    if (refusal := serve_refusal(settings, bind)) is not None:
+        click.echo(f"error: {refusal}", err=True)
+        sys.exit(2)
+    if not settings.api_keys:
+        click.echo("local mode: no API keys configured; serving on loopback only", err=True)
     if settings.should_migrate_on_start:
         from service.db.migrate import upgrade
 
@@ -145,13 +155,73 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     uvicorn.run(
         "service.app:create_app",
         factory=True,
-        host=host or settings.host,
+        host=bind,
         port=port or settings.port,
         workers=workers,
         log_level=settings.log_level.lower(),
         proxy_headers=False,
         server_header=False,
     )
+
+
+@main.group()
+def keys() -> None:
+    """API keys for ADVISOR_API_KEYS: the service stores only their sha256."""
+
+
+_KEY_NAME = click.option("--name", required=True, help="Caller name, audited as key:NAME.")
+_KEY_SCOPES = click.option(
+    "--scopes", required=True, help="Comma-separated, from: decide, audit:read, admin (none implies another)."
+)
+
+
+def _key_entry(name: str, scopes: str, key: str) -> str:
+    """The ADVISOR_API_KEYS entry (JSON) for KEY, validated as the service will read it."""
+    import pydantic
+
+    from service.api.auth import hash_key
+    from service.settings import ApiKey
+
+    try:
+        entry = ApiKey.model_validate(
+            {"name": name, "sha256": hash_key(key), "scopes": [s.strip() for s in scopes.split(",") if s.strip()]}
+        )
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        click.echo(f"error: {problems}", err=True)
+        sys.exit(2)
+    return entry.model_dump_json()
+
+
+@keys.command("new")
+@_KEY_NAME
+@_KEY_SCOPES
+def keys_new(name: str, scopes: str) -> None:
+    """Make a random key; print it (once) and its ADVISOR_API_KEYS entry."""
+    from service.api.auth import new_key
+
+    key = new_key()
+    entry = _key_entry(name, scopes, key)
+    click.echo(f"key:   {key}")
+    click.echo(f"entry: {entry}")
+    click.echo(
+        "Give the key to the caller (nothing stores it); add the entry to the JSON list in ADVISOR_API_KEYS.", err=True
+    )
+
+
+@keys.command("hash")
+@_KEY_NAME
+@_KEY_SCOPES
+def keys_hash(name: str, scopes: str) -> None:
+    """Print the ADVISOR_API_KEYS entry for a key read from stdin (at least 32 random characters)."""
+    from service.api.auth import MIN_KEY_LENGTH
+
+    key = str(click.prompt("key", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()).strip()
+    if len(key) < MIN_KEY_LENGTH:
+        # Only the unsalted sha256 is stored, which is safe for random keys and not for short or chosen ones.
+        click.echo(f"error: a key needs at least {MIN_KEY_LENGTH} random characters (`advisor keys new`)", err=True)
+        sys.exit(2)
+    click.echo(_key_entry(name, scopes, key))
 
 
 @main.group()
@@ -168,6 +238,9 @@ def db_upgrade() -> None:
     url = get_settings().database_url
     asyncio.run(upgrade(url))
     click.echo("database is at the latest migration")
+
+
+main.add_command(audit)
 
 
 def _fail(message: str) -> NoReturn:

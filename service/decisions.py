@@ -2,10 +2,15 @@
 
 ``AuditWriter.write`` (service.audit) is the one place decisions are committed; the answer to a POST is built
 from the same bytes that were stored, so the audit row and the response cannot differ.
+
+With an Idempotency-Key, a repeat of a request (same caller, key, body and ``ruleset_version``) is answered with
+the original decision, rebuilt byte for byte from its stored recommendation; the same key with another request
+is an ``IdempotencyConflict``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,13 +18,13 @@ from datetime import UTC, datetime
 import msgspec
 import uuid_utils
 
-from service.audit import AuditWriter
+from service.audit import AuditWriter, IdempotencyKey, translate_unavailable
 from service.contract import Recommendation, WorkloadProfile
 from service.db.repository import DecisionRow
 from service.engine import evaluate
 from service.registry import RulesetRegistry
 
-__all__ = ["Decided", "DecisionService", "response_body"]
+__all__ = ["Decided", "DecisionService", "request_fingerprint", "response_body"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -29,12 +34,26 @@ class Decided:
     decision_id: uuid.UUID
     created_at: datetime
     body: bytes  # the full response body: decision_id, created_at, then the recommendation's fields
+    replayed: bool = False  # an earlier decision, answered again for a repeated Idempotency-Key
 
 
 def response_body(decision_id: uuid.UUID, created_at: datetime, recommendation_json: bytes) -> bytes:
     """The POST answer: the stored recommendation JSON with decision_id and created_at in front."""
     head = _encoder.encode({"decision_id": decision_id, "created_at": created_at})
     return head[:-1] + b"," + recommendation_json[1:]
+
+
+def request_fingerprint(profile_json: bytes, ruleset_version: str | None) -> str:
+    """SHA-256 (hex) of what an Idempotency-Key stands for: the body exactly as received and the pinned version."""
+    digest = hashlib.sha256(_encoder.encode(ruleset_version))
+    digest.update(b"\n")
+    digest.update(profile_json)
+    return digest.hexdigest()
+
+
+def _answer(row: DecisionRow, *, replayed: bool) -> Decided:
+    body = response_body(row.id, row.created_at, row.recommendation.encode("utf-8"))
+    return Decided(row.id, row.created_at, body, replayed=replayed)
 
 
 class DecisionService:
@@ -50,27 +69,40 @@ class DecisionService:
         ruleset_version: str | None,
         caller: str,
         request_id: str,
+        idempotency_key: str | None = None,
     ) -> Decided:
-        """Evaluate and audit; raises ProfileRejected / RulesetNotFound before anything is stored."""
-        ruleset = await self.registry.for_version(ruleset_version)
+        """Evaluate and audit; raises ProfileRejected / RulesetNotFound before anything is stored.
+
+        Raises ``AuditUnavailable`` when the database cannot be reached and ``IdempotencyConflict`` when
+        ``idempotency_key`` was used by ``caller`` for another request; in both cases nothing is stored.
+        """
+        claim = None
+        if idempotency_key is not None:
+            claim = IdempotencyKey(caller, idempotency_key, request_fingerprint(profile_json, ruleset_version))
+            original = await self.writer.recall(claim)
+            if original is not None:
+                return _answer(original, replayed=True)
+        with translate_unavailable(self.writer.retry_after_s):
+            ruleset = await self.registry.for_version(ruleset_version)
         recommendation: Recommendation = evaluate(profile, ruleset)
         recommendation_json = _encoder.encode(recommendation)
         decision_id = uuid.UUID(bytes=uuid_utils.uuid7().bytes)
         created_at = datetime.now(UTC)
-        await self.writer.write(
-            DecisionRow(
-                id=decision_id,
-                created_at=created_at,
-                ruleset_sha256=ruleset.sha256,
-                ruleset_version=ruleset.version,
-                caller=caller,
-                request_id=request_id,
-                family=recommendation.instance.family,
-                instance_type=recommendation.instance.instance_type,
-                scaling_method=recommendation.scaling.method,
-                instances=recommendation.capacity.instances,
-                profile=profile_json.decode("utf-8"),
-                recommendation=recommendation_json.decode("utf-8"),
-            )
+        row = DecisionRow(
+            id=decision_id,
+            created_at=created_at,
+            ruleset_sha256=ruleset.sha256,
+            ruleset_version=ruleset.version,
+            caller=caller,
+            request_id=request_id,
+            family=recommendation.instance.family,
+            instance_type=recommendation.instance.instance_type,
+            scaling_method=recommendation.scaling.method,
+            instances=recommendation.capacity.instances,
+            profile=profile_json.decode("utf-8"),
+            recommendation=recommendation_json.decode("utf-8"),
         )
+        answering = await self.writer.write(row, idempotency=claim)
+        if answering is not row:  # another request with this key got there first
+            return _answer(answering, replayed=True)
         return Decided(decision_id, created_at, response_body(decision_id, created_at, recommendation_json))

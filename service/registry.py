@@ -7,13 +7,12 @@ answered wholly by it even if another ruleset becomes active meanwhile.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.repository import AuditRepository, RulesetRow
 from service.engine import CompiledRuleset, compile_ruleset
-from service.rulebook.loader import LoadedRuleset, parse_ruleset
+from service.rulebook.loader import parse_ruleset
 
 __all__ = ["RulesetNotFound", "RulesetRegistry"]
 
@@ -32,16 +31,11 @@ class RulesetRegistry:
     active: CompiledRuleset | None = None
     _by_sha: dict[str, CompiledRuleset] = field(default_factory=dict)
 
-    async def activate(self, loaded: LoadedRuleset) -> CompiledRuleset:
-        """Store ``loaded`` (content-addressed, idempotent) and make it the active ruleset."""
-        compiled = compile_ruleset(loaded)
-        async with self.engine.begin() as conn:
-            await AuditRepository(conn).save_ruleset(
-                loaded.sha256, loaded.version, loaded.description, loaded.files, datetime.now(UTC)
-            )
+    def set_active(self, compiled: CompiledRuleset) -> None:
+        """Make ``compiled`` the active ruleset: one reference assignment, so a request that already
+        took the previous one finishes with it."""
         self._remember(compiled)
         self.active = compiled
-        return compiled
 
     async def for_version(self, version: str | None) -> CompiledRuleset:
         """The active ruleset, or the newest stored one labelled ``version``."""

@@ -12,11 +12,12 @@ import click
 import msgspec
 
 if TYPE_CHECKING:
+    from service.activation import ActivationResult
     from service.engine import CompiledRuleset
     from service.impact import ImpactReport
     from service.rulebook.loader import LoadedRuleset
 
-__all__ = ["diff_command", "impact_command"]
+__all__ = ["activate_command", "diff_command", "impact_command"]
 
 
 async def _stored(version: str) -> LoadedRuleset:
@@ -95,5 +96,40 @@ async def _impact(compiled: CompiledRuleset, since: datetime | None, limit: int 
         aware = since.replace(tzinfo=UTC) if since is not None else None
         await analysis.add_stream(stream_history(engine, since=aware, limit=limit))
         return analysis.report()
+    finally:
+        await engine.dispose()
+
+
+@click.command("activate")
+@click.argument("directory", required=False, default="rules", type=click.Path(path_type=Path))
+def activate_command(directory: Path) -> None:
+    """Validate, lint and activate the ruleset in DIRECTORY on every running worker (ADVISOR_DATABASE_URL)."""
+    from service.rulebook.loader import RulesetInvalid, load_ruleset
+
+    try:
+        loaded = load_ruleset(directory)
+        result = asyncio.run(_activate(loaded))
+    except RulesetInvalid as exc:
+        click.echo(str(exc), err=True)
+        raise click.ClickException(f"{len(exc.errors)} error(s); the active ruleset is unchanged") from exc
+    for warning in result.warnings:
+        click.echo(warning, err=True)
+    state = "activated" if result.changed else "already active:"
+    click.echo(f"{state} ruleset {result.active.version} sha256 {result.active.sha256}")
+
+
+async def _activate(loaded: LoadedRuleset) -> ActivationResult:
+    import getpass
+    import socket
+
+    from service.activation import Activator
+    from service.db.engine import create_engine
+    from service.registry import RulesetRegistry
+    from service.settings import get_settings
+
+    engine = create_engine(get_settings())
+    try:
+        activator = Activator(engine, RulesetRegistry(engine))
+        return await activator.activate(loaded, by=f"cli:{getpass.getuser()}@{socket.gethostname()}")
     finally:
         await engine.dispose()

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["AccessScope", "ApiKey", "Settings", "get_settings"]
 
 SQLITE_DEFAULT_URL = "sqlite+aiosqlite:///./advisor.db"
+
+# access control
+# What a key may do: `decide` (POST /v1/recommendations), `audit:read` (GET /v1/decisions*, GET /v1/rulesets*,
+# POST /v1/decisions/{id}/replay), `admin` (endpoints that change the service, e.g. ruleset reload; none yet).
+# No scope implies another: a key holds exactly the scopes listed for it.
+AccessScope = Literal["decide", "audit:read", "admin"]
+
+
+class ApiKey(BaseModel):
+    """One API key as configured: its name, the sha256 of the key (never the key itself), its scopes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Caller name, audited as key:<name>.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex sha256 of the key's UTF-8 bytes.")
+    scopes: tuple[AccessScope, ...] = Field(min_length=1, description="What the key may do.")
 
 
 class Settings(BaseSettings):
@@ -36,6 +53,66 @@ class Settings(BaseSettings):
     db_pool_timeout_s: float = Field(default=5.0, gt=0, le=120, description="Wait for a pooled connection, s.")
     db_connect_timeout_s: float = Field(default=5.0, gt=0, le=120, description="Connect timeout, s.")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
+
+    # ruleset activation
+    activate_on_start: bool = Field(
+        default=True,
+        description="Activate the ruleset in rules_dir when a worker starts (if it differs from the active one); "
+        "otherwise adopt the newest activation in the database.",
+    )
+    ruleset_poll_interval_s: float = Field(
+        default=1.0, gt=0, le=300, description="How often each worker checks for a newly activated ruleset, s."
+    )
+
+    # audit writer
+    audit_batch_max_rows: int = Field(
+        default=256, ge=1, le=10_000, description="Group commit: most decisions committed in one transaction."
+    )
+    audit_batch_max_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="Group commit: longest a decision waits for others to share its transaction, ms (0: commit "
+        "whatever is queued as soon as the writer is free).",
+    )
+    idempotency_ttl_s: int = Field(
+        default=86_400, ge=1, le=30 * 86_400, description="How long an Idempotency-Key is remembered, s."
+    )
+    idempotency_purge_interval_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="How often expired idempotency keys are deleted, s."
+    )
+    idempotency_purge_batch: int = Field(
+        default=1000, ge=1, le=100_000, description="Expired idempotency keys deleted per statement."
+    )
+    db_command_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="Postgres: longest one statement may take before it fails, s."
+    )
+    db_retry_after_s: int = Field(
+        default=2, ge=1, le=3600, description="Retry-After of the 503 answered while the database is unreachable, s."
+    )
+
+    # access control
+    api_keys: tuple[ApiKey, ...] = Field(
+        default=(),
+        description='API keys as JSON: [{"name": "ci", "sha256": "<hex>", "scopes": ["decide"]}] (make one with '
+        "`advisor keys new`). None: local mode, every request allowed, and `advisor serve` binds loopback only.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        le=1_000_000,
+        description="Requests per minute each API key may make to /v1/ (requests without a valid key: per client "
+        "address); 429 with Retry-After above. Counted per worker process. 0: no limit. Local mode has none.",
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _distinct_keys(cls, keys: tuple[ApiKey, ...]) -> tuple[ApiKey, ...]:
+        for attr in ("name", "sha256"):
+            seen = [getattr(k, attr) for k in keys]
+            if len(set(seen)) != len(seen):
+                raise ValueError(f"two API keys have the same {attr}")
+        return keys
 
     @property
     def is_sqlite(self) -> bool:

@@ -12,6 +12,8 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.auth import Principal
+
 __all__ = ["RequestIdMiddleware", "caller_of", "request_id_of", "require_json"]
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -41,7 +43,14 @@ def request_id_of(request: Request[Any, Any, Any]) -> str:
 
 
 def caller_of(request: Request[Any, Any, Any]) -> str:
-    """Who asked. Until API keys identify callers, the client address stands in."""
+    """Who asked, as audited: ``key:<name>`` for an API key, ``local@<client host>`` in local mode.
+
+    Set by :class:`service.api.auth.AuthenticationMiddleware`; ``anonymous@<client host>`` only if it is not
+    installed (guarded operations never get that far without a principal).
+    """
+    principal = request.scope.get("user")
+    if isinstance(principal, Principal):
+        return principal.caller
     client = request.client
     return f"anonymous@{client.host}" if client else "anonymous"
 

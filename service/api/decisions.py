@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -13,6 +13,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
+from service.api.auth import AUDIT_READ, require_scope, security_for
 from service.api.openapi_docs import error_responses
 from service.api.problems import Problem
 from service.api.schemas import DecisionPage, DecisionRecord, DecisionSummary
@@ -20,6 +21,11 @@ from service.audit import AuditReader
 from service.replay import DecisionNotFound, Replayer, ReplayResult
 
 __all__ = ["DecisionController"]
+
+
+# Bounds that survive conversion to UTC on every backend (0001-01-01+00:02 overflows, for one).
+MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(9998, 12, 31, tzinfo=UTC)
 
 
 def _encode_cursor(created_at: datetime, decision_id: uuid.UUID) -> str:
@@ -60,6 +66,9 @@ def _decision_uuid(decision_id: str) -> uuid.UUID:
 class DecisionController(Controller):
     path = "/v1/decisions"
     tags = ["audit"]
+    # Reading the audit trail, including replaying a decision (which reveals its profile and writes nothing).
+    guards = [require_scope(AUDIT_READ)]
+    security = security_for(AUDIT_READ)
 
     @get(
         "/{decision_id:str}",
@@ -67,7 +76,7 @@ class DecisionController(Controller):
         summary="An audited decision",
         description="The profile as received, the recommendation as answered (byte for byte), the ruleset "
         "version and sha256 that made it, the caller and the request id.",
-        responses=error_responses(404, 422),
+        responses=error_responses(401, 403, 404, 422, 429, 503),
     )
     async def get_decision(
         self,
@@ -94,7 +103,7 @@ class DecisionController(Controller):
         operation_id="listDecisions",
         summary="Audited decisions, newest first",
         description="Cursor pagination: pass `next_cursor` back as `cursor` until it is null.",
-        responses=error_responses(422),
+        responses=error_responses(401, 403, 422, 429, 503),
     )
     async def list_decisions(
         self,
@@ -115,6 +124,14 @@ class DecisionController(Controller):
                     "The request is invalid",
                     f"{name} needs a time zone.",
                     errors=[{"message": "needs a time zone, e.g. Z", "key": name, "source": "query"}],
+                )
+            if value is not None and not MIN_TIME <= value <= MAX_TIME:
+                raise Problem(
+                    422,
+                    "invalid-request",
+                    "The request is invalid",
+                    f"{name} is outside the years 1970 to 9998.",
+                    errors=[{"message": "outside 1970..9998", "key": name, "source": "query"}],
                 )
         after = _decode_cursor(cursor) if cursor else None
         rows = await reader.decisions(
@@ -152,7 +169,7 @@ class DecisionController(Controller):
         "be byte-identical) and, with `ruleset_version`, under another stored ruleset, listing the fields that "
         "differ. Nothing is audited.",
         status_code=200,
-        responses=error_responses(404, 422),
+        responses=error_responses(401, 403, 404, 422, 429, 503),
     )
     async def replay(
         self,

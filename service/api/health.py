@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from litestar import Response, get
 from litestar.di import NamedDependency
@@ -32,7 +33,10 @@ async def readyz(reader: NamedDependency[AuditReader], registry: NamedDependency
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    checks["ruleset"] = f"active {registry.active.version}" if registry.active else "none active"
+    checks["ruleset"] = (
+        f"active {registry.active.version} {registry.active.sha256}" if registry.active else "none active"
+    )
+    checks["worker"] = str(os.getpid())  # which worker process answered: each follows activations itself
     ready = checks["database"] == "ok" and registry.active is not None
     return Response(
         Health(status="ready" if ready else "unready", checks=checks),

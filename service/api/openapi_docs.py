@@ -33,10 +33,15 @@ class ProblemDetails(msgspec.Struct, kw_only=True):
 
 _DESCRIPTIONS = {
     400: "Malformed JSON or query parameters.",
+    401: "No API key, or one this service does not know (answered with `WWW-Authenticate: Bearer`): send "
+    "`Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+    403: "The API key lacks the scope this operation needs (named in `required_scope`, and as the role in the "
+    "operation's security requirement).",
     404: "Not found (unknown decision, or unknown ruleset version).",
     413: "Request body larger than the configured limit.",
     415: "Content-Type is not application/json.",
     422: "Invalid input: the problem names each failing field; or a profile that cannot be advised on.",
+    429: "Too many requests from this caller (API key) this minute: retry after `Retry-After` seconds.",
     503: "Not ready: the database does not answer or no ruleset is active.",
 }
 

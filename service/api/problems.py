@@ -14,6 +14,7 @@ from litestar.plugins.problem_details import (
 )
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
 
+from service.audit import AuditUnavailable, IdempotencyConflict, is_database_unavailable
 from service.engine import ProfileRejected
 from service.registry import RulesetNotFound
 
@@ -104,6 +105,27 @@ def _from_unknown_ruleset(exc: RulesetNotFound) -> ProblemDetailsException:
     return Problem(404, "ruleset-not-found", "Unknown ruleset version", str(exc), version=exc.version)
 
 
+def _from_unavailable(exc: AuditUnavailable) -> ProblemDetailsException:
+    # Fail closed: no decision is answered without its audit row, so without a database there is no answer.
+    return Problem(
+        503,
+        "database-unavailable",
+        "The database is unavailable",
+        "The audit database cannot be reached; no decision was made or stored. Retry after Retry-After seconds.",
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
+def _from_idempotency_conflict(exc: IdempotencyConflict) -> ProblemDetailsException:
+    return Problem(
+        409,
+        "idempotency-key-reused",
+        "Idempotency-Key already used",
+        "This Idempotency-Key was already used with a different request (body or ruleset_version); "
+        "use a new key for a new request.",
+    )
+
+
 def problem_details_plugin() -> ProblemDetailsPlugin:
     return ProblemDetailsPlugin(
         ProblemDetailsConfig(
@@ -112,13 +134,21 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 HTTPException: _from_http,
                 ProfileRejected: _from_rejected,
                 RulesetNotFound: _from_unknown_ruleset,
+                AuditUnavailable: _from_unavailable,
+                IdempotencyConflict: _from_idempotency_conflict,
             },
         )
     )
 
 
 def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Anything unforeseen: log it with the request id, answer 500 without internals."""
+    """Anything unforeseen: log it with the request id, answer 500 without internals.
+
+    A database outage met outside the audit reader and writer (which raise ``AuditUnavailable``) is still a 503.
+    """
+    if is_database_unavailable(exc):
+        logger.warning("database unavailable: %s", exc, extra={"path": request.url.path})
+        return _from_unavailable(AuditUnavailable(str(exc))).to_response(request)
     logger.exception("unhandled error", extra={"path": request.url.path})
     return Problem(
         HTTP_500_INTERNAL_SERVER_ERROR,

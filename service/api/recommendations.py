@@ -7,22 +7,35 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import Body, QueryParameter
+from litestar.params import Body, HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
+from service.api.auth import DECIDE, require_scope, security_for
 from service.api.context import caller_of, request_id_of, require_json
-from service.api.openapi_docs import WORKED_EXAMPLE, error_responses
+from service.api.openapi_docs import WORKED_EXAMPLE, ProblemDetails, error_responses
 from service.api.schemas import RecommendationResponse
 from service.contract import WorkloadProfile
 from service.decisions import DecisionService
 
 __all__ = ["RecommendationController"]
 
+# Idempotency-Key: 1-255 printable ASCII characters, not starting or ending with a space.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
+_IDEMPOTENCY_CONFLICT = ResponseSpec(
+    data_container=ProblemDetails,
+    description="The Idempotency-Key was already used by this caller with a different request.",
+    media_type="application/problem+json",
+    generate_examples=False,
+)
+
 
 class RecommendationController(Controller):
     path = "/v1/recommendations"
     tags = ["recommendations"]
+    guards = [require_scope(DECIDE)]
+    security = security_for(DECIDE)
 
     @post(
         operation_id="createRecommendation",
@@ -35,7 +48,7 @@ class RecommendationController(Controller):
         status_code=HTTP_201_CREATED,
         before_request=require_json,
         response_description="The recommendation, with the id of its audit record.",
-        responses=error_responses(400, 404, 413, 415, 422),
+        responses={**error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503), 409: _IDEMPOTENCY_CONFLICT},
     )
     async def create(
         self,
@@ -55,6 +68,20 @@ class RecommendationController(Controller):
                 description="Evaluate with this stored ruleset version instead of the active one.",
             ),
         ] = None,
+        idempotency_key: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Idempotency-Key",
+                required=False,
+                min_length=1,
+                max_length=255,
+                pattern=IDEMPOTENCY_KEY_PATTERN,
+                description="Makes retries safe: a repeat with the same key and the same request (body and "
+                "`ruleset_version`) answers the original decision, byte for byte, without storing a new one; the "
+                "same key with a different request is a 409. Keys are scoped by caller and remembered for a "
+                "configured period (default 24 h). 1-255 printable ASCII characters.",
+            ),
+        ] = None,
     ) -> Response[RecommendationResponse]:
         decided = await decisions.decide(
             data,
@@ -62,10 +89,12 @@ class RecommendationController(Controller):
             ruleset_version=ruleset_version,
             caller=caller_of(request),
             request_id=request_id_of(request),
+            idempotency_key=idempotency_key,
         )
         return Response(
             content=decided.body,  # type: ignore[arg-type]  # pre-encoded: the exact bytes that were audited
             status_code=HTTP_201_CREATED,
             media_type="application/json",
-            headers={"Location": f"/v1/decisions/{decided.decision_id}"},
+            headers={"Location": f"/v1/decisions/{decided.decision_id}"}
+            | ({"Idempotent-Replayed": "true"} if decided.replayed else {}),
         )

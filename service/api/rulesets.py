@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import PathParameter
 
+from service.activation import Activator
+from service.api.auth import ADMIN, AUDIT_READ, require_scope, security_for
+from service.api.context import caller_of
 from service.api.openapi_docs import error_responses
 from service.api.problems import Problem
-from service.api.schemas import RulesetDetail, RulesetList, RulesetSummary
+from service.api.schemas import (
+    Activation,
+    ActivationList,
+    ActivationResponse,
+    RulesetDetail,
+    RulesetList,
+    RulesetSummary,
+)
 from service.audit import AuditReader
 from service.db.repository import RulesetRow
 from service.registry import RulesetRegistry
+from service.rulebook.loader import RulesetInvalid, load_ruleset
 
 __all__ = ["RulesetController"]
 
@@ -32,8 +44,16 @@ def _detail(row: RulesetRow, active_sha: str | None) -> RulesetDetail:
 class RulesetController(Controller):
     path = "/v1/rulesets"
     tags = ["rulesets"]
+    # Access is per operation (guards add up across layers): reading rulesets needs `audit:read`, since they are
+    # part of the audit record (every decision names the ruleset that made it); changing them needs `admin`.
 
-    @get(operation_id="listRulesets", summary="Stored rulesets, newest first")
+    @get(
+        operation_id="listRulesets",
+        summary="Stored rulesets, newest first",
+        guards=[require_scope(AUDIT_READ)],
+        security=security_for(AUDIT_READ),
+        responses=error_responses(401, 403, 429, 503),
+    )
     async def list_rulesets(
         self, reader: NamedDependency[AuditReader], registry: NamedDependency[RulesetRegistry]
     ) -> RulesetList:
@@ -56,7 +76,9 @@ class RulesetController(Controller):
         "/active",
         operation_id="getActiveRuleset",
         summary="The ruleset answering now, with its files",
-        responses=error_responses(503),
+        guards=[require_scope(AUDIT_READ)],
+        security=security_for(AUDIT_READ),
+        responses=error_responses(401, 403, 429, 503),
     )
     async def get_active(
         self, reader: NamedDependency[AuditReader], registry: NamedDependency[RulesetRegistry]
@@ -72,7 +94,9 @@ class RulesetController(Controller):
         operation_id="getRuleset",
         summary="A stored ruleset by version, with its files",
         description="The newest stored ruleset carrying this version label; its sha256 identifies the exact texts.",
-        responses=error_responses(404, 422),
+        guards=[require_scope(AUDIT_READ)],
+        security=security_for(AUDIT_READ),
+        responses=error_responses(401, 403, 404, 422, 429, 503),
     )
     async def get_ruleset(
         self,
@@ -89,3 +113,61 @@ class RulesetController(Controller):
                 f"no stored ruleset has version '{version[:64]}'.",
             )
         return _detail(row, registry.active.sha256 if registry.active else None)
+
+    @post(
+        "/reload",
+        operation_id="reloadRuleset",
+        summary="Activate the ruleset on disk",
+        description="Loads the rules directory the service was started with (e.g. an updated ConfigMap), "
+        "validates and lints it, stores it and makes it active on every worker and replica within about "
+        "a second. A ruleset with errors is refused (422, with file:line messages) and the previous one "
+        "keeps answering.",
+        status_code=200,
+        guards=[require_scope(ADMIN)],
+        security=security_for(ADMIN),
+        responses=error_responses(401, 403, 422, 429),
+    )
+    async def reload(
+        self, request: Request[Any, Any, Any], activator: NamedDependency[Activator], rules_dir: NamedDependency[Path]
+    ) -> ActivationResponse:
+        try:
+            loaded = load_ruleset(rules_dir, label="rules")
+            result = await activator.activate(loaded, by=caller_of(request))
+        except RulesetInvalid as exc:
+            raise Problem(
+                422,
+                "ruleset-invalid",
+                "The ruleset is invalid",
+                f"{len(exc.errors)} error(s); the active ruleset is unchanged.",
+                errors=[{"message": str(e), "key": e.file, "source": "rules"} for e in exc.errors],
+            ) from exc
+        return ActivationResponse(
+            version=result.active.version,
+            sha256=result.active.sha256,
+            previous_sha256=result.previous_sha256,
+            changed=result.changed,
+            warnings=result.warnings,
+        )
+
+    @get(
+        "/activations",
+        operation_id="listActivations",
+        summary="Ruleset activations, newest first",
+        guards=[require_scope(AUDIT_READ)],
+        security=security_for(AUDIT_READ),
+        responses=error_responses(401, 403, 429, 503),
+    )
+    async def activations(self, activator: NamedDependency[Activator]) -> ActivationList:
+        rows = await activator.history()
+        return ActivationList(
+            items=[
+                Activation(
+                    version=r.version,
+                    sha256=r.sha256,
+                    previous_sha256=r.previous_sha256,
+                    activated_at=r.activated_at,
+                    activated_by=r.activated_by,
+                )
+                for r in rows
+            ]
+        )

@@ -10,6 +10,9 @@ import msgspec
 from service.contract import Recommendation, WorkloadProfile
 
 __all__ = [
+    "Activation",
+    "ActivationList",
+    "ActivationResponse",
     "DecisionPage",
     "DecisionRecord",
     "DecisionSummary",
@@ -80,3 +83,23 @@ class RulesetDetail(RulesetSummary, kw_only=True, frozen=True):
 class Health(msgspec.Struct, kw_only=True, frozen=True):
     status: str
     checks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class ActivationResponse(msgspec.Struct, kw_only=True, frozen=True):
+    version: str
+    sha256: str
+    previous_sha256: str | None
+    changed: bool  # false when the files on disk were already the active ruleset
+    warnings: list[str]  # lint warnings (errors refuse the ruleset)
+
+
+class Activation(msgspec.Struct, kw_only=True, frozen=True):
+    version: str
+    sha256: str
+    previous_sha256: str | None
+    activated_at: datetime
+    activated_by: str
+
+
+class ActivationList(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[Activation]

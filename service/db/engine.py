@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from service.settings import Settings
@@ -19,11 +20,15 @@ __all__ = [
     "create_single_use_engine",
     "is_postgres_url",
     "is_sqlite_url",
+    "read_snapshot",
     "sqlite_database_path",
+    "write_transaction",
 ]
 
 APPLICATION_NAME = "advisor"
 DEFAULT_TIMEOUT_S = 5.0
+# Statement timeout of one-off tools (migrations, `advisor audit verify`): a long backfill or walk must not time out.
+NO_COMMAND_TIMEOUT = None
 
 
 def is_sqlite_url(url: str | URL) -> bool:
@@ -49,7 +54,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
     Postgres: a pool of ``db_pool_size`` connections (no overflow: the size is the hard cap per worker, so
     workers x db_pool_size can be sized against the server's ``max_connections``), waiting up to
-    ``db_pool_timeout_s`` for a free one, pre-pinged, connecting within ``db_connect_timeout_s``.
+    ``db_pool_timeout_s`` for a free one, pre-pinged (a connection the server dropped is replaced on checkout, so
+    the service recovers by itself once the database is back), connecting within ``db_connect_timeout_s``, each
+    statement answered within ``db_command_timeout_s`` (else ``TimeoutError``).
     SQLite: WAL journal, ``synchronous=NORMAL``, foreign keys on, and a writer waits up to
     ``db_pool_timeout_s`` for the database lock (``busy_timeout``); the parent directory of the file is
     created if missing.
@@ -59,6 +66,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         pool_timeout_s=settings.db_pool_timeout_s,
         connect_timeout_s=settings.db_connect_timeout_s,
+        command_timeout_s=settings.db_command_timeout_s,
     )
 
 
@@ -69,10 +77,23 @@ def create_single_use_engine(
     busy_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> AsyncEngine:
     """An engine without a pool (each connection is really closed), for migrations and one-off tools."""
-    return _build(database_url, pool_size=None, pool_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s)
+    return _build(
+        database_url,
+        pool_size=None,
+        pool_timeout_s=busy_timeout_s,
+        connect_timeout_s=connect_timeout_s,
+        command_timeout_s=NO_COMMAND_TIMEOUT,
+    )
 
 
-def _build(database_url: str, *, pool_size: int | None, pool_timeout_s: float, connect_timeout_s: float) -> AsyncEngine:
+def _build(
+    database_url: str,
+    *,
+    pool_size: int | None,
+    pool_timeout_s: float,
+    connect_timeout_s: float,
+    command_timeout_s: float | None,
+) -> AsyncEngine:
     url = make_url(database_url)
     backend, driver = url.get_backend_name(), url.get_driver_name()
     pool_args: dict[str, Any] = (
@@ -88,6 +109,7 @@ def _build(database_url: str, *, pool_size: int | None, pool_timeout_s: float, c
             pool_pre_ping=True,
             connect_args={
                 "timeout": connect_timeout_s,
+                "command_timeout": command_timeout_s,
                 "server_settings": {"application_name": APPLICATION_NAME},
             },
             **pool_args,
@@ -124,3 +146,46 @@ def _install_sqlite_pragmas(engine: AsyncEngine, *, busy_timeout_ms: int) -> Non
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that commits on success and rolls back on error, holding the write lock from its start.
+
+    On SQLite the transaction opens with ``BEGIN IMMEDIATE``: it takes the database's write lock at once (others
+    wait up to the busy timeout), so what it reads before writing cannot change under it. A deferred transaction
+    that reads and then writes fails at once with "database is locked" if another connection wrote in between.
+    On Postgres this is a plain ``engine.begin()``; rows to serialise on are locked explicitly
+    (``SELECT ... FOR UPDATE``).
+    """
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            yield conn
+        return
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            await conn.rollback()
+            raise
+        await conn.commit()
+
+
+@contextlib.asynccontextmanager
+async def read_snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A read-only transaction in which every statement sees the same snapshot of the database; rolled back.
+
+    Postgres: ``REPEATABLE READ READ ONLY``. SQLite: an explicit ``BEGIN`` (a WAL read transaction keeps the
+    snapshot of its first read until it ends).
+    """
+    async with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            await conn.exec_driver_sql("BEGIN")
+        else:
+            await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            await conn.begin()
+        try:
+            yield conn
+        finally:
+            await conn.rollback()

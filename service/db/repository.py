@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Insert, Row, Uuid, bindparam, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Insert, Row, Uuid, bindparam, delete, func, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.tables import UTCDateTime, decisions, rulesets
+from service.db.chain import ChainHead, chain_hash
+from service.db.tables import UTCDateTime, audit_chain_head, decisions, idempotency_keys, rulesets
 
-__all__ = ["AuditRepository", "DecisionRow", "RulesetRow", "RulesetSummary"]
+__all__ = [
+    "AuditRepository",
+    "ChainedDecision",
+    "DecisionRow",
+    "IdempotencyRecord",
+    "RulesetRow",
+    "RulesetSummary",
+]
+
+CHAIN_HEAD_ID = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +44,28 @@ class DecisionRow:
     instances: int | None
     profile: str
     recommendation: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainedDecision:
+    """A decision with its place in the hash chain, as stored."""
+
+    seq: int
+    prev_hash: str
+    row_hash: str
+    decision: DecisionRow
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """A remembered Idempotency-Key: the request it came with and the decision that answered it."""
+
+    caller: str
+    key: str
+    request_sha256: str
+    decision_id: UUID
+    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +89,9 @@ _DECISION_FIELDS = tuple(field.name for field in fields(DecisionRow))
 _DECISION_COLUMNS = tuple(decisions.c[name] for name in _DECISION_FIELDS)
 _SUMMARY_COLUMNS = tuple(rulesets.c[field.name] for field in fields(RulesetSummary))
 _INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
+_CHAIN_COLUMNS = (decisions.c.seq, decisions.c.prev_hash, decisions.c.row_hash)
+_IDEMPOTENCY_FIELDS = tuple(field.name for field in fields(IdempotencyRecord))
+_IDEMPOTENCY_COLUMNS = tuple(idempotency_keys.c[name] for name in _IDEMPOTENCY_FIELDS)
 
 
 class AuditRepository:
@@ -121,22 +156,94 @@ class AuditRepository:
 
     # --- decisions ------------------------------------------------------------------------------------------
 
-    async def add_decisions(self, rows: Sequence[DecisionRow]) -> None:
-        """Insert decisions as multi-row ``INSERT ... VALUES (...), (...), ...`` statements.
+    async def add_decisions(self, rows: Sequence[DecisionRow]) -> list[ChainedDecision]:
+        """Append decisions to the chain: ``lock_chain_head`` then ``append_decisions``."""
+        if not rows:
+            return []
+        return await self.append_decisions(rows, await self.lock_chain_head())
 
+    async def lock_chain_head(self) -> ChainHead:
+        """The end of the hash chain, locked until the transaction ends.
+
+        Postgres: ``SELECT ... FOR UPDATE`` on the one ``audit_chain_head`` row, so concurrent appenders (in any
+        process) queue here and each sees the head the previous one committed. SQLite has no row locks (the
+        clause is dropped): open the transaction with ``BEGIN IMMEDIATE`` (``write_transaction``) for the same
+        effect; within one plain transaction the unique ``seq`` still refuses a fork.
+        """
+        query = (
+            select(audit_chain_head.c.seq, audit_chain_head.c.row_hash)
+            .where(audit_chain_head.c.id == CHAIN_HEAD_ID)
+            .with_for_update()
+        )
+        row = (await self._conn.execute(query)).first()
+        if row is None:
+            raise RuntimeError("audit_chain_head has no row: the database is not migrated, or the row was deleted")
+        return ChainHead(seq=int(row.seq), row_hash=row.row_hash)
+
+    async def get_chain_head(self) -> ChainHead | None:
+        """The recorded end of the chain, without locking; None if the head row is missing."""
+        query = select(audit_chain_head.c.seq, audit_chain_head.c.row_hash).where(
+            audit_chain_head.c.id == CHAIN_HEAD_ID
+        )
+        row = (await self._conn.execute(query)).first()
+        return None if row is None else ChainHead(seq=int(row.seq), row_hash=row.row_hash)
+
+    async def append_decisions(self, rows: Sequence[DecisionRow], head: ChainHead) -> list[ChainedDecision]:
+        """Insert ``rows`` in order after ``head`` (as returned by ``lock_chain_head`` in this transaction).
+
+        Each row gets the next ``seq``, the previous row's hash as ``prev_hash`` and its own ``row_hash``; the
+        head row is moved to the last one. Multi-row ``INSERT ... VALUES (...), (...), ...`` statements:
         SQLAlchemy's "insertmanyvalues" turns this executemany into one statement per up to 1000 rows (the
-        engine's ``insertmanyvalues_page_size``; 12 000 bind parameters, under both Postgres' and SQLite's
+        engine's ``insertmanyvalues_page_size``; 15 000 bind parameters, under both Postgres' and SQLite's
         limits), compiled once and cached, so it stays fast at any batch size; a literal ``.values([...])`` is
         recompiled on every call and measured 5-8x slower. ``RETURNING id`` is what selects that path on both
         dialects; the ids are only used to check that every row went in.
         """
         if not rows:
-            return
-        params = [{name: getattr(row, name) for name in _DECISION_FIELDS} for row in rows]
+            return []
+        chained: list[ChainedDecision] = []
+        seq, prev_hash = head.seq, head.row_hash
+        for row in rows:
+            seq += 1
+            row_hash = chain_hash(seq, prev_hash, row)
+            chained.append(ChainedDecision(seq=seq, prev_hash=prev_hash, row_hash=row_hash, decision=row))
+            prev_hash = row_hash
+        params = [
+            {name: getattr(c.decision, name) for name in _DECISION_FIELDS}
+            | {"seq": c.seq, "prev_hash": c.prev_hash, "row_hash": c.row_hash}
+            for c in chained
+        ]
         result = await self._conn.execute(_INSERT_DECISIONS, params)
         inserted = len(result.all())
         if inserted != len(rows):  # pragma: no cover - a driver bug, never an expected state
             raise RuntimeError(f"inserted {inserted} decisions out of {len(rows)}")
+        moved = await self._conn.execute(
+            update(audit_chain_head)
+            .where(audit_chain_head.c.id == CHAIN_HEAD_ID, audit_chain_head.c.seq == head.seq)
+            .values(seq=seq, row_hash=prev_hash)
+        )
+        if moved.rowcount != 1:
+            raise RuntimeError(f"the audit chain head is no longer at seq {head.seq}: lock it before appending")
+        return chained
+
+    async def stream_chain(self, *, batch_size: int = 1000) -> AsyncIterator[ChainedDecision]:
+        """Every decision in ``seq`` order, fetched ``batch_size`` rows at a time (a server-side cursor on
+        Postgres), so the table is never held in memory. Run it in one transaction (``read_snapshot``)."""
+        query = (
+            select(*_CHAIN_COLUMNS, *_DECISION_COLUMNS)
+            .order_by(decisions.c.seq)
+            .execution_options(yield_per=batch_size)
+        )
+        result = await self._conn.stream(query)
+        try:
+            async for row in result:
+                data = row._asdict()
+                seq, prev_hash, row_hash = data.pop("seq"), data.pop("prev_hash"), data.pop("row_hash")
+                yield ChainedDecision(
+                    seq=int(seq), prev_hash=prev_hash, row_hash=row_hash, decision=DecisionRow(**data)
+                )
+        finally:
+            await result.close()
 
     async def get_decision(self, decision_id: UUID) -> DecisionRow | None:
         query = select(*_DECISION_COLUMNS).where(decisions.c.id == decision_id)
@@ -192,6 +299,57 @@ class AuditRepository:
 
     async def count_decisions(self) -> int:
         count = await self._conn.scalar(select(func.count()).select_from(decisions))
+        return int(count or 0)
+
+    # --- idempotency keys -----------------------------------------------------------------------------------
+
+    async def find_idempotency_keys(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[IdempotencyRecord, DecisionRow]]:
+        """The stored records (expired or not) of these ``(caller, key)`` pairs, each with its decision."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[tuple[str, str], tuple[IdempotencyRecord, DecisionRow]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            query = (
+                select(*_IDEMPOTENCY_COLUMNS, *_DECISION_COLUMNS)
+                .join_from(idempotency_keys, decisions, decisions.c.id == idempotency_keys.c.decision_id)
+                .where(tuple_(idempotency_keys.c.caller, idempotency_keys.c.key).in_(chunk))
+            )
+            for row in await self._conn.execute(query):
+                record = IdempotencyRecord(*row[: len(_IDEMPOTENCY_FIELDS)])
+                decision = DecisionRow(*row[len(_IDEMPOTENCY_FIELDS) :])
+                found[(record.caller, record.key)] = (record, decision)
+        return found
+
+    async def add_idempotency_keys(self, records: Sequence[IdempotencyRecord]) -> None:
+        """Insert keys; a ``(caller, key)`` already stored is an ``IntegrityError`` (delete an expired one first)."""
+        if records:
+            params = [{name: getattr(r, name) for name in _IDEMPOTENCY_FIELDS} for r in records]
+            await self._conn.execute(idempotency_keys.insert(), params)
+
+    async def delete_idempotency_keys(self, keys: Sequence[tuple[str, str]]) -> None:
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            await self._conn.execute(
+                delete(idempotency_keys).where(tuple_(idempotency_keys.c.caller, idempotency_keys.c.key).in_(chunk))
+            )
+
+    async def purge_idempotency_keys(self, *, expired_at: datetime, limit: int) -> int:
+        """Delete up to ``limit`` keys whose ``expires_at`` is at or before ``expired_at``; how many went."""
+        oldest = (
+            select(idempotency_keys.c.caller, idempotency_keys.c.key)
+            .where(idempotency_keys.c.expires_at <= expired_at)
+            .order_by(idempotency_keys.c.expires_at)
+            .limit(limit)
+        )
+        result = await self._conn.execute(
+            delete(idempotency_keys).where(tuple_(idempotency_keys.c.caller, idempotency_keys.c.key).in_(oldest))
+        )
+        return int(result.rowcount)
+
+    async def count_idempotency_keys(self) -> int:
+        count = await self._conn.scalar(select(func.count()).select_from(idempotency_keys))
         return int(count or 0)
 
     # --- helpers --------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     CHAR,
+    BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Dialect,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -25,7 +28,7 @@ from sqlalchemy import (
     Uuid,
 )
 
-__all__ = ["UTCDateTime", "decisions", "metadata", "rulesets"]
+__all__ = ["UTCDateTime", "audit_chain_head", "decisions", "idempotency_keys", "metadata", "rulesets"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -93,7 +96,12 @@ decisions = Table(
     Column("instances", Integer, nullable=True),
     Column("profile", Text, nullable=False, comment="the request profile JSON exactly as received"),
     Column("recommendation", Text, nullable=False, comment="the exact JSON answered (UTF-8 text)"),
+    # Tamper evidence (service/db/chain.py): the decisions form one hash chain in seq order.
+    Column("seq", BigInteger, nullable=False, comment="position in the audit hash chain: 1, 2, 3, ... no gaps"),
+    Column("prev_hash", CHAR(64), nullable=False, comment="row_hash of the decision at seq - 1 (zeros for seq 1)"),
+    Column("row_hash", CHAR(64), nullable=False, comment="sha256 of this row's canonical encoding and prev_hash"),
 )
+Index("ix_decisions_seq", decisions.c.seq, unique=True)
 
 # Newest-first keyset pagination, unfiltered and per filter column.
 Index("ix_decisions_created_at_id", decisions.c.created_at.desc(), decisions.c.id.desc())
@@ -110,3 +118,31 @@ Index(
     decisions.c.created_at.desc(),
     decisions.c.id.desc(),
 )
+
+
+# The end of the hash chain: one row, locked (SELECT ... FOR UPDATE) by every transaction that appends decisions,
+# so writers in any number of processes append one after another and the chain cannot fork.
+audit_chain_head = Table(
+    "audit_chain_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False, comment="always 1: the table has one row"),
+    Column("seq", BigInteger, nullable=False, comment="seq of the last decision (0: none yet)"),
+    Column("row_hash", CHAR(64), nullable=False, comment="row_hash of the last decision (zeros: none yet)"),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+# Idempotency-Key of POST /v1/recommendations, per caller, written in the transaction of the decision it names.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("caller", String, primary_key=True, comment="who sent the key: keys are scoped by caller"),
+    Column("key", String(255), primary_key=True, comment="the Idempotency-Key header"),
+    Column("request_sha256", CHAR(64), nullable=False, comment="SHA-256 (hex) of the request it was first sent with"),
+    Column("decision_id", Uuid(as_uuid=True), ForeignKey("decisions.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, comment="after this the key may be reused"),
+)
+Index("ix_idempotency_keys_expires_at", idempotency_keys.c.expires_at)
+
+# Registered on the same metadata so migrations and the schema check see it.
+from service.db import activations as _activations  # noqa: E402,F401

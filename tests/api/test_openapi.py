@@ -19,6 +19,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
+from service.api.auth import hash_key, new_key
 from service.app import create_app
 from service.db.migrate import upgrade
 from service.openapi import render_openapi
@@ -51,13 +52,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real app under uvicorn on loopback, on a fresh SQLite database."""
+def _serve(tmp_path_factory: pytest.TempPathFactory, **overrides: object) -> Iterator[str]:
+    """The real app under uvicorn on loopback, on a fresh SQLite database, with these Settings overrides."""
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('schemathesis') / 'advisor.db'}"
     asyncio.run(upgrade(url))
     port = _free_port()
-    app = create_app(Settings(database_url=url, rules_dir=ROOT / "rules"))
+    app = create_app(Settings(database_url=url, rules_dir=ROOT / "rules", **overrides))  # type: ignore[arg-type]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -77,14 +77,61 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread.join(timeout=10)
 
 
+# The keyed server's keys: every scope, and one holding only `admin` (403 on everything else).
+ALL_SCOPES_KEY, ADMIN_ONLY_KEY = new_key(), new_key()
+KEY_ENTRIES = [
+    {"name": "all-scopes", "sha256": hash_key(ALL_SCOPES_KEY), "scopes": ["decide", "audit:read", "admin"]},
+    {"name": "admin-only", "sha256": hash_key(ADMIN_ONLY_KEY), "scopes": ["admin"]},
+]
+
+
+def _both_headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", "X-API-Key": key}
+
+
+@pytest.fixture(scope="module")
+def local_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Local mode: no keys configured."""
+    yield from _serve(tmp_path_factory, api_keys=())
+
+
+@pytest.fixture(scope="module")
+def keyed_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """API keys configured; a rate limit high enough never to answer 429 here (tests/api/test_auth.py does)."""
+    yield from _serve(tmp_path_factory, api_keys=KEY_ENTRIES, rate_limit_per_minute=1_000_000)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("local", {}), id="local-mode"),
+        # Both headers: schemathesis fills in the security schemes' headers itself; these replace them (a
+        # request presenting two different keys is refused).
+        pytest.param(("keyed", _both_headers(ALL_SCOPES_KEY)), id="all-scopes-key"),
+        pytest.param(("keyed", _both_headers(ADMIN_ONLY_KEY)), id="admin-only-key"),
+        pytest.param(("keyed", {}), id="no-credentials"),
+    ]
+)
+def target(request: pytest.FixtureRequest) -> tuple[str, dict[str, str]]:
+    """(base URL, credential headers): each operation is fuzzed as each of these callers."""
+    server, headers = request.param
+    return request.getfixturevalue(f"{server}_url"), headers
+
+
 schema = schemathesis.openapi.from_dict(json.loads(render_openapi()))
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 
 
 @schema.parametrize()
 @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_conforms(case: schemathesis.Case, live_url: str) -> None:
-    """Every operation, positive and negative data: no 5xx, responses match the documented schemas and codes."""
-    case.call_and_validate(
-        base_url=live_url, checks=[not_a_server_error, response_schema_conformance, status_code_conformance]
+def test_api_conforms(case: schemathesis.Case, target: tuple[str, dict[str, str]]) -> None:
+    """Every operation, positive and negative data, as each caller: no 5xx, responses (401/403 included) match
+    the documented schemas and codes."""
+    base_url, headers = target
+    response = case.call_and_validate(
+        base_url=base_url,
+        headers=headers,
+        checks=[not_a_server_error, response_schema_conformance, status_code_conformance],
     )
+    if response.status_code in (401, 403):
+        assert response.headers["content-type"] == ["application/problem+json"]
+        assert response.headers["www-authenticate"][0].startswith("Bearer")

@@ -47,7 +47,7 @@ class TestCreate:
         assert stored["request_id"] == "req-42"
         assert stored["profile"] == WORKED_EXAMPLE
         assert stored["ruleset_sha256"] == body["ruleset"]["sha256"]
-        assert stored["caller"].startswith("anonymous")
+        assert stored["caller"].startswith("local@")  # local mode: no API keys configured
         # Byte for byte: the answer is the stored recommendation with the audit identity in front.
         raw = record.content.decode()
         recommendation = raw[raw.index('"recommendation":') + len('"recommendation":') : -1]

@@ -17,7 +17,7 @@ from service.db import current_revision, downgrade, head_revision, is_up_to_date
 from service.db.engine import create_single_use_engine
 from service.db.migrate import MIGRATION_LOCK_KEY, alembic_config
 
-TABLES = {"alembic_version", "rulesets", "decisions"}
+TABLES = {"alembic_version", "rulesets", "decisions", "ruleset_activations", "audit_chain_head", "idempotency_keys"}
 
 
 async def table_names(url: str) -> set[str]:

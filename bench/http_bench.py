@@ -1,0 +1,685 @@
+"""HTTP benchmark: the advisor with its Postgres audit against a bare Litestar ceiling and a naive-audit floor.
+
+Run (from the repository root; Postgres on 127.0.0.1:5432, Debian's wrk installed):
+
+    .venv/bin/python bench/http_bench.py                 # ceiling, advisor, floor: ~1.5 min, prints a table
+    .venv/bin/python bench/http_bench.py --workers 2     # the same with two uvicorn workers per server
+    .venv/bin/python bench/http_bench.py --memory        # RSS of one advisor worker: start-up vs 100,000 decisions
+
+Three servers, one after another, each started as a subprocess on a free loopback port and stopped afterwards:
+
+* ``bare``: ``bench/bare_app.py``, one Litestar endpoint decoding the same ``WorkloadProfile`` body with msgspec,
+  under the same server (uvicorn, the flags of ``advisor serve``) and the same worker count: the ceiling.
+* ``advisor``: ``advisor serve`` with the default group-commit audit (``ADVISOR_AUDIT_BATCH_MAX_ROWS`` /
+  ``ADVISOR_AUDIT_BATCH_MAX_WAIT_MS`` unset): the figure that matters.
+* ``naive``: ``advisor serve`` with ``ADVISOR_AUDIT_BATCH_MAX_ROWS=1`` and ``ADVISOR_AUDIT_BATCH_MAX_WAIT_MS=0``:
+  one transaction (one INSERT, one commit) per decision: the floor.
+
+Each advisor variant gets a fresh database ``advisor_bench_<hex>`` (created, migrated with ``advisor db upgrade``,
+dropped at the end) and runs in local mode (no API keys: loopback only, no rate limit). Load: wrk (Debian's
+package; one thread, which saturates one core) with ``bench/post_profile.lua`` POSTing the worked example, a
+warm-up run whose figures are discarded, then the measured run. On a machine with two or more cores the server
+is pinned to all cores but the last and wrk to the last (``taskset``); Postgres is not pinned.
+
+After each advisor run the new rows of ``decisions`` are counted and compared with the 2xx answers; see
+bench/README.md for how to read the table and the JSON written to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+LUA = BENCH / "post_profile.lua"
+BIN = Path(sys.executable).parent
+PATH = "/v1/recommendations"
+WRK_TIMEOUT_S = 10  # wrk's per-request timeout: far above any latency seen here, so no response is dropped
+VARIANTS = ("bare", "advisor", "naive")
+
+# Targets from the issue: reported, never asserted.
+TARGET_RPS_RATIO = 0.70
+TARGET_P99_RATIO = 3.0
+TARGET_RSS_RATIO = 1.5
+
+
+# --- environment --------------------------------------------------------------------------------------------
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def require_tools() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        fail("wrk is not installed: `apt-get install wrk` (Debian/Ubuntu), then run this again")
+    if not (BIN / "advisor").exists():
+        fail(f"{BIN / 'advisor'} not found: run this with the project's venv python (.venv/bin/python)")
+    return str(wrk)
+
+
+def pinning() -> tuple[list[str], list[str], str]:
+    """taskset prefixes for the server and for wrk, and a sentence saying what was done."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        return [], [], f"not pinned ({len(cpus)} CPU(s) available): server, wrk and Postgres share the CPU(s)"
+    server = ",".join(map(str, cpus[:-1]))
+    load = str(cpus[-1])
+    return (
+        ["taskset", "-c", server],
+        ["taskset", "-c", load],
+        f"server on CPU {server}, wrk on CPU {load} (taskset); Postgres not pinned (shares all CPUs)",
+    )
+
+
+def git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine() -> dict[str, Any]:
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    mem_kib = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    return {
+        "cpu_model": cpu_model,
+        "nproc": os.cpu_count(),
+        "cpus_available": len(os.sched_getaffinity(0)),
+        "memory_mib": mem_kib // 1024,
+        "kernel": platform.release(),
+        "hostname": socket.gethostname(),
+    }
+
+
+def versions(wrk: str) -> dict[str, str]:
+    from importlib.metadata import version
+
+    out = {"python": platform.python_version()}
+    for dist in ("litestar", "msgspec", "uvicorn", "uvloop", "httptools", "sqlalchemy", "asyncpg"):
+        with contextlib.suppress(Exception):
+            out[dist] = version(dist)
+    wrk_help = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10)
+    out["wrk"] = (wrk_help.stdout or wrk_help.stderr).splitlines()[0].strip()
+    return out
+
+
+def loadavg() -> float:
+    """1-minute load average: anything else busy on the machine makes every figure noisier."""
+    return round(os.getloadavg()[0], 2)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def worked_example() -> bytes:
+    from service.api.openapi_docs import WORKED_EXAMPLE
+
+    return json.dumps(WORKED_EXAMPLE).encode()
+
+
+def audit_defaults() -> dict[str, Any]:
+    from service.settings import Settings
+
+    fields = Settings.model_fields
+    return {
+        "ADVISOR_AUDIT_BATCH_MAX_ROWS": fields["audit_batch_max_rows"].default,
+        "ADVISOR_AUDIT_BATCH_MAX_WAIT_MS": fields["audit_batch_max_wait_ms"].default,
+        "ADVISOR_DB_POOL_SIZE": fields["db_pool_size"].default,
+    }
+
+
+# --- Postgres -------------------------------------------------------------------------------------------------
+
+
+def pg(dsn: str, sql: str) -> Any:
+    import asyncpg
+
+    async def run() -> Any:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+@contextlib.contextmanager
+def bench_database(admin_dsn: str, server_env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """A fresh database, migrated; yields (asyncpg DSN, SQLAlchemy URL) and drops it afterwards."""
+    name = f"advisor_bench_{uuid.uuid4().hex[:12]}"
+    base = admin_dsn.rsplit("/", 1)[0]
+    dsn = f"{base}/{name}"
+    url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    pg(admin_dsn, f'CREATE DATABASE "{name}"')
+    try:
+        env = server_env | {"ADVISOR_DATABASE_URL": url}
+        done = subprocess.run(
+            [str(BIN / "advisor"), "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"advisor db upgrade failed:\n{done.stdout}{done.stderr}")
+        yield dsn, url
+    finally:
+        pg(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def settled_count(dsn: str, timeout_s: float = 30.0) -> int:
+    """SELECT count(*) FROM decisions once it stops moving (requests in flight when wrk stopped still commit)."""
+    deadline = time.monotonic() + timeout_s
+    last = -1
+    while True:
+        now = int(pg(dsn, "SELECT count(*) FROM decisions"))
+        if now == last or time.monotonic() > deadline:
+            return now
+        last = now
+        time.sleep(0.5)
+
+
+# --- servers --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    workers: int
+    worker_pids: list[int] = field(default_factory=list)
+
+    def log_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+def start_server(cmd: list[str], env: dict[str, str], workers: int, logdir: Path, name: str) -> Server:
+    port = free_port()
+    log = logdir / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "--port", str(port), "--workers", str(workers)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop_server can end it and its workers by its id
+        )
+    server = Server(proc, port, log, workers)
+    try:
+        wait_ready(server)
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def wait_ready(server: Server, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    url = f"http://127.0.0.1:{server.port}/readyz"
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {server.proc.returncode}:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    break
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    else:
+        raise RuntimeError(f"server not ready within {timeout_s:.0f} s:\n{server.log_tail()}")
+    # Every worker must be up before the load starts; then note their pids (for RSS).
+    while time.monotonic() < deadline:
+        server.worker_pids = worker_pids(server.proc.pid, server.workers)
+        if len(server.worker_pids) >= server.workers:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"only {len(server.worker_pids)} of {server.workers} workers started")
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def worker_pids(master: int, workers: int) -> list[int]:
+    """uvicorn serves in its own process with one worker; with more, in spawned children."""
+    if workers == 1:
+        return [master]
+    found = []
+    for pid in children(master):
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return sorted(found)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def stop_server(server: Server) -> None:
+    """SIGTERM (uvicorn shuts down gracefully: the audit writer commits what is queued), then SIGKILL its group."""
+    proc = server.proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+# --- load -----------------------------------------------------------------------------------------------------
+
+_RESULT = re.compile(r"^BENCH_RESULT (\{.*\})$", re.MULTILINE)
+_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+
+
+@dataclass(frozen=True)
+class Load:
+    wrk: str
+    prefix: list[str]
+    connections: int
+    body: bytes
+
+
+def run_wrk(load: Load, port: int, duration_s: float, max_requests: int = 0) -> dict[str, Any]:
+    cmd = [
+        *load.prefix,
+        load.wrk,
+        "-t1",
+        f"-c{load.connections}",
+        f"-d{max(1, round(duration_s))}s",
+        f"--timeout={WRK_TIMEOUT_S}s",
+        "--latency",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}{PATH}",
+    ]
+    env = os.environ | {"BENCH_BODY": load.body.decode(), "BENCH_MAX_REQUESTS": str(max_requests)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration_s + 60)
+    found = _RESULT.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    figures: dict[str, Any] = json.loads(found.group(1))
+    errors = figures["errors"]
+    # wrk's own text, as a cross-check of the figures from its Lua done() hook.
+    rps_text = _RPS.search(done.stdout)
+    non2xx_text = _NON2XX.search(done.stdout)
+    assert int(non2xx_text.group(1) if non2xx_text else 0) == errors["status"], done.stdout
+    socket_text = _SOCKET.search(done.stdout)
+    socket_errors = errors["connect"] + errors["read"] + errors["write"]
+    assert (sum(map(int, socket_text.groups()[:3])) if socket_text else 0) == socket_errors, done.stdout
+    seconds = figures["duration_us"] / 1e6
+    requests = figures["requests"]
+    lat = figures["latency_us"]
+    return {
+        "duration_s": round(seconds, 3),
+        "requests": requests,  # responses wrk read in full (any status)
+        "sent": figures["sent"],
+        # wrk counts a response with status >= 400 as "Non-2xx or 3xx"; these endpoints answer no 1xx or 3xx.
+        "non_2xx": errors["status"],
+        # Connect/read/write errors are not in wrk's request count (no complete response was read).
+        "socket_errors": socket_errors,
+        "timeouts": errors["timeout"],
+        "ok_2xx": requests - errors["status"],
+        "in_flight_at_stop": max(0, figures["sent"] - requests - socket_errors),
+        "requests_per_s": round(requests / seconds, 1) if seconds else 0.0,
+        "requests_per_s_wrk_text": float(rps_text.group(1)) if rps_text else None,
+        "latency_ms": {k: round(v / 1000, 3) for k, v in lat.items()},
+    }
+
+
+# --- one variant ----------------------------------------------------------------------------------------------
+
+
+def base_env() -> dict[str, str]:
+    """The caller's environment without any ADVISOR_* (no API keys, no database URL leak into the servers)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
+    return env | {
+        "ADVISOR_LOG_LEVEL": "WARNING",
+        "ADVISOR_RULES_DIR": str(ROOT / "rules"),
+        "ADVISOR_MIGRATE_ON_START": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+VARIANT_ENV = {
+    "advisor": {},
+    "naive": {"ADVISOR_AUDIT_BATCH_MAX_ROWS": "1", "ADVISOR_AUDIT_BATCH_MAX_WAIT_MS": "0"},
+}
+LABELS = {
+    "bare": "bare Litestar (ceiling)",
+    "advisor": "advisor, group-commit audit",
+    "naive": "advisor, 1 INSERT/request (floor)",
+}
+
+
+def audit_check(ok_2xx: int, in_flight: int, rows: int) -> dict[str, Any]:
+    """Rows must cover every 2xx wrk saw; the only rows allowed beyond are those of requests in flight at stop."""
+    lost = max(0, ok_2xx - rows)
+    extra = max(0, rows - ok_2xx)
+    if lost:
+        verdict = f"LOST {lost} ROW(S)"
+    elif extra > in_flight:
+        verdict = f"{extra - in_flight} UNEXPLAINED ROW(S)"
+    elif extra == in_flight:
+        verdict = "ok (exact)"
+    else:
+        verdict = f"ok ({in_flight - extra} in flight not stored)"
+    return {
+        "audit_rows": rows,
+        "answered_after_stop": extra,
+        "lost_rows": lost,
+        "unexplained_rows": max(0, extra - in_flight),
+        "verdict": verdict,
+    }
+
+
+def run_variant(
+    name: str, args: argparse.Namespace, load: Load, server_prefix: list[str], logdir: Path
+) -> dict[str, Any]:
+    print(f"\n== {name}: {LABELS[name]} ({args.workers} worker(s))", flush=True)
+    env = base_env()
+    with contextlib.ExitStack() as stack:
+        dsn = None
+        if name == "bare":
+            cmd = [*server_prefix, sys.executable, str(BENCH / "bare_app.py")]
+            server_env = env
+        else:
+            dsn, url = stack.enter_context(bench_database(args.pg, env))
+            server_env = env | VARIANT_ENV[name] | {"ADVISOR_DATABASE_URL": url}
+            cmd = [*server_prefix, str(BIN / "advisor"), "serve"]
+        server = start_server(cmd, server_env, args.workers, logdir, name)
+        stack.callback(stop_server, server)
+        rss_start = {pid: rss_kib(pid) for pid in server.worker_pids}
+        load_before = loadavg()
+        if args.warmup > 0:
+            warm = run_wrk(load, server.port, args.warmup)
+            print(f"   warm-up {args.warmup:g} s: {warm['requests_per_s']:.0f} req/s (discarded)", flush=True)
+        rows_before = settled_count(dsn) if dsn else 0
+        result = run_wrk(load, server.port, args.duration)
+        rss_end = {pid: rss_kib(pid) for pid in server.worker_pids}
+        result |= {
+            "variant": name,
+            "label": LABELS[name],
+            "loadavg_1m": {"before": load_before, "after": loadavg()},
+            "server_env": {k: v for k, v in server_env.items() if k.startswith("ADVISOR_") and "DATABASE" not in k},
+            "worker_rss_mib_start": [round(v / 1024, 1) for v in rss_start.values()],
+            "worker_rss_mib_end": [round(v / 1024, 1) for v in rss_end.values()],
+        }
+        if dsn:
+            rows = settled_count(dsn) - rows_before
+            result["audit"] = audit_check(result["ok_2xx"], result["in_flight_at_stop"], rows)
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{name} server died during the run:\n{server.log_tail()}")
+        if result["non_2xx"] or result["socket_errors"]:
+            print(f"   !! {result['non_2xx']} non-2xx, {result['socket_errors']} socket errors; server log:")
+            print(server.log_tail())
+        line = (
+            f"   {result['requests_per_s']:.0f} req/s, p50 {result['latency_ms']['p50']:.2f} ms, "
+            f"p99 {result['latency_ms']['p99']:.2f} ms"
+        )
+        if "audit" in result:
+            a = result["audit"]
+            line += f"; 2xx {result['ok_2xx']}, audit rows {a['audit_rows']}: {a['verdict']}"
+        print(line, flush=True)
+        return result
+
+
+# --- reports --------------------------------------------------------------------------------------------------
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    bare = results.get("bare")
+    head = (
+        "| variant | req/s | p50 ms | p99 ms | req/s ÷ bare | p99 ÷ bare | 2xx (wrk) | non-2xx | socket err "
+        "| in flight at stop | audit rows | audit rows vs 2xx |"
+    )
+    lines = [head, "|" + "---|" * 12]
+    for r in results.values():
+        ratio = f"{r['requests_per_s'] / bare['requests_per_s']:.2f}" if bare else "-"
+        p99 = f"{r['latency_ms']['p99'] / bare['latency_ms']['p99']:.2f}" if bare else "-"
+        a = r.get("audit")
+        lines.append(
+            f"| {r['label']} | {r['requests_per_s']:.0f} | {r['latency_ms']['p50']:.2f} | {r['latency_ms']['p99']:.2f} "
+            f"| {ratio} | {p99} | {r['ok_2xx']} | {r['non_2xx']} | {r['socket_errors']} | {r['in_flight_at_stop']} "
+            f"| {a['audit_rows'] if a else '-'} | {a['verdict'] if a else '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    bare, advisor = results.get("bare"), results.get("advisor")
+    if bare and advisor:
+        rps = advisor["requests_per_s"] / bare["requests_per_s"]
+        p99 = advisor["latency_ms"]["p99"] / bare["latency_ms"]["p99"]
+        out.append({"target": f"advisor req/s >= {TARGET_RPS_RATIO:.2f} x bare", "value": round(rps, 3)})
+        out[-1]["met"] = rps >= TARGET_RPS_RATIO
+        out.append({"target": f"advisor p99 <= {TARGET_P99_RATIO:g} x bare p99", "value": round(p99, 3)})
+        out[-1]["met"] = p99 <= TARGET_P99_RATIO
+    for name in ("advisor", "naive"):
+        if name in results:
+            lost = results[name]["audit"]["lost_rows"] + results[name]["audit"]["unexplained_rows"]
+            out.append({"target": f"{name}: no lost (or unexplained) audit rows", "value": lost, "met": lost == 0})
+    return out
+
+
+def print_targets(found: list[dict[str, Any]]) -> None:
+    for t in found:
+        print(f"- {t['target']}: {t['value']} -> {'met' if t['met'] else 'NOT MET'}")
+
+
+def save(record: dict[str, Any], kind: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = f"{record['date'][:10]}-{record['commit']['short'] or 'nocommit'}-{kind}"
+    path = RESULTS / f"{stem}.json"
+    n = 2
+    while path.exists():
+        path = RESULTS / f"{stem}-{n}.json"
+        n += 1
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+# --- memory ---------------------------------------------------------------------------------------------------
+
+
+def run_memory(args: argparse.Namespace, load: Load, server_prefix: list[str], logdir: Path) -> dict[str, Any]:
+    """RSS of one advisor worker (default audit) after start-up, then after each half of ``--memory-requests``."""
+    env = base_env()
+    halves = [args.memory_requests // 2, args.memory_requests - args.memory_requests // 2]
+    print(f"\n== memory: advisor, group-commit audit, 1 worker, {args.memory_requests} decisions", flush=True)
+    with contextlib.ExitStack() as stack:
+        dsn, url = stack.enter_context(bench_database(args.pg, env))
+        server_env = env | {"ADVISOR_DATABASE_URL": url}
+        server = start_server([*server_prefix, str(BIN / "advisor"), "serve"], server_env, 1, logdir, "memory")
+        stack.callback(stop_server, server)
+        pid = server.worker_pids[0]
+        time.sleep(1.0)  # let start-up finish settling (ruleset poller, pool)
+        samples = [{"decisions": 0, "rss_mib": round(rss_kib(pid) / 1024, 1)}]
+        print(f"   after start-up: RSS {samples[0]['rss_mib']} MiB (pid {pid})", flush=True)
+        runs = []
+        started = time.monotonic()
+        for count in halves:
+            remaining = args.memory_timeout - (time.monotonic() - started)
+            if remaining < 5:
+                print("   !! --memory-timeout reached before all decisions were made")
+                break
+            run = run_wrk(load, server.port, remaining, max_requests=count)
+            rows = settled_count(dsn)
+            samples.append({"decisions": rows, "rss_mib": round(rss_kib(pid) / 1024, 1)})
+            runs.append(run)
+            print(
+                f"   {rows} decisions ({run['requests_per_s']:.0f} req/s, {run['non_2xx']} non-2xx): "
+                f"RSS {samples[-1]['rss_mib']} MiB",
+                flush=True,
+            )
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server died during the memory run:\n{server.log_tail()}")
+        sent = sum(r["sent"] for r in runs)
+        ok = sum(r["ok_2xx"] for r in runs)
+        in_flight = sum(r["in_flight_at_stop"] for r in runs)
+        return {
+            "server_env": {k: v for k, v in server_env.items() if k.startswith("ADVISOR_") and "DATABASE" not in k},
+            "requests_sent": sent,
+            "samples": samples,
+            "ratio": round(samples[-1]["rss_mib"] / samples[0]["rss_mib"], 3),
+            "runs": runs,
+            "audit": audit_check(ok, in_flight, samples[-1]["decisions"]),
+        }
+
+
+# --- main -----------------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=15, help="measured seconds per server (default 15)")
+    parser.add_argument("--warmup", type=float, default=5, help="warm-up seconds per server, discarded (default 5)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per server (default 1)")
+    parser.add_argument("--only", default=",".join(VARIANTS), help="comma-separated subset of: bare,advisor,naive")
+    parser.add_argument("--memory", action="store_true", help="run the RSS check instead of the throughput table")
+    parser.add_argument("--memory-requests", type=int, default=100_000, help="decisions for --memory (100000)")
+    parser.add_argument("--memory-timeout", type=float, default=300, help="--memory gives up after this, s (300)")
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("ADVISOR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="admin DSN used to create and drop the bench databases (env ADVISOR_BENCH_PG)",
+    )
+    args = parser.parse_args()
+    only = [v.strip() for v in args.only.split(",") if v.strip()]
+    if unknown := set(only) - set(VARIANTS):
+        fail(f"--only: unknown variant(s) {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    if args.workers < 1 or args.connections < 1 or args.duration < 1:
+        fail("--workers, --connections and --duration must be at least 1")
+
+    wrk = require_tools()
+    server_prefix, load_prefix, pin_note = pinning()
+    load = Load(wrk, load_prefix, args.connections, worked_example())
+    try:
+        pg_version = pg(args.pg, "SHOW server_version")
+    except Exception as exc:
+        fail(f"Postgres not reachable at {args.pg} ({type(exc).__name__}: {exc})")
+    record: dict[str, Any] = {
+        "kind": "memory" if args.memory else "http",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "commit": {"sha": git("rev-parse", "HEAD"), "short": git("rev-parse", "--short", "HEAD")},
+        "versions": versions(wrk) | {"postgres": pg_version},
+        "settings": {
+            "load_generator": "wrk -t1 (one thread: one core), closed loop, bench/post_profile.lua",
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "workers": 1 if args.memory else args.workers,
+            "wrk_timeout_s": WRK_TIMEOUT_S,
+            "pinning": pin_note,
+            "body_bytes": len(load.body),
+            "advisor_defaults": audit_defaults(),
+        },
+    }
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    record["commit"]["dirty"] = bool(changed)
+    record["commit"]["changed_files"] = len(changed.splitlines()) if changed else 0
+    print(f"load: wrk -t1 -c{args.connections}, {pin_note}")
+    record["loadavg_1m_at_start"] = loadavg()
+    if record["loadavg_1m_at_start"] > 0.5:
+        print(f"note: load average {record['loadavg_1m_at_start']} before starting: other work competes for the CPUs")
+    if record["commit"]["dirty"]:
+        print(f"note: the working tree differs from {record['commit']['short']} ({len(changed.splitlines())} files)")
+
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="advisor-bench-") as tmp:
+        logdir = Path(tmp)
+        if args.memory:
+            memory = run_memory(args, load, server_prefix, logdir)
+            record["memory"] = memory
+            met = memory["ratio"] <= TARGET_RSS_RATIO
+            record["targets"] = [
+                {"target": f"RSS after {args.memory_requests} decisions <= {TARGET_RSS_RATIO} x after start-up"}
+                | {"value": memory["ratio"], "met": met}
+            ]
+            print("\n| decisions | worker RSS MiB | ÷ start-up |\n|---|---|---|")
+            for s in memory["samples"]:
+                print(f"| {s['decisions']} | {s['rss_mib']} | {s['rss_mib'] / memory['samples'][0]['rss_mib']:.3f} |")
+            a = memory["audit"]
+            print(f"\naudit rows {a['audit_rows']} for {memory['requests_sent']} requests sent: {a['verdict']}")
+            failed = a["lost_rows"] > 0 or a["unexplained_rows"] > 0
+        else:
+            results: dict[str, dict[str, Any]] = {}
+            for name in only:
+                results[name] = run_variant(name, args, load, server_prefix, logdir)
+            record["results"] = results
+            record["targets"] = targets(results)
+            print(
+                f"\n{args.workers} worker(s), {args.connections} connections, {args.duration:g} s after "
+                f"{args.warmup:g} s warm-up; {pin_note}\n"
+            )
+            print(table(results))
+            failed = any(r.get("audit", {}).get("lost_rows", 0) for r in results.values()) or any(
+                r.get("audit", {}).get("unexplained_rows", 0) for r in results.values()
+            )
+        print()
+        print_targets(record["targets"])
+    path = save(record, "memory-w1" if args.memory else f"http-w{args.workers}")
+    print(f"\nwrote {path.relative_to(ROOT)}")
+    if failed:
+        print("\n!!! AUDIT ROWS DO NOT MATCH THE 2xx ANSWERS: a decision was answered without its row, or vice versa")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+-- wrk script for bench/http_bench.py: POST a workload profile as JSON, count what was sent, report as JSON.
+--
+-- Environment (set by http_bench.py; all optional):
+--   BENCH_BODY          the JSON body (default: the worked example of service/api/openapi_docs.py)
+--   BENCH_MAX_REQUESTS  stop after sending this many requests (0 or unset: run for -d only)
+--
+-- Run it with one thread (-t1): before the threads start, wrk calls request() once on the first thread's Lua
+-- state to check the script (script_verify_request in wrk's source) and sends nothing for it; that call is not
+-- counted below, which is only right for the first thread.
+--
+-- done() prints one line "BENCH_RESULT {...}" with wrk's own figures (latency in microseconds) plus "sent":
+-- the requests written, so that sent - requests is exactly how many were still in flight when wrk stopped
+-- (those are answered, and audited, by the server but never counted by wrk).
+
+local body = os.getenv("BENCH_BODY")
+if body == nil or body == "" then
+  body = '{"name": "fraud-xgb", '
+    .. '"workload": {"bound": "cpu", "model_kind": "classic_ml", "model_memory_gib": 2}, '
+    .. '"traffic": {"peak_rps": 150, "per_instance_rps": 20, "burstiness": "steady"}, '
+    .. '"sla": {"p99_latency_ms": 100, "availability": 0.999}, "target_utilization": 0.7}'
+end
+local max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "0") or 0
+
+wrk.method = "POST"
+wrk.body = body
+wrk.headers["Content-Type"] = "application/json"
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+local prebuilt = nil
+calls = 0 -- global: read back from the thread in done(); the first call is wrk's check, not a request
+
+function init(args)
+  prebuilt = wrk.format()
+end
+
+function request()
+  calls = calls + 1
+  if max_requests > 0 and calls - 1 >= max_requests then
+    wrk.thread:stop() -- this request is still written; the loop ends after it
+  end
+  return prebuilt
+end
+
+function done(summary, latency, requests)
+  local total_sent = 0
+  for i, thread in ipairs(threads) do
+    local calls = thread:get("calls") or 0
+    if i == 1 and calls > 0 then
+      calls = calls - 1 -- wrk's check call
+    end
+    total_sent = total_sent + calls
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"duration_us": %d, "requests": %d, "bytes": %d, "sent": %d, '
+      .. '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, '
+      .. '"latency_us": {"min": %d, "mean": %.1f, "stdev": %.1f, "max": %d, '
+      .. '"p50": %d, "p90": %d, "p99": %d, "p999": %d}}\n',
+    summary.duration, summary.requests, summary.bytes, total_sent,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.mean, latency.stdev, latency.max,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9)
+  ))
+end

@@ -1,0 +1,97 @@
+"""Activating rulesets across every worker and replica.
+
+A ruleset becomes active by an activation row in the shared database (written by a reload, by
+``advisor rules activate`` or at start-up). Each worker polls the newest activation and swaps its
+compiled ruleset in one reference assignment, so a request is answered wholly by one ruleset and
+all workers converge within one poll interval plus a compile. A ruleset that fails validation or
+lint never reaches the database, so a broken reload leaves the previous ruleset serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.db.activations import ActivationRepository, ActivationRow
+from service.db.repository import AuditRepository
+from service.engine import CompiledRuleset, compile_ruleset
+from service.registry import RulesetRegistry
+from service.rulebook.lint import lint_ruleset
+from service.rulebook.loader import LoadedRuleset, RuleFileError, RulesetInvalid
+
+__all__ = ["ActivationResult", "Activator"]
+
+logger = logging.getLogger("service.activation")
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationResult:
+    active: CompiledRuleset
+    previous_sha256: str | None
+    changed: bool
+    warnings: list[str]
+
+
+class Activator:
+    def __init__(self, engine: AsyncEngine, registry: RulesetRegistry, *, poll_interval_s: float = 1.0) -> None:
+        self.engine, self.registry, self.poll_interval_s = engine, registry, poll_interval_s
+        self._lock = asyncio.Lock()
+
+    async def activate(self, loaded: LoadedRuleset, *, by: str) -> ActivationResult:
+        """Validate, lint, store and activate; RulesetInvalid (nothing changed) on any error."""
+        findings = lint_ruleset(loaded, label="rules")
+        errors = [f for f in findings if f.severity == "error"]
+        if errors:
+            raise RulesetInvalid([RuleFileError(f.file, f.line, f.rule_id, f"{f.code}: {f.message}") for f in errors])
+        compiled = compile_ruleset(loaded)
+        async with self._lock, self.engine.begin() as conn:
+            activations = ActivationRepository(conn)
+            await activations.lock()
+            latest = await activations.latest()
+            previous = latest.sha256 if latest else None
+            changed = previous != loaded.sha256
+            if changed:
+                now = datetime.now(UTC)
+                await AuditRepository(conn).save_ruleset(
+                    loaded.sha256, loaded.version, loaded.description, loaded.files, now
+                )
+                await activations.record(
+                    sha256=loaded.sha256,
+                    version=loaded.version,
+                    previous_sha256=previous,
+                    activated_at=now,
+                    activated_by=by,
+                )
+        self.registry.set_active(compiled)
+        if changed:
+            logger.info("ruleset %s (%s) activated by %s", loaded.version, loaded.sha256, by)
+        return ActivationResult(compiled, previous, changed, [str(f) for f in findings])
+
+    async def sync(self) -> bool:
+        """Adopt the newest activation if this worker runs another ruleset; True if it switched."""
+        async with self.engine.connect() as conn:
+            latest = await ActivationRepository(conn).latest()
+        active = self.registry.active
+        if latest is None or (active is not None and active.sha256 == latest.sha256):
+            return False
+        compiled = await self.registry.for_sha256(latest.sha256)
+        self.registry.set_active(compiled)
+        logger.info("switched to ruleset %s (%s)", compiled.version, compiled.sha256)
+        return True
+
+    async def history(self, limit: int = 100) -> list[ActivationRow]:
+        async with self.engine.connect() as conn:
+            return await ActivationRepository(conn).history(limit)
+
+    async def poll_forever(self) -> None:
+        """Follow activations made elsewhere; a failing poll keeps the current ruleset serving."""
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            try:
+                await self.sync()
+            except Exception:
+                logger.warning("ruleset poll failed; still serving the current ruleset", exc_info=True)

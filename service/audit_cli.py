@@ -1,0 +1,70 @@
+"""``advisor audit``: check the audit trail's hash chain."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+
+import click
+
+__all__ = ["audit"]
+
+_ANCHOR = re.compile(r"^(\d+):([0-9a-f]{64})$")
+
+
+@click.group()
+def audit() -> None:
+    """The audit trail of decisions."""
+
+
+@audit.command("verify")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Rows fetched per round trip while walking the chain.",
+)
+@click.option(
+    "--anchor",
+    metavar="SEQ:HASH",
+    default=None,
+    help="A chain head recorded earlier (kept outside the database): that seq must still carry that hash, which "
+    "also catches a chain rewritten from scratch.",
+)
+def verify(batch_size: int, anchor: str | None) -> None:
+    """Walk every decision of ADVISOR_DATABASE_URL in seq order and check the hash chain.
+
+    Prints `ok: N decisions, chain head <hash>` (exit 0), or the first broken link (exit 1): a changed row, a
+    deleted or inserted one, a deleted or appended tail. Exit 2 when the database cannot be read.
+    """
+    from service.audit import ChainReport, verify_chain
+    from service.db.chain import ChainHead
+    from service.db.engine import create_single_use_engine
+    from service.settings import get_settings
+
+    expected: ChainHead | None = None
+    if anchor is not None:
+        match = _ANCHOR.match(anchor.strip().lower())
+        if match is None:
+            raise click.BadParameter("expected SEQ:HASH (a number, a colon, 64 hex digits)", param_hint="--anchor")
+        expected = ChainHead(int(match[1]), match[2])
+
+    async def run() -> ChainReport:
+        engine = create_single_use_engine(get_settings().database_url)
+        try:
+            return await verify_chain(engine, batch_size=batch_size, anchor=expected)
+        finally:
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(run())
+    except Exception as exc:
+        click.echo(f"error: cannot verify the audit chain: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)
+    if not report.ok:
+        click.echo(f"audit chain BROKEN after {report.decisions} good decision(s); first broken link:", err=True)
+        click.echo(str(report.broken), err=True)
+        sys.exit(1)
+    click.echo(str(report))

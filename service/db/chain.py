@@ -1,0 +1,70 @@
+"""The audit hash chain: how a decision row's ``row_hash`` is computed.
+
+Every decision has a ``seq`` (1, 2, 3, ... without gaps), the ``prev_hash`` of the decision before it (64 zeros
+for seq 1) and a ``row_hash``: SHA-256 over a canonical encoding of ``seq``, ``prev_hash`` and every stored field
+of the row. Changing a row breaks its own hash; deleting or inserting one breaks the seq sequence or the next
+row's ``prev_hash``; the one-row ``audit_chain_head`` table records the end, so a deleted tail shows too.
+
+The encoding is frozen (``CHAIN_FORMAT`` names it): rows hashed by an older release must verify under a newer one.
+It is the UTF-8 of the compact JSON array
+
+    ["advisor-audit-chain/1", seq, prev_hash, id, created_at, ruleset_sha256, ruleset_version, caller,
+     request_id, family, instance_type, scaling_method, instances, profile, recommendation]
+
+with ``id`` as the canonical hyphenated lowercase UUID, ``created_at`` as UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
+(always six fraction digits; both backends store microseconds exactly), strings as stored (JSON-escaped,
+non-ASCII kept), ``null`` for missing values. JSON arrays are unambiguous: no field can bleed into another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.db.repository import DecisionRow
+
+__all__ = ["CHAIN_FORMAT", "GENESIS_HASH", "ChainHead", "canonical_timestamp", "chain_hash"]
+
+CHAIN_FORMAT = "advisor-audit-chain/1"
+GENESIS_HASH = "0" * 64  # prev_hash of seq 1, and the head's hash while there are no decisions
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The end of the chain: seq and row_hash of the last decision (0 and zeros when there is none)."""
+
+    seq: int
+    row_hash: str
+
+
+def canonical_timestamp(value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: audit timestamps must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def chain_hash(seq: int, prev_hash: str, row: DecisionRow) -> str:
+    """The ``row_hash`` of ``row`` stored at ``seq`` after a row whose hash is ``prev_hash``."""
+    fields = [
+        CHAIN_FORMAT,
+        seq,
+        prev_hash,
+        str(row.id),
+        canonical_timestamp(row.created_at),
+        row.ruleset_sha256,
+        row.ruleset_version,
+        row.caller,
+        row.request_id,
+        row.family,
+        row.instance_type,
+        row.scaling_method,
+        row.instances,
+        row.profile,
+        row.recommendation,
+    ]
+    encoded = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).hexdigest()

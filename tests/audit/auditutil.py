@@ -1,0 +1,188 @@
+"""Helpers of the audit tests: rows, counters, tampering, the app, a TCP proxy that plays an outage."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from uuid_utils.compat import uuid7
+
+from service.app import create_app
+from service.audit import AuditWriter
+from service.db import AuditRepository, DecisionRow
+from service.settings import Settings
+
+RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+SHA = "a" * 64
+T0 = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def decision(n: int = 0, **overrides: Any) -> DecisionRow:
+    """A decision row (its ruleset is SHA, stored by ``seed``)."""
+    values: dict[str, Any] = {
+        "id": uuid7(),
+        "created_at": T0 + timedelta(microseconds=n),
+        "ruleset_sha256": SHA,
+        "ruleset_version": "2026.11.1",
+        "caller": "team-a",
+        "request_id": f"req-{n}",
+        "family": "g",
+        "instance_type": "ml.g5.xlarge",
+        "scaling_method": "target_tracking",
+        "instances": 2,
+        "profile": f'{{"n":{n},"name":"ünïcode ✓"}}',
+        "recommendation": f'{{"n":{n}}}',
+    }
+    values.update(overrides)
+    return DecisionRow(**values)
+
+
+async def seed(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await AuditRepository(conn).save_ruleset(SHA, "2026.11.1", "test", {"a.yaml": "a: 1\n"}, T0)
+
+
+async def count_decisions(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return await AuditRepository(conn).count_decisions()
+
+
+class CommitCounter:
+    """Counts the transactions committed on an engine (SQLAlchemy's ``commit`` event)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.commits = 0
+
+    def _on_commit(self, conn: object) -> None:
+        self.commits += 1
+
+    def __enter__(self) -> CommitCounter:
+        event.listen(self.engine.sync_engine, "commit", self._on_commit)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine.sync_engine, "commit", self._on_commit)
+
+
+async def unprotect(engine: AsyncEngine) -> None:
+    """Lift the append-only triggers, as someone with the database's owner rights could."""
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text("ALTER TABLE decisions DISABLE TRIGGER USER"))
+        else:
+            await conn.execute(text("DROP TRIGGER decisions_no_update"))
+            await conn.execute(text("DROP TRIGGER decisions_no_delete"))
+
+
+# --- the app ------------------------------------------------------------------------------------------------
+
+MakeClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+MakeWriter = Callable[..., AuditWriter]
+
+
+def app_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"database_url": database_url, "rules_dir": RULES_DIR, "api_keys": ()}  # local mode
+    return Settings(**(values | overrides))
+
+
+@asynccontextmanager
+async def app_client(database_url: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app, run in this event loop (lifespan included), and an httpx client calling it in-process.
+
+    Unlike Litestar's test clients, which run the app in a portal thread and block this loop for each request,
+    requests gathered here really run concurrently, and servers started in this loop (``TcpProxy``) keep working.
+    """
+    app = create_app(app_settings(database_url, **overrides))
+    async with run_lifespan(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            yield client
+
+
+@asynccontextmanager
+async def run_lifespan(app: Any) -> AsyncIterator[None]:
+    """Drive the ASGI lifespan protocol: startup on entry, shutdown (awaited) on exit."""
+    to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, to_app.get, from_app.put))
+    await to_app.put({"type": "lifespan.startup"})
+    started = await from_app.get()
+    if started["type"] != "lifespan.startup.complete":
+        await task
+        raise RuntimeError(f"the app did not start: {started}")
+    try:
+        yield
+    finally:
+        await to_app.put({"type": "lifespan.shutdown"})
+        stopped = await from_app.get()
+        await task
+        if stopped["type"] != "lifespan.shutdown.complete":
+            raise RuntimeError(f"the app did not shut down cleanly: {stopped}")
+
+
+# --- a TCP proxy that can play "the database is down" ---------------------------------------------------------
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target; ``down()`` refuses and cuts every connection, ``up()`` restores."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.BaseTransport] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def down(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for transport in list(self._transports):
+            transport.abort()
+        self._transports.clear()
+        await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        await self.down()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._transports.update((writer.transport, up_writer.transport))
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            sink.transport.abort()
+            self._transports.discard(sink.transport)

@@ -1,0 +1,358 @@
+"""The audit hash chain: verify after concurrent writes, and tampering behind the service's back."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import os
+import sys
+import textwrap
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from auditutil import SHA, MakeWriter, decision, unprotect
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.audit import AuditWriter, ChainReport, verify_chain
+from service.db import AuditRepository, DecisionRow, create_engine
+from service.db.chain import GENESIS_HASH, ChainHead, chain_hash
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def fill(writer: AuditWriter, n: int) -> list[DecisionRow]:
+    rows = [decision(i) for i in range(n)]
+    await asyncio.gather(*(writer.write(row) for row in rows))
+    return rows
+
+
+async def links(engine: AsyncEngine) -> list[tuple[int, str, str, uuid.UUID]]:
+    """(seq, prev_hash, row_hash, id) of every decision, in seq order."""
+    async with engine.connect() as conn:
+        result = await conn.execute(text("SELECT seq, prev_hash, row_hash, id FROM decisions ORDER BY seq"))
+        return [(int(r[0]), r[1], r[2], uuid.UUID(str(r[3]))) for r in result]
+
+
+def id_param(engine: AsyncEngine, decision_id: uuid.UUID) -> object:
+    return decision_id.hex if engine.dialect.name == "sqlite" else decision_id
+
+
+async def execute(engine: AsyncEngine, sql: str, **params: object) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text(sql), params)
+
+
+async def shift(engine: AsyncEngine, *, after: int, by: int) -> None:
+    """Renumber the rows with seq > ``after`` by ``by`` (through negative numbers: seq is unique)."""
+    await execute(engine, "UPDATE decisions SET seq = -(seq + :by) WHERE seq > :after", by=by, after=after)
+    await execute(engine, "UPDATE decisions SET seq = -seq WHERE seq < 0")
+
+
+def assert_broken(report: ChainReport, seq: int | None, *phrases: str) -> None:
+    assert not report.ok, str(report)
+    assert report.broken is not None
+    assert report.broken.seq == seq, str(report.broken)
+    for phrase in phrases:
+        assert phrase in str(report.broken), str(report.broken)
+
+
+@pytest.fixture
+async def chain(engine: AsyncEngine, make_writer: MakeWriter) -> list[tuple[int, str, str, uuid.UUID]]:
+    """20 decisions written through the writer, then the append-only triggers lifted."""
+    await fill(make_writer(max_wait_ms=1), 20)
+    await unprotect(engine)
+    found = await links(engine)
+    assert [s for s, *_ in found] == list(range(1, 21))
+    return found
+
+
+# --- a healthy chain -----------------------------------------------------------------------------------------
+
+
+async def test_empty_chain_verifies(engine: AsyncEngine) -> None:
+    report = await verify_chain(engine)
+    assert report.ok
+    assert str(report) == f"ok: 0 decisions, chain head {GENESIS_HASH}"
+
+
+async def test_chain_verifies_after_500_concurrent_writes(engine: AsyncEngine, make_writer: MakeWriter) -> None:
+    writer = make_writer(max_rows=64, max_wait_ms=1)
+    rows = await fill(writer, 500)
+    assert writer.stats.batches > 1  # several batches, each continuing the chain
+    found = await links(engine)
+    assert [s for s, *_ in found] == list(range(1, 501))
+    assert {i for *_, i in found} == {r.id for r in rows}
+    assert found[0][1] == GENESIS_HASH
+    assert all(prev == before[2] for before, (_, prev, _, _) in itertools.pairwise(found))
+
+    report = await verify_chain(engine, batch_size=37)
+    assert report.ok, str(report)
+    assert report.decisions == 500
+    assert report.head == ChainHead(500, found[-1][2])
+    assert str(report) == f"ok: 500 decisions, chain head {found[-1][2]}"
+    async with engine.connect() as conn:
+        assert await AuditRepository(conn).get_chain_head() == report.head
+
+
+async def test_row_hash_covers_every_stored_field(engine: AsyncEngine, make_writer: MakeWriter) -> None:
+    row = decision(instances=None, family=None)
+    await make_writer(max_wait_ms=0).write(row)
+    [(seq, prev_hash, row_hash, _)] = await links(engine)
+    assert row_hash == chain_hash(seq, prev_hash, row)
+    for field in DecisionRow.__slots__:
+        if field == "id":
+            continue
+        changed = {
+            "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+            "instances": 3,
+        }.get(field, "x")
+        altered = DecisionRow(**{f: getattr(row, f) for f in DecisionRow.__slots__} | {field: changed})
+        assert chain_hash(seq, prev_hash, altered) != row_hash, field
+    assert chain_hash(seq + 1, prev_hash, row) != row_hash
+    assert chain_hash(seq, "1" * 64, row) != row_hash
+
+
+def test_chain_hash_format_is_frozen() -> None:
+    """Rows hashed by this release must verify under every later one: the encoding must not drift."""
+    row = DecisionRow(
+        id=uuid.UUID("01930000-0000-7000-8000-000000000001"),
+        created_at=datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
+        ruleset_sha256="a" * 64,
+        ruleset_version="2026.11.1",
+        caller="key:ci",
+        request_id="req-1",
+        family="g",
+        instance_type="ml.g5.xlarge",
+        scaling_method=None,
+        instances=2,
+        profile='{"name":"ünïcode"}',
+        recommendation="{}",
+    )
+    encoding = (
+        '["advisor-audit-chain/1",1,"' + "0" * 64 + '","01930000-0000-7000-8000-000000000001",'
+        '"2026-11-29T12:00:00.000000Z","' + "a" * 64 + '","2026.11.1","key:ci","req-1","g","ml.g5.xlarge",null,2,'
+        '"{\\"name\\":\\"ünïcode\\"}","{}"]'
+    )
+    assert hashlib.sha256(encoding.encode()).hexdigest() == EXPECTED_FROZEN_HASH
+    assert chain_hash(1, GENESIS_HASH, row) == EXPECTED_FROZEN_HASH
+
+
+EXPECTED_FROZEN_HASH = "1a7c26dd2814ffa4140e71e642f6d0b3ca9b06e113f1a607510a0b1aae42b353"
+
+
+# --- tampering -------------------------------------------------------------------------------------------------
+
+
+async def test_an_updated_row_is_reported_at_its_seq(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    await execute(engine, "UPDATE decisions SET caller = 'mallory' WHERE seq = 7")
+    assert_broken(await verify_chain(engine), 7, "row hash mismatch — the row was changed", str(chain[6][3]))
+
+
+async def test_an_updated_recommendation_is_reported(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    await execute(engine, "UPDATE decisions SET recommendation = :r WHERE seq = 1", r='{"instances":1000}')
+    assert_broken(await verify_chain(engine), 1, "row hash mismatch")
+
+
+async def test_an_updated_row_with_a_recomputed_hash_breaks_the_next_link(
+    engine: AsyncEngine, chain: list[tuple[int, ...]]
+) -> None:
+    """A forger who knows the scheme re-hashes the changed row: the next row's prev_hash no longer matches."""
+    async with engine.connect() as conn:
+        original = await AuditRepository(conn).get_decision(chain[6][3])  # type: ignore[arg-type]
+    assert original is not None
+    forged = DecisionRow(**{f: getattr(original, f) for f in DecisionRow.__slots__} | {"instances": 99})
+    await execute(
+        engine,
+        "UPDATE decisions SET instances = 99, row_hash = :h WHERE seq = 7",
+        h=chain_hash(7, str(chain[6][1]), forged),
+    )
+    assert_broken(await verify_chain(engine), 8, "prev_hash does not match seq 7 — a row was deleted or inserted")
+
+
+async def test_a_deleted_row_is_reported_as_a_gap(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    await execute(engine, "DELETE FROM decisions WHERE seq = 7")
+    report = await verify_chain(engine)
+    assert_broken(report, 8, "gap in seq: seq 7 missing — a row was deleted")
+    assert report.decisions == 6
+
+
+async def test_a_deleted_row_renumbered_over_is_reported(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    """Deleting seq 7 and moving the later rows down one closes the gap, but seq 8's prev_hash names seq 7."""
+    await execute(engine, "DELETE FROM decisions WHERE seq = 7")
+    await shift(engine, after=7, by=-1)
+    assert_broken(await verify_chain(engine), 7, "prev_hash does not match seq 6 — a row was deleted or inserted")
+
+
+async def test_a_deleted_first_row_is_reported(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    await execute(engine, "DELETE FROM decisions WHERE seq = 1")
+    assert_broken(await verify_chain(engine), 2, "gap in seq: seq 1 missing")
+
+
+async def test_a_deleted_tail_is_reported(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    await execute(engine, "DELETE FROM decisions WHERE seq >= 19")
+    report = await verify_chain(engine)
+    assert_broken(report, 19, "chain head records seq 20 but the last decision is seq 18", "seq 19..20 gone")
+    assert report.decisions == 18
+
+
+async def test_a_deleted_tail_with_the_head_moved_back_is_caught_by_an_anchor(
+    engine: AsyncEngine, chain: list[tuple[int, ...]]
+) -> None:
+    anchor = ChainHead(20, str(chain[19][2]))
+    assert (await verify_chain(engine, anchor=anchor)).ok
+    await execute(engine, "DELETE FROM decisions WHERE seq = 20")
+    await execute(engine, "UPDATE audit_chain_head SET seq = 19, row_hash = :h", h=chain[18][2])
+    assert (await verify_chain(engine)).ok  # consistent again: only a hash kept elsewhere can tell
+    assert_broken(await verify_chain(engine, anchor=anchor), None, "anchor seq 20 is beyond the last decision")
+
+
+async def test_a_changed_head_row_is_reported(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    await execute(engine, "UPDATE audit_chain_head SET row_hash = :h", h="e" * 64)
+    assert_broken(await verify_chain(engine), None, "chain head hash", "the head row was changed")
+
+
+async def test_an_anchor_must_match(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    """A head recorded elsewhere catches even a chain rewritten consistently from that seq on."""
+    assert (await verify_chain(engine, anchor=ChainHead(5, str(chain[4][2])))).ok
+    assert_broken(await verify_chain(engine, anchor=ChainHead(5, "f" * 64)), 5, "differs from the anchor")
+
+
+async def test_an_appended_row_is_reported(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    """A forger appends a row with a correct seq, prev_hash and row_hash: the chain head does not know it."""
+    await _insert_forged(engine, seq=21, prev_hash=str(chain[19][2]))
+    assert_broken(await verify_chain(engine), 21, "beyond the chain head (seq 20) — a row was appended")
+
+
+async def test_an_appended_row_with_a_made_up_hash_is_reported(
+    engine: AsyncEngine, chain: list[tuple[int, ...]]
+) -> None:
+    await _insert_forged(engine, seq=21, prev_hash="0" * 64, row_hash="1" * 64)
+    assert_broken(await verify_chain(engine), 21, "a row was appended")
+
+
+async def test_a_row_inserted_with_a_repeated_seq_is_reported(
+    engine: AsyncEngine, chain: list[tuple[int, ...]]
+) -> None:
+    """With the unique index on seq dropped too, a forged row can sit between two others."""
+    await execute(engine, "DROP INDEX ix_decisions_seq")
+    await _insert_forged(engine, seq=7, prev_hash=str(chain[5][2]))
+    report = await verify_chain(engine)
+    assert_broken(report, 7, "seq 7 again after seq 7")
+
+
+async def test_a_row_inserted_in_the_middle_is_reported(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    """Moving the later rows up one to make room at seq 11 for a correctly hashed forgery breaks the next link."""
+    await shift(engine, after=10, by=1)
+    await _insert_forged(engine, seq=11, prev_hash=str(chain[9][2]))
+    assert_broken(await verify_chain(engine), 12, "prev_hash does not match seq 11 — a row was deleted or inserted")
+
+
+async def test_a_deleted_head_row_is_reported(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    await execute(engine, "DELETE FROM audit_chain_head")
+    assert_broken(await verify_chain(engine), None, "audit_chain_head row is missing")
+
+
+async def _insert_forged(engine: AsyncEngine, *, seq: int, prev_hash: str, row_hash: str | None = None) -> None:
+    forged = decision(9999, caller="mallory")
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO decisions (id, created_at, ruleset_sha256, ruleset_version, caller, request_id, family, "
+                "instance_type, scaling_method, instances, profile, recommendation, seq, prev_hash, row_hash) VALUES "
+                "(:id, :created_at, :ruleset_sha256, :ruleset_version, :caller, :request_id, :family, "
+                ":instance_type, :scaling_method, :instances, :profile, :recommendation, :seq, :prev_hash, :row_hash)"
+            ),
+            {f: getattr(forged, f) for f in DecisionRow.__slots__}
+            | {
+                "id": id_param(engine, forged.id),
+                "created_at": forged.created_at
+                if engine.dialect.name == "postgresql"
+                else forged.created_at.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                "seq": seq,
+                "prev_hash": prev_hash,
+                "row_hash": row_hash or chain_hash(seq, prev_hash, forged),
+            },
+        )
+
+
+# --- several writers -------------------------------------------------------------------------------------------
+
+
+async def test_two_engines_writing_at_once_keep_one_chain(engine: AsyncEngine, database_url: str) -> None:
+    """Two engines and writers (two workers' worth) interleave their batches into one valid chain."""
+    other = create_engine(Settings(database_url=database_url))
+    first, second = AuditWriter(engine, max_rows=32, max_wait_ms=1), AuditWriter(other, max_rows=32, max_wait_ms=1)
+    try:
+        rows = [decision(i) for i in range(400)]
+        await asyncio.gather(*(w.write(r) for w, r in zip([first, second] * 200, rows, strict=True)))
+    finally:
+        await first.stop()
+        await second.stop()
+        await other.dispose()
+    assert first.stats.batches > 1 and second.stats.batches > 1
+    report = await verify_chain(engine)
+    assert report.ok, str(report)
+    assert report.decisions == 400
+
+
+WORKER_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from datetime import UTC, datetime
+    from uuid_utils.compat import uuid7
+    from service.audit import AuditWriter
+    from service.db import DecisionRow, create_engine
+    from service.settings import Settings
+
+    async def main(url: str, n: int, name: str) -> None:
+        engine = create_engine(Settings(database_url=url))
+        writer = AuditWriter(engine, max_rows=16, max_wait_ms=1)
+        rows = [
+            DecisionRow(uuid7(), datetime.now(UTC), sys.argv[4], "v", name, f"r{i}", None, None, None, i, "{}", "{}")
+            for i in range(n)
+        ]
+        for start in range(0, n, 50):  # waves, so both processes are writing for a while
+            await asyncio.gather(*(writer.write(r) for r in rows[start : start + 50]))
+        await writer.stop()
+        await engine.dispose()
+        print(writer.stats.batches)
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
+    """
+)
+
+
+async def test_two_processes_writing_at_once_keep_one_chain(engine: AsyncEngine, database_url: str) -> None:
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            WORKER_SCRIPT,
+            database_url,
+            "300",
+            f"worker-{n}",
+            SHA,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for n in range(2)
+    ]
+    outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), timeout=120)
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+        assert int(out) > 1  # several batches each
+    report = await verify_chain(engine)
+    assert report.ok, str(report)
+    assert report.decisions == 600
+    async with engine.connect() as conn:
+        callers = (await conn.execute(text("SELECT caller FROM decisions ORDER BY seq"))).scalars().all()
+    assert sorted(callers) == ["worker-0"] * 300 + ["worker-1"] * 300
+    # On Postgres the two typically alternate dozens of times along the chain; SQLite's lock is less fair.

@@ -1,0 +1,222 @@
+"""AuditWriter: group commit on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import pytest
+from auditutil import CommitCounter, MakeWriter, count_decisions, decision
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.audit import AuditUnavailable, AuditWriteFailed, AuditWriter
+from service.db import AuditRepository, DecisionRow, create_engine
+from service.settings import Settings
+
+
+async def test_concurrent_writes_share_few_transactions_and_all_land(
+    engine: AsyncEngine, make_writer: MakeWriter
+) -> None:
+    writer = make_writer(max_rows=256, max_wait_ms=20)
+    await writer.start()
+    rows = [decision(i) for i in range(200)]
+    with CommitCounter(engine) as counter:
+        answered = await asyncio.gather(*(writer.write(row) for row in rows))
+    assert answered == rows  # each write answers with its own row
+    assert counter.commits <= 5, counter.commits  # typically 1: one transaction for all 200
+    assert writer.stats.batches == counter.commits
+    assert writer.stats.rows == 200
+    async with engine.connect() as conn:
+        repo = AuditRepository(conn)
+        assert await repo.count_decisions() == 200
+        for row in rows[::37]:
+            assert await repo.get_decision(row.id) == row
+
+
+async def test_batches_never_exceed_max_rows(engine: AsyncEngine, make_writer: MakeWriter) -> None:
+    writer = make_writer(max_rows=16, max_wait_ms=50)
+    await writer.start()
+    with CommitCounter(engine) as counter:
+        await asyncio.gather(*(writer.write(decision(i)) for i in range(100)))
+    assert max(writer.stats.batch_sizes) == 16
+    assert sum(size * n for size, n in writer.stats.batch_sizes.items()) == 100
+    assert counter.commits == writer.stats.batches >= math.ceil(100 / 16)
+    assert await count_decisions(engine) == 100
+
+
+async def test_without_waiting_rows_still_group_behind_a_commit_in_flight(
+    engine: AsyncEngine, make_writer: MakeWriter
+) -> None:
+    writer = make_writer(max_rows=256, max_wait_ms=0)
+    await writer.start()
+    with CommitCounter(engine) as counter:
+        await asyncio.gather(*(writer.write(decision(i)) for i in range(200)))
+    assert counter.commits < 20, counter.commits
+    assert await count_decisions(engine) == 200
+
+
+async def test_a_full_batch_does_not_wait(engine: AsyncEngine, make_writer: MakeWriter) -> None:
+    writer = make_writer(max_rows=8, max_wait_ms=1000)
+    await writer.start()
+    started = time.monotonic()
+    await asyncio.gather(*(writer.write(decision(i)) for i in range(8)))
+    assert time.monotonic() - started < 0.8
+
+
+async def test_a_lone_write_waits_at_most_max_wait(engine: AsyncEngine, make_writer: MakeWriter) -> None:
+    writer = make_writer(max_rows=256, max_wait_ms=150)
+    await writer.start()
+    started = time.monotonic()
+    await writer.write(decision())
+    assert 0.14 <= time.monotonic() - started < 2
+
+
+async def test_write_returns_only_once_its_row_is_committed(engine: AsyncEngine, make_writer: MakeWriter) -> None:
+    writer = make_writer(max_rows=32, max_wait_ms=5)
+    await writer.start()
+
+    async def write_then_look(row: DecisionRow) -> None:
+        await writer.write(row)
+        async with engine.connect() as conn:  # another connection: sees only committed rows
+            assert await AuditRepository(conn).get_decision(row.id) == row
+
+    await asyncio.gather(*(write_then_look(decision(i)) for i in range(100)))
+
+
+async def test_a_failed_commit_fails_every_waiter_of_its_batch_and_stores_nothing(
+    engine: AsyncEngine, make_writer: MakeWriter
+) -> None:
+    writer = make_writer(max_rows=100, max_wait_ms=300)
+    await writer.start()
+    rows = [decision(i) for i in range(10)] + [decision(99, ruleset_sha256="f" * 64)]  # unknown ruleset: FK error
+    with CommitCounter(engine) as counter:
+        results = await asyncio.gather(*(writer.write(row) for row in rows), return_exceptions=True)
+    assert counter.commits == 0
+    assert all(type(r) is AuditWriteFailed for r in results), results
+    assert len({id(r) for r in results}) == len(rows)  # each waiter its own exception, caused by the same error
+    assert len({id(r.__cause__) for r in results if isinstance(r, BaseException)}) == 1
+    assert await count_decisions(engine) == 0
+    async with engine.connect() as conn:
+        assert (await AuditRepository(conn).get_chain_head()).seq == 0  # type: ignore[union-attr]
+    assert writer.stats.failed_batches == 1
+
+    # The writer goes on: the next batch commits, starting the chain at seq 1.
+    row = decision(1000)
+    assert await writer.write(row) == row
+    async with engine.connect() as conn:
+        assert (await AuditRepository(conn).get_chain_head()).seq == 1  # type: ignore[union-attr]
+
+
+async def test_a_failure_after_the_insert_rolls_the_whole_batch_back(
+    engine: AsyncEngine, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def fail(self: AuditRepository, records: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(AuditRepository, "add_idempotency_keys", fail)  # runs after the decisions went in
+    writer = make_writer(max_rows=100, max_wait_ms=100)
+    await writer.start()
+    results = await asyncio.gather(*(writer.write(decision(i)) for i in range(20)), return_exceptions=True)
+    assert all(isinstance(r, AuditWriteFailed) and not isinstance(r, AuditUnavailable) for r in results)
+    assert await count_decisions(engine) == 0
+
+
+async def test_stop_commits_queued_rows_before_returning(engine: AsyncEngine) -> None:
+    writer = AuditWriter(engine, max_rows=1000, max_wait_ms=1000)
+    await writer.start()
+    tasks = [asyncio.create_task(writer.write(decision(i))) for i in range(25)]
+    await asyncio.sleep(0.1)
+    assert not any(t.done() for t in tasks)  # still waiting for more rows to join
+    assert await count_decisions(engine) == 0
+    await writer.stop()
+    assert all(t.done() and t.exception() is None for t in tasks)
+    assert await count_decisions(engine) == 25
+    with pytest.raises(AuditUnavailable, match="shutting down"):
+        await writer.write(decision(99))
+
+
+async def test_a_request_cancelled_before_its_batch_is_not_stored(engine: AsyncEngine) -> None:
+    writer = AuditWriter(engine, max_rows=1000, max_wait_ms=200)
+    await writer.start()
+    kept = asyncio.create_task(writer.write(decision(1)))
+    dropped = asyncio.create_task(writer.write(decision(2)))
+    await asyncio.sleep(0.01)
+    dropped.cancel()
+    await writer.stop()
+    assert kept.done() and dropped.cancelled()
+    assert await count_decisions(engine) == 1
+
+
+async def test_a_writer_never_started_starts_itself(engine: AsyncEngine) -> None:
+    writer = AuditWriter(engine)
+    row = decision()
+    assert await writer.write(row) == row
+    await writer.stop()
+    assert await count_decisions(engine) == 1
+
+
+async def test_an_unreachable_database_is_audit_unavailable() -> None:
+    engine = create_engine(
+        Settings(database_url="postgresql+asyncpg://postgres@127.0.0.1:9/none", db_connect_timeout_s=1)
+    )
+    writer = AuditWriter(engine, max_wait_ms=0, retry_after_s=7)
+    try:
+        results = await asyncio.gather(*(writer.write(decision(i)) for i in range(3)), return_exceptions=True)
+    finally:
+        await writer.stop()
+        await engine.dispose()
+    assert all(isinstance(r, AuditUnavailable) and r.retry_after_s == 7 for r in results), results
+
+
+async def test_multi_row_inserts(engine: AsyncEngine, make_writer: MakeWriter) -> None:
+    """One batch of 256 rows is one INSERT statement (not 256)."""
+    inserts: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO DECISIONS"):
+            inserts.append(statement)
+
+    writer = make_writer(max_rows=256, max_wait_ms=200)
+    await writer.start()
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await asyncio.gather(*(writer.write(decision(i)) for i in range(256)))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert writer.stats.batches == 1
+    assert len(inserts) == 1
+
+
+def test_settings_configure_the_writer() -> None:
+    settings = Settings(audit_batch_max_rows=17, audit_batch_max_wait_ms=0, db_retry_after_s=5)
+    writer = AuditWriter.from_settings(create_engine(Settings(database_url="sqlite+aiosqlite:///:memory:")), settings)
+    assert (writer.max_rows, writer.max_wait_s, writer.retry_after_s) == (17, 0, 5)
+    assert Settings().audit_batch_max_rows == 256 and Settings().audit_batch_max_wait_ms == 2.0
+
+
+async def test_an_outage_fails_the_rows_queued_behind_it_at_once(
+    engine: AsyncEngine, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a batch waits for an unreachable database, later rows don't queue for their own wait: they get the
+    same 503 as soon as that batch fails; rows arriving after that are tried afresh."""
+    attempts: list[int] = []
+
+    async def hang_then_fail(self: AuditWriter, batch: list[object]) -> object:
+        attempts.append(len(batch))
+        await asyncio.sleep(0.3)  # like a connect timeout
+        raise AuditUnavailable("the audit database is unavailable (TimeoutError)", retry_after_s=3)
+
+    monkeypatch.setattr(AuditWriter, "_commit_once", hang_then_fail)
+    writer = make_writer(max_rows=4, max_wait_ms=0)
+    started = time.monotonic()
+    first = [asyncio.create_task(writer.write(decision(i))) for i in range(4)]
+    await asyncio.sleep(0.05)
+    behind = [asyncio.create_task(writer.write(decision(i))) for i in range(10, 30)]
+    results = await asyncio.gather(*first, *behind, return_exceptions=True)
+    assert all(isinstance(r, AuditUnavailable) and r.retry_after_s == 3 for r in results), results
+    assert attempts == [4]
+    assert time.monotonic() - started < 1  # one wait, not one per batch of 4
+    monkeypatch.undo()
+    assert await writer.write(row := decision(99)) == row  # the next arrival is tried again
