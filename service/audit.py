@@ -179,6 +179,7 @@ class AuditWriter:
         self.clock = clock
         self.stats = WriterStats()
         self._queue: collections.deque[_Pending] = collections.deque()
+        self._in_flight: list[_Pending] = []  # the batch being committed
         self._wakeup = asyncio.Event()  # something was queued (or stop was asked)
         self._full = asyncio.Event()  # a full batch is queued (or stop was asked): stop waiting for more
         self._flusher: asyncio.Task[None] | None = None
@@ -296,10 +297,14 @@ class AuditWriter:
                 await self._wait_for_more()
                 batch = self._take_batch()
                 if batch:
+                    self._in_flight = batch
                     await self._commit(batch)
+                    self._in_flight = []
         except BaseException:
-            # A bug (the commit path catches every error of a batch) or cancellation: fail the queued rows rather
-            # than leave their requests waiting; the next write starts a new flusher.
+            # A bug (the commit path catches every error of a batch) or cancellation: fail the rows in flight and
+            # queued rather than leave their requests waiting; the next write starts a new flusher.
+            self._queue.extendleft(reversed(self._in_flight))
+            self._in_flight = []
             self._fail_queued(lambda: AuditWriteFailed("the audit writer stopped unexpectedly"))
             raise
 

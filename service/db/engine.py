@@ -56,7 +56,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     workers x db_pool_size can be sized against the server's ``max_connections``), waiting up to
     ``db_pool_timeout_s`` for a free one, pre-pinged (a connection the server dropped is replaced on checkout, so
     the service recovers by itself once the database is back), connecting within ``db_connect_timeout_s``, each
-    statement answered within ``db_command_timeout_s`` (else ``TimeoutError``).
+    statement answered within ``db_command_timeout_s`` (else ``TimeoutError``), and a session left idle inside a
+    transaction for three times that ended by the server (so a vanished worker cannot hold locks).
     SQLite: WAL journal, ``synchronous=NORMAL``, foreign keys on, and a writer waits up to
     ``db_pool_timeout_s`` for the database lock (``busy_timeout``); the parent directory of the file is
     created if missing.
@@ -110,7 +111,7 @@ def _build(
             connect_args={
                 "timeout": connect_timeout_s,
                 "command_timeout": command_timeout_s,
-                "server_settings": {"application_name": APPLICATION_NAME},
+                "server_settings": _server_settings(command_timeout_s),
             },
             **pool_args,
         )
@@ -127,6 +128,15 @@ def _build(
         _install_sqlite_pragmas(engine, busy_timeout_ms=int(pool_timeout_s * 1000))
         return engine
     raise ValueError(f"unsupported database URL {url!r}: use postgresql+asyncpg:// or sqlite+aiosqlite://")
+
+
+def _server_settings(command_timeout_s: float | None) -> dict[str, str]:
+    settings = {"application_name": APPLICATION_NAME}
+    if command_timeout_s is not None:
+        # A client that vanishes mid-transaction (a partitioned or frozen worker) must not hold its locks (the audit
+        # chain head's above all) until TCP keepalive notices: the server ends such a session after this long.
+        settings["idle_in_transaction_session_timeout"] = str(int(command_timeout_s * 3 * 1000))
+    return settings
 
 
 def _install_sqlite_pragmas(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:

@@ -6,11 +6,14 @@ import asyncio
 import math
 import time
 
+import httpx
 import pytest
-from auditutil import CommitCounter, MakeWriter, count_decisions, decision
+from auditutil import CommitCounter, MakeWriter, app_settings, count_decisions, decision, run_lifespan
+from profiles import WORKED_EXAMPLE
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.app import create_app
 from service.audit import AuditUnavailable, AuditWriteFailed, AuditWriter
 from service.db import AuditRepository, DecisionRow, create_engine
 from service.settings import Settings
@@ -220,3 +223,41 @@ async def test_an_outage_fails_the_rows_queued_behind_it_at_once(
     assert time.monotonic() - started < 1  # one wait, not one per batch of 4
     monkeypatch.undo()
     assert await writer.write(row := decision(99)) == row  # the next arrival is tried again
+
+
+async def test_if_the_flusher_dies_no_request_waits_forever(
+    engine: AsyncEngine, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def never(self: AuditWriter, batch: list[object]) -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(AuditWriter, "_commit", never)
+    writer = make_writer(max_rows=2, max_wait_ms=0)
+    tasks = [asyncio.create_task(writer.write(decision(i))) for i in range(5)]
+    await asyncio.sleep(0.05)
+    assert writer._flusher is not None
+    writer._flusher.cancel()  # e.g. the event loop tearing down
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(type(r) is AuditWriteFailed for r in results), results
+    monkeypatch.undo()
+    assert await writer.write(row := decision(9)) == row  # a new flusher takes over
+
+
+async def test_app_shutdown_commits_the_decisions_in_flight(database_url: str) -> None:
+    """The lifespan stops the writer before disposing of the engine: queued decisions are committed and answered."""
+    app = create_app(app_settings(database_url, audit_batch_max_wait_ms=1000))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        lifespan = run_lifespan(app)
+        await lifespan.__aenter__()
+        posts = [asyncio.create_task(client.post("/v1/recommendations", json=WORKED_EXAMPLE)) for _ in range(10)]
+        await asyncio.sleep(0.2)
+        assert not any(p.done() for p in posts)  # waiting for more decisions to share their transaction
+        await lifespan.__aexit__(None, None, None)  # shutdown, well before the batch's wait is up
+        responses = await asyncio.gather(*posts)
+    assert [r.status_code for r in responses] == [201] * 10
+    engine = create_engine(Settings(database_url=database_url))
+    try:
+        assert await count_decisions(engine) == 10
+    finally:
+        await engine.dispose()

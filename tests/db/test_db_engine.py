@@ -18,6 +18,7 @@ async def test_postgres_connection_settings(pg_engine: AsyncEngine) -> None:
     assert pg_engine.pool.size() == Settings().db_pool_size  # type: ignore[attr-defined]
     async with pg_engine.connect() as conn:
         assert await conn.scalar(text("SHOW application_name")) == "advisor"
+        assert await conn.scalar(text("SHOW idle_in_transaction_session_timeout")) == "30s"  # 3 x command timeout
 
 
 async def test_sqlite_pragmas(tmp_path: Path) -> None:
