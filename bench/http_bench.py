@@ -2,7 +2,7 @@
 
 Run (from the repository root; Postgres on 127.0.0.1:5432, Debian's wrk installed):
 
-    .venv/bin/python bench/http_bench.py                 # ceiling, advisor, floor: ~1.5 min, prints a table
+    .venv/bin/python bench/http_bench.py                 # ceiling, advisor, floor: ~70 s, prints a table
     .venv/bin/python bench/http_bench.py --workers 2     # the same with two uvicorn workers per server
     .venv/bin/python bench/http_bench.py --memory        # RSS of one advisor worker: start-up vs 100,000 decisions
 
@@ -44,7 +44,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,6 +213,11 @@ def settled_count(dsn: str, timeout_s: float = 30.0) -> int:
         time.sleep(0.5)
 
 
+def audit_transactions(dsn: str) -> int:
+    """How many transactions wrote the rows of ``decisions``: rows committed together share their xmin."""
+    return int(pg(dsn, "SELECT count(DISTINCT xmin::text) FROM decisions"))
+
+
 # --- servers --------------------------------------------------------------------------------------------------
 
 
@@ -332,7 +337,14 @@ class Load:
     body: bytes
 
 
-def run_wrk(load: Load, port: int, duration_s: float, max_requests: int = 0) -> dict[str, Any]:
+def run_wrk(
+    load: Load, port: int, duration_s: float, max_requests: int = 0, until: Callable[[], bool] | None = None
+) -> dict[str, Any]:
+    """One wrk run of ``duration_s``; with ``until``, ended early (SIGINT: wrk still reports) once it is true.
+
+    wrk's main thread sleeps for the whole -d even when the Lua script stops sending (``max_requests``), so a run
+    of a fixed number of requests is ended from here: ``until`` is polled every second.
+    """
     cmd = [
         *load.prefix,
         load.wrk,
@@ -346,19 +358,34 @@ def run_wrk(load: Load, port: int, duration_s: float, max_requests: int = 0) -> 
         f"http://127.0.0.1:{port}{PATH}",
     ]
     env = os.environ | {"BENCH_BODY": load.body.decode(), "BENCH_MAX_REQUESTS": str(max_requests)}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration_s + 60)
-    found = _RESULT.search(done.stdout)
-    if done.returncode != 0 or found is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + duration_s + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(1.0 if until else 0.2)
+                if until is not None and proc.poll() is None and until():
+                    proc.send_signal(signal.SIGINT)
+                    break
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        out.seek(0)
+        text = out.read()
+    found = _RESULT.search(text)
+    if proc.returncode != 0 or found is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{text}")
     figures: dict[str, Any] = json.loads(found.group(1))
     errors = figures["errors"]
     # wrk's own text, as a cross-check of the figures from its Lua done() hook.
-    rps_text = _RPS.search(done.stdout)
-    non2xx_text = _NON2XX.search(done.stdout)
-    assert int(non2xx_text.group(1) if non2xx_text else 0) == errors["status"], done.stdout
-    socket_text = _SOCKET.search(done.stdout)
+    rps_text = _RPS.search(text)
+    non2xx_text = _NON2XX.search(text)
+    assert int(non2xx_text.group(1) if non2xx_text else 0) == errors["status"], text
+    socket_text = _SOCKET.search(text)
     socket_errors = errors["connect"] + errors["read"] + errors["write"]
-    assert (sum(map(int, socket_text.groups()[:3])) if socket_text else 0) == socket_errors, done.stdout
+    assert (sum(map(int, socket_text.groups()[:3])) if socket_text else 0) == socket_errors, text
     seconds = figures["duration_us"] / 1e6
     requests = figures["requests"]
     lat = figures["latency_us"]
@@ -447,6 +474,7 @@ def run_variant(
             warm = run_wrk(load, server.port, args.warmup)
             print(f"   warm-up {args.warmup:g} s: {warm['requests_per_s']:.0f} req/s (discarded)", flush=True)
         rows_before = settled_count(dsn) if dsn else 0
+        commits_before = audit_transactions(dsn) if dsn else 0
         result = run_wrk(load, server.port, args.duration)
         rss_end = {pid: rss_kib(pid) for pid in server.worker_pids}
         result |= {
@@ -460,6 +488,8 @@ def run_variant(
         if dsn:
             rows = settled_count(dsn) - rows_before
             result["audit"] = audit_check(result["ok_2xx"], result["in_flight_at_stop"], rows)
+            commits = audit_transactions(dsn) - commits_before
+            result["audit"] |= {"transactions": commits, "rows_per_transaction": round(rows / max(commits, 1), 2)}
         if server.proc.poll() is not None:
             raise RuntimeError(f"{name} server died during the run:\n{server.log_tail()}")
         if result["non_2xx"] or result["socket_errors"]:
@@ -471,7 +501,10 @@ def run_variant(
         )
         if "audit" in result:
             a = result["audit"]
-            line += f"; 2xx {result['ok_2xx']}, audit rows {a['audit_rows']}: {a['verdict']}"
+            line += (
+                f"; 2xx {result['ok_2xx']}, audit rows {a['audit_rows']}: {a['verdict']}; "
+                f"{a['transactions']} transactions ({a['rows_per_transaction']} rows each)"
+            )
         print(line, flush=True)
         return result
 
@@ -483,9 +516,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     bare = results.get("bare")
     head = (
         "| variant | req/s | p50 ms | p99 ms | req/s ÷ bare | p99 ÷ bare | 2xx (wrk) | non-2xx | socket err "
-        "| in flight at stop | audit rows | audit rows vs 2xx |"
+        "| in flight at stop | audit rows | audit rows vs 2xx | rows/txn |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     for r in results.values():
         ratio = f"{r['requests_per_s'] / bare['requests_per_s']:.2f}" if bare else "-"
         p99 = f"{r['latency_ms']['p99'] / bare['latency_ms']['p99']:.2f}" if bare else "-"
@@ -493,7 +526,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         lines.append(
             f"| {r['label']} | {r['requests_per_s']:.0f} | {r['latency_ms']['p50']:.2f} | {r['latency_ms']['p99']:.2f} "
             f"| {ratio} | {p99} | {r['ok_2xx']} | {r['non_2xx']} | {r['socket_errors']} | {r['in_flight_at_stop']} "
-            f"| {a['audit_rows'] if a else '-'} | {a['verdict'] if a else '-'} |"
+            f"| {a['audit_rows'] if a else '-'} | {a['verdict'] if a else '-'} "
+            f"| {a['rows_per_transaction'] if a else '-'} |"
         )
     return "\n".join(lines)
 
@@ -556,7 +590,14 @@ def run_memory(args: argparse.Namespace, load: Load, server_prefix: list[str], l
             if remaining < 5:
                 print("   !! --memory-timeout reached before all decisions were made")
                 break
-            run = run_wrk(load, server.port, remaining, max_requests=count)
+            target = samples[-1]["decisions"] + count
+            run = run_wrk(
+                load,
+                server.port,
+                remaining,
+                max_requests=count,
+                until=lambda target=target: int(pg(dsn, "SELECT count(*) FROM decisions")) >= target,
+            )
             rows = settled_count(dsn)
             samples.append({"decisions": rows, "rss_mib": round(rss_kib(pid) / 1024, 1)})
             runs.append(run)
@@ -576,7 +617,7 @@ def run_memory(args: argparse.Namespace, load: Load, server_prefix: list[str], l
             "samples": samples,
             "ratio": round(samples[-1]["rss_mib"] / samples[0]["rss_mib"], 3),
             "runs": runs,
-            "audit": audit_check(ok, in_flight, samples[-1]["decisions"]),
+            "audit": audit_check(ok, in_flight, samples[-1]["decisions"]) | {"transactions": audit_transactions(dsn)},
         }
 
 
