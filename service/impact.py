@@ -20,7 +20,7 @@ from service.db.history import HistoryRow
 from service.engine import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide
 
-__all__ = ["FIELDS", "ImpactAnalysis", "ImpactReport", "render_markdown"]
+__all__ = ["FIELDS", "ImpactAnalysis", "ImpactReport", "render_markdown", "stored_fields"]
 
 FIELDS = ("family", "instance_type", "instances", "scaling_method", "multi_az")
 _profile_decoder = msgspec.json.Decoder(WorkloadProfile)
@@ -49,6 +49,29 @@ class _Stored(msgspec.Struct):
 
 
 _stored_decoder = msgspec.json.Decoder(_Stored)
+
+
+def stored_fields(recommendation: str) -> tuple[bool, float]:
+    """``availability.multi_az`` and ``cost.usd_per_hour`` of a stored recommendation.
+
+    Stored answers are this service's own canonical encoding (msgspec, fields in declaration order,
+    no spaces), so both values sit right after known markers; scanning for them costs a fraction of
+    decoding the whole answer, which dominates impact replay otherwise. Anything unexpected falls
+    back to a full decode.
+    """
+    availability = recommendation.find('"availability":{"multi_az":')
+    cost = recommendation.find('"cost":{"usd_per_hour":')
+    if availability >= 0 and cost >= 0:
+        flag_at = availability + len('"availability":{"multi_az":')
+        price_at = cost + len('"cost":{"usd_per_hour":')
+        price_end = recommendation.find(",", price_at)
+        try:
+            if recommendation.startswith("true", flag_at) or recommendation.startswith("false", flag_at):
+                return recommendation.startswith("true", flag_at), float(recommendation[price_at:price_end])
+        except ValueError:
+            pass
+    stored = _stored_decoder.decode(recommendation)
+    return stored.availability.multi_az, stored.cost.usd_per_hour
 
 
 class Transition(msgspec.Struct, frozen=True):
@@ -106,7 +129,7 @@ class ImpactAnalysis:
 
     def add(self, row: HistoryRow) -> None:
         self.decisions += 1
-        stored = _stored_decoder.decode(row.recommendation)
+        multi_az, usd_per_hour = stored_fields(row.recommendation)
         try:
             after = decide(_profile_decoder.decode(row.profile), self.candidate, explain=False)
         except ProfileRejected as exc:
@@ -114,9 +137,9 @@ class ImpactAnalysis:
             if len(self.refused_sample) < self.sample_size:
                 self.refused_sample.append({"decision_id": str(row.id), "code": exc.code, "message": exc.message})
             return
-        before_values = (row.family, row.instance_type, row.instances, row.scaling_method, stored.availability.multi_az)
+        before_values = (row.family, row.instance_type, row.instances, row.scaling_method, multi_az)
         after_values = (after.family, after.instance.type, after.instances, after.scaling_method, after.multi_az)
-        self.cost_delta += after.usd_per_hour - stored.cost.usd_per_hour
+        self.cost_delta += after.usd_per_hour - usd_per_hour
         if before_values == after_values:
             return
         self.changed += 1

@@ -106,3 +106,23 @@ def test_cli_diff(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["rules", "diff", str(ROOT / "rules"), str(_candidate(tmp_path))])
     assert result.exit_code == 0, result.output
     assert "changed  family/cpu-classic-ml" in result.output
+
+
+def test_fast_field_scan_agrees_with_a_full_decode() -> None:
+    """Impact replay reads multi_az and usd_per_hour by scanning; it must equal decoding the answer."""
+    import msgspec
+    from profiles import profile
+
+    from service.engine import evaluate
+    from service.impact import stored_fields
+
+    ruleset = compile_ruleset(load_ruleset(ROOT / "rules"))
+    for sla in (0.95, 0.99, 0.999, 0.9999):
+        body = copy.deepcopy(WORKED_EXAMPLE)
+        body["sla"]["availability"] = sla
+        rec = evaluate(profile(body), ruleset)
+        text = msgspec.json.encode(rec).decode()
+        assert stored_fields(text) == (rec.availability.multi_az, rec.cost.usd_per_hour)
+    # Anything not in the canonical layout still works, through the full decode.
+    spaced = msgspec.json.format(msgspec.json.encode(rec), indent=1).decode()
+    assert stored_fields(spaced) == (rec.availability.multi_az, rec.cost.usd_per_hour)
