@@ -164,13 +164,20 @@ def main() -> None:
         print(f"seeded {args.decisions} audited decisions in {seeded:.1f} s ({args.decisions / seeded:,.0f}/s)")
         with tempfile.TemporaryDirectory() as tmp:
             candidate = candidate_dir(Path(tmp))
+            results = []
             for limit in (max(1, args.decisions // 10), args.decisions):
                 result = run_impact(url, candidate, limit)
+                results.append(result)
                 print(
                     f"impact over {result['decisions']:>7} decisions: {result['seconds']:6.2f} s, "
                     f"{result['decisions_per_s']:>7,} decisions/s (process incl. start-up), "
                     f"{result['changed']} changed, peak RSS {result['peak_rss_mib']} MiB"
                 )
+            small, large = results
+            marginal = (int(large["decisions"]) - int(small["decisions"])) / (
+                float(large["seconds"]) - float(small["seconds"])  # type: ignore[arg-type]
+            )
+            print(f"steady-state replay rate (start-up excluded): {marginal:,.0f} decisions/s (target >= 20,000)")
     finally:
         asyncio.run(drop_db(args.admin_url, name))
 
