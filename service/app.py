@@ -26,6 +26,7 @@ from service.api.rulesets import RulesetController
 from service.audit import AuditReader, AuditWriter
 from service.db.engine import create_engine
 from service.decisions import DecisionService
+from service.impact import ImpactRunner
 from service.registry import RulesetRegistry
 from service.replay import Replayer
 from service.rulebook.loader import load_ruleset
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     writer = AuditWriter.from_settings(engine, settings)  # group commit: one flusher per worker process
     decisions = DecisionService(registry, writer)
     replayer = Replayer(reader, registry)
+    impact = ImpactRunner(engine)
     activator = Activator(engine, registry, poll_interval_s=settings.ruleset_poll_interval_s)
 
     @asynccontextmanager
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "replayer": Provide(lambda: replayer, sync_to_thread=False),
             "activator": Provide(lambda: activator, sync_to_thread=False),
             "rules_dir": Provide(lambda: settings.rules_dir, sync_to_thread=False),
+            "impact": Provide(lambda: impact, sync_to_thread=False),
         },
         lifespan=[lifespan],
         # Authentication before the rate limit: requests are counted per caller.

@@ -11,16 +11,18 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterable, Iterable
+from datetime import datetime
 from typing import Any
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.contract import WorkloadProfile
-from service.db.history import HistoryRow
+from service.db.history import HistoryRow, stream_history
 from service.engine import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide
 
-__all__ = ["FIELDS", "ImpactAnalysis", "ImpactReport", "render_markdown", "stored_fields"]
+__all__ = ["FIELDS", "ImpactAnalysis", "ImpactReport", "ImpactRunner", "render_markdown", "stored_fields"]
 
 FIELDS = ("family", "instance_type", "instances", "scaling_method", "multi_az")
 _profile_decoder = msgspec.json.Decoder(WorkloadProfile)
@@ -182,6 +184,20 @@ class ImpactAnalysis:
             sample=self.sample,
             refused_sample=self.refused_sample,
         )
+
+
+class ImpactRunner:
+    """Runs an analysis over the stored history (the service behind POST /v1/rulesets/impact)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def run(
+        self, candidate: CompiledRuleset, *, since: datetime | None, limit: int | None, sample_size: int = 20
+    ) -> ImpactReport:
+        analysis = ImpactAnalysis(candidate, sample_size=sample_size)
+        await analysis.add_stream(stream_history(self.engine, since=since, limit=limit))
+        return analysis.report()
 
 
 def render_markdown(report: ImpactReport) -> str:

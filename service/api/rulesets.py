@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import PathParameter
+from litestar.params import Body, PathParameter
 
 from service.activation import Activator
 from service.api.auth import ADMIN, AUDIT_READ, require_scope, security_for
@@ -18,14 +18,17 @@ from service.api.schemas import (
     Activation,
     ActivationList,
     ActivationResponse,
+    ImpactRequest,
     RulesetDetail,
     RulesetList,
     RulesetSummary,
 )
 from service.audit import AuditReader
 from service.db.repository import RulesetRow
+from service.engine import compile_ruleset
+from service.impact import ImpactReport, ImpactRunner
 from service.registry import RulesetRegistry
-from service.rulebook.loader import RulesetInvalid, load_ruleset
+from service.rulebook.loader import RulesetInvalid, load_ruleset, parse_ruleset
 
 __all__ = ["RulesetController"]
 
@@ -148,6 +151,37 @@ class RulesetController(Controller):
             changed=result.changed,
             warnings=result.warnings,
         )
+
+    @post(
+        "/impact",
+        operation_id="rulesetImpact",
+        summary="What a candidate ruleset would change",
+        description="Replays the audited profiles (oldest first, up to `limit`, from `since`) under the "
+        "candidate ruleset given as files, and reports how many decisions would change, by field, the top "
+        "transitions, the candidate rules responsible, the cost delta per hour and a sample. Nothing is "
+        "stored or activated. A candidate with errors is refused with file:line messages.",
+        status_code=200,
+        guards=[require_scope(ADMIN)],
+        security=security_for(ADMIN),
+        responses=error_responses(401, 403, 422, 429),
+    )
+    async def impact(
+        self, data: Annotated[ImpactRequest, Body(title="ImpactRequest")], impact: NamedDependency[ImpactRunner]
+    ) -> ImpactReport:
+        try:
+            candidate = compile_ruleset(parse_ruleset(data.files, label="candidate"))
+        except RulesetInvalid as exc:
+            raise Problem(
+                422,
+                "ruleset-invalid",
+                "The candidate ruleset is invalid",
+                f"{len(exc.errors)} error(s).",
+                errors=[{"message": str(e), "key": e.file, "source": "body"} for e in exc.errors],
+            ) from exc
+        since = data.since
+        if since is not None and since.tzinfo is None:
+            raise Problem(422, "invalid-request", "The request is invalid", "since needs a time zone.")
+        return await impact.run(candidate, since=since, limit=data.limit, sample_size=data.sample_size)
 
     @get(
         "/activations",

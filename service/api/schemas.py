@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
@@ -17,6 +18,7 @@ __all__ = [
     "DecisionRecord",
     "DecisionSummary",
     "Health",
+    "ImpactRequest",
     "RecommendationResponse",
     "RulesetDetail",
     "RulesetList",
@@ -103,3 +105,12 @@ class Activation(msgspec.Struct, kw_only=True, frozen=True):
 
 class ActivationList(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Activation]
+
+
+class ImpactRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A candidate ruleset, as its files (the layout of rules/: ruleset.yaml, catalog.yaml, tables/*.yaml)."""
+
+    files: Annotated[dict[str, Annotated[str, msgspec.Meta(max_length=1_000_000)]], msgspec.Meta(max_length=64)]
+    since: datetime | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100_000
+    sample_size: Annotated[int, msgspec.Meta(ge=0, le=100)] = 20

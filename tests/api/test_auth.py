@@ -38,7 +38,9 @@ OPERATIONS: list[tuple[str, str, str, int]] = [
     ("GET", "/v1/rulesets/activations", AUDIT_READ, 200),
     ("GET", "/v1/rulesets/{version}", AUDIT_READ, 200),
     ("POST", "/v1/rulesets/reload", ADMIN, 200),
+    ("POST", "/v1/rulesets/impact", ADMIN, 200),
 ]
+_RULE_FILES = load_ruleset(ROOT / "rules").files
 OPEN_PATHS = ["/healthz", "/readyz", "/docs", "/docs/openapi.json", "/static/swagger-ui/swagger-ui.css"]
 
 
@@ -56,7 +58,9 @@ def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]
 
 async def _call(client: Client, method: str, template: str, headers: dict[str, str], decision_id: str) -> Any:
     path = template.format(decision_id=decision_id, version=RULESET_VERSION)
-    body = {"json": WORKED_EXAMPLE} if template == "/v1/recommendations" else {}
+    body: dict[str, Any] = {"json": WORKED_EXAMPLE} if template == "/v1/recommendations" else {}
+    if template == "/v1/rulesets/impact":
+        body = {"json": {"files": _RULE_FILES, "limit": 10}}
     return await client.request(method, path, headers=headers, **body)
 
 

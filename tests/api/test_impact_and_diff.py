@@ -126,3 +126,21 @@ def test_fast_field_scan_agrees_with_a_full_decode() -> None:
     # Anything not in the canonical layout still works, through the full decode.
     spaced = msgspec.json.format(msgspec.json.encode(rec), indent=1).decode()
     assert stored_fields(spaced) == (rec.availability.multi_az, rec.cost.usd_per_hour)
+
+
+async def test_impact_over_the_api(client: AsyncTestClient, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    for rps in (50, 150):
+        body = copy.deepcopy(WORKED_EXAMPLE)
+        body["traffic"]["peak_rps"] = rps
+        assert (await client.post("/v1/recommendations", json=body)).status_code == 201
+    files = dict(load_ruleset(_candidate(tmp_path)).files)
+    response = await client.post("/v1/rulesets/impact", json={"files": files, "sample_size": 5})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["decisions"], report["changed"]) == (2, 1)
+    assert report["changed_by_field"] == {"family": 1, "instance_type": 1}
+    assert report["candidate_version"] == "2026.12.0"
+    files["tables/family.yaml"] = files["tables/family.yaml"].replace("because:", "becuase:", 1)
+    refused = await client.post("/v1/rulesets/impact", json={"files": files})
+    assert refused.status_code == 422
+    assert any("candidate/tables/family.yaml:" in e["message"] for e in refused.json()["errors"])
