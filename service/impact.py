@@ -28,10 +28,6 @@ FIELDS = ("family", "instance_type", "instances", "scaling_method", "multi_az")
 _profile_decoder = msgspec.json.Decoder(WorkloadProfile)
 
 
-class _StoredRule(msgspec.Struct):
-    rule_id: str
-
-
 class _StoredAvailability(msgspec.Struct):
     multi_az: bool
     rule_id: str
@@ -44,8 +40,6 @@ class _StoredCost(msgspec.Struct):
 class _Stored(msgspec.Struct):
     """The parts of a stored recommendation impact analysis compares (the rest is skipped)."""
 
-    instance: _StoredRule
-    scaling: _StoredRule
     availability: _StoredAvailability
     cost: _StoredCost
 
