@@ -27,6 +27,7 @@ from service.audit import AuditReader, AuditWriter
 from service.db.engine import create_engine
 from service.decisions import DecisionService
 from service.impact import ImpactRunner
+from service.observability.plugin import ObservabilityPlugin
 from service.registry import RulesetRegistry
 from service.replay import Replayer
 from service.rulebook.loader import load_ruleset
@@ -115,7 +116,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Authentication before the rate limit: requests are counted per caller.
         middleware=[RequestIdMiddleware(), *access_control_middleware(settings)],
         on_startup=[log_access_mode(settings)],
-        plugins=[problem_details_plugin()],
+        plugins=[
+            problem_details_plugin(),
+            # /metrics, the per-request metrics, access log and server span, logging and tracing set-up
+            ObservabilityPlugin(settings, engine=engine, writer=writer, registry=registry),
+        ],
         exception_handlers={Exception: unexpected_error_handler},
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,

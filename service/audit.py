@@ -46,6 +46,7 @@ from service.db.repository import (
     RulesetRow,
     RulesetSummary,
 )
+from service.observability import metrics
 from service.settings import Settings
 
 __all__ = [
@@ -330,6 +331,7 @@ class AuditWriter:
                 batch.append(pending)
         return batch
 
+    @metrics.timed_audit_commit  # batch size, commit duration and outcome
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
             answers = await self._commit_once(batch)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
@@ -135,13 +140,18 @@ def rules_schema(out: Path) -> None:
 @click.option("--port", type=int, default=None, help="Default: ADVISOR_PORT (8000).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
 def serve(host: str | None, port: int | None, workers: int) -> None:
-    """Run the HTTP service (UI at /docs). Without ADVISOR_API_KEYS it binds loopback only (local mode)."""
+    """Run the HTTP service (UI at /docs). Without ADVISOR_API_KEYS it binds loopback only (local mode).
+
+    With several workers, metrics are shared through PROMETHEUS_MULTIPROC_DIR (a temporary directory unless set).
+    """
     import uvicorn
 
     from service.api.auth import serve_refusal
+    from service.observability.logging import configure_logging
     from service.settings import get_settings
 
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)  # before migrations: alembic logs the same way
     bind = host or settings.host
     if (refusal := serve_refusal(settings, bind)) is not None:
         click.echo(f"error: {refusal}", err=True)
@@ -152,16 +162,46 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         from service.db.migrate import upgrade
 
         asyncio.run(upgrade(settings.database_url))
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=bind,
-        port=port or settings.port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-        server_header=False,
-    )
+    with _prometheus_multiproc_dir(workers):
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=bind,
+            port=port or settings.port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            log_config=None,  # each worker's app configures logging (structlog); uvicorn's loggers propagate to it
+            access_log=False,  # the service writes its own access log line, with request id, caller and decision
+            proxy_headers=False,
+            server_header=False,
+        )
+
+
+@contextlib.contextmanager
+def _prometheus_multiproc_dir(workers: int) -> Iterator[None]:
+    """prometheus-client's multiprocess mode for several workers: each writes its metrics to files in
+    PROMETHEUS_MULTIPROC_DIR and /metrics adds them up. A directory given is emptied of earlier processes' metric
+    files first; without one and with more than one worker, a temporary directory is made and removed at exit."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        own = f"_{os.getpid()}.db"  # this process may have opened its files already
+        for stale in path.glob("*_*.db"):  # counter_<pid>.db, gauge_livesum_<pid>.db, histogram_<pid>.db, ...
+            if stale.name.startswith(("counter_", "gauge_", "histogram_", "summary_")) and not stale.name.endswith(own):
+                stale.unlink()
+        yield
+        return
+    if workers <= 1:
+        yield
+        return
+    made = tempfile.mkdtemp(prefix="advisor-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(made, ignore_errors=True)
 
 
 @main.group()

@@ -22,6 +22,7 @@ from service.audit import AuditWriter, IdempotencyKey, translate_unavailable
 from service.contract import Recommendation, WorkloadProfile
 from service.db.repository import DecisionRow
 from service.engine import evaluate
+from service.observability import metrics, tracing
 from service.registry import RulesetRegistry
 
 __all__ = ["Decided", "DecisionService", "request_fingerprint", "response_body"]
@@ -84,9 +85,10 @@ class DecisionService:
                 return _answer(original, replayed=True)
         with translate_unavailable(self.writer.retry_after_s):
             ruleset = await self.registry.for_version(ruleset_version)
-        recommendation: Recommendation = evaluate(profile, ruleset)
-        recommendation_json = _encoder.encode(recommendation)
         decision_id = uuid.UUID(bytes=uuid_utils.uuid7().bytes)
+        with tracing.span(tracing.EVALUATE, decision_id):
+            recommendation: Recommendation = evaluate(profile, ruleset)
+        recommendation_json = _encoder.encode(recommendation)
         created_at = datetime.now(UTC)
         row = DecisionRow(
             id=decision_id,
@@ -102,7 +104,9 @@ class DecisionService:
             profile=profile_json.decode("utf-8"),
             recommendation=recommendation_json.decode("utf-8"),
         )
-        answering = await self.writer.write(row, idempotency=claim)
+        with tracing.span(tracing.AUDIT_COMMIT, decision_id):
+            answering = await self.writer.write(row, idempotency=claim)
         if answering is not row:  # another request with this key got there first
             return _answer(answering, replayed=True)
+        metrics.count_decision(row.family, row.scaling_method, row.ruleset_version)
         return Decided(decision_id, created_at, response_body(decision_id, created_at, recommendation_json))

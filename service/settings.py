@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         "address); 429 with Retry-After above. Counted per worker process. 0: no limit. Local mode has none.",
     )
 
+    # observability
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="Log lines: `json` (one JSON object a line), `console` (human-readable), or `auto`: console when "
+        "stderr is a terminal, JSON otherwise.",
+    )
+
     @field_validator("api_keys")
     @classmethod
     def _distinct_keys(cls, keys: tuple[ApiKey, ...]) -> tuple[ApiKey, ...]:
