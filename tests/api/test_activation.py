@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from candidates import write_candidate
 from click.testing import CliRunner
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
@@ -29,24 +29,12 @@ Client = AsyncTestClient  # type: ignore[type-arg]
 
 
 def _copy_rules(tmp_path: Path) -> Path:
-    target = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", target, ignore=shutil.ignore_patterns("tests", "schema", "README.md"))
-    return target
+    return write_candidate(tmp_path / "rules")
 
 
 def _bump(rules: Path, version: str, factor: str = "2.0") -> str:
     """Change the ruleset visibly: a new version, steady load gets another max capacity factor."""
-    original = ROOT / "rules"  # start from the shipped files each time, so bumps can repeat
-    manifest = rules / "ruleset.yaml"
-    manifest.write_text(
-        (original / "ruleset.yaml").read_text().replace('version: "2026.11.0"', f'version: "{version}"')
-    )
-    scaling = rules / "tables" / "scaling.yaml"
-    old = "      traffic.burstiness: steady\n    then:\n      method: target_tracking\n      max_capacity_factor: 1.5"
-    text = (original / "tables" / "scaling.yaml").read_text()
-    assert old in text
-    scaling.write_text(text.replace(old, old.replace("1.5", factor)))
-    return load_ruleset(rules).sha256
+    return load_ruleset(write_candidate(rules, version=version, steady_factor=factor)).sha256
 
 
 @pytest.fixture

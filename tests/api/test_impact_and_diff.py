@@ -6,6 +6,7 @@ import copy
 import shutil
 from pathlib import Path
 
+from candidates import write_candidate
 from click.testing import CliRunner
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
@@ -24,17 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _candidate(tmp_path: Path) -> Path:
     """The default rules, except classic ML below 100 RPS goes to general-purpose M instances."""
-    target = tmp_path / "candidate"
-    shutil.copytree(ROOT / "rules", target)
-    (target / "ruleset.yaml").write_text((target / "ruleset.yaml").read_text().replace("2026.11.0", "2026.12.0"))
-    family = target / "tables" / "family.yaml"
-    text = family.read_text()
-    old = "      workload.bound: cpu\n      workload.model_kind: classic_ml\n    then: {family: c}"
-    assert old in text
-    family.write_text(
-        text.replace(old, old.replace("classic_ml\n", "classic_ml\n      traffic.peak_rps: {gte: 100}\n"))
-    )
-    return target
+    return write_candidate(tmp_path / "candidate", version="2026.12.0", classic_to_m_below_100=True)
 
 
 async def test_impact_counts_changes_by_field_and_rule(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from candidates import write_candidate
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 
@@ -22,15 +22,7 @@ Client = AsyncTestClient  # type: ignore[type-arg]
 
 async def _store_candidate(database_url: str, tmp_path: Path) -> str:
     """Store a second ruleset version in which steady load gets 2x max capacity instead of 1.5x."""
-    target = tmp_path / "candidate"
-    shutil.copytree(ROOT / "rules", target)
-    (target / "ruleset.yaml").write_text((target / "ruleset.yaml").read_text().replace("2026.11.0", "2026.12.0"))
-    scaling = target / "tables" / "scaling.yaml"
-    text = scaling.read_text()
-    old = "      traffic.burstiness: steady\n    then:\n      method: target_tracking\n      max_capacity_factor: 1.5"
-    assert old in text
-    scaling.write_text(text.replace(old, old.replace("1.5", "2.0")))
-    loaded = load_ruleset(target)
+    loaded = load_ruleset(write_candidate(tmp_path / "candidate", version="2026.12.0", steady_factor="2.0"))
     engine = create_engine(Settings(database_url=database_url))
     try:
         async with engine.begin() as conn:
