@@ -10,10 +10,13 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 ADMIN_URL_ENV = "ADVISOR_TEST_DATABASE_URL"
 REQUIRE_POSTGRES_ENV = "ADVISOR_REQUIRE_POSTGRES"
@@ -110,3 +113,36 @@ async def blank_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
             yield url
     else:
         raise ValueError(f"unknown backend {backend!r}")
+
+
+@asynccontextmanager
+async def recorded_statements(engine: AsyncEngine) -> AsyncIterator[list[str]]:
+    """Every SQL statement ``engine`` sends while the block runs: those SQLAlchemy executes and those the code sends
+    on asyncpg itself (the audit writer's Postgres path). The pool is emptied first, so that every connection used
+    in the block is new and carries the driver-level logger."""
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    def record_driver(query: Any) -> None:
+        statements.append(query.query)
+
+    def log_driver_queries(dbapi_connection: Any, connection_record: object) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if isinstance(driver, asyncpg.Connection):
+            driver.add_query_logger(record_driver)
+
+    await engine.dispose()
+    event.listen(engine.sync_engine, "connect", log_driver_queries)
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        event.remove(engine.sync_engine, "connect", log_driver_queries)
+        await engine.dispose()  # no logger outlives the block
+
+
+def decision_inserts(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith(("INSERT INTO DECISIONS", "WITH NEW AS (INSERT"))]

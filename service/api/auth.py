@@ -190,7 +190,8 @@ class ScopeGuard:
             raise ValueError(f"unknown scope {scope!r}")
         self.scope = scope
 
-    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # async: Litestar runs a sync guard in a worker thread, a thread hop on every request.
+    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = connection.scope.get("user")
         if not isinstance(principal, Principal):
             if connection.scope.get("auth") == INVALID:

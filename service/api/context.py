@@ -55,8 +55,11 @@ def caller_of(request: Request[Any, Any, Any]) -> str:
     return f"anonymous@{client.host}" if client else "anonymous"
 
 
-def require_json(request: Request[Any, Any, Any]) -> None:
-    """415 unless the body is declared as JSON (checked before the body is read)."""
+async def require_json(request: Request[Any, Any, Any]) -> None:
+    """415 unless the body is declared as JSON (checked before the body is read).
+
+    async: Litestar runs a sync before_request hook in a worker thread, a thread hop on every request.
+    """
     from service.api.problems import Problem
 
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()

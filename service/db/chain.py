@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import msgspec
+
 if TYPE_CHECKING:
     from service.db.repository import DecisionRow
 
@@ -44,12 +46,16 @@ class ChainHead:
 def canonical_timestamp(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r}: audit timestamps must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC)
+    if utc.year < 1000:  # strftime's %Y does not pad these; the frozen format is what it wrote
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as that strftime, several times faster.
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def chain_hash(seq: int, prev_hash: str, row: DecisionRow) -> str:
     """The ``row_hash`` of ``row`` stored at ``seq`` after a row whose hash is ``prev_hash``."""
-    fields = [
+    fields: list[str | int | None] = [
         CHAIN_FORMAT,
         seq,
         prev_hash,
@@ -66,5 +72,18 @@ def chain_hash(seq: int, prev_hash: str, row: DecisionRow) -> str:
         row.profile,
         row.recommendation,
     ]
-    encoded = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(_encode(fields)).hexdigest()
+
+
+_msgspec_encode = msgspec.json.Encoder().encode
+
+
+def _encode(fields: list[str | int | None]) -> bytes:
+    """Compact JSON, non-ASCII kept: msgspec writes the same bytes as ``json.dumps(ensure_ascii=False,
+    separators=(",", ":"))`` for these fields (a property test holds it to that) several times faster, except that
+    it refuses lone surrogates, which the stdlib encoder passes through."""
+    try:
+        return _msgspec_encode(fields)
+    except UnicodeEncodeError:
+        text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8", "surrogatepass")

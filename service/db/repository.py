@@ -9,11 +9,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import ColumnElement, Insert, Row, Uuid, bindparam, delete, func, literal, select, tuple_, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.chain import ChainHead, chain_hash
+from service.db.errors import is_database_unavailable
 from service.db.tables import UTCDateTime, audit_chain_head, decisions, idempotency_keys, rulesets
 
 __all__ = [
@@ -90,6 +93,24 @@ _DECISION_COLUMNS = tuple(decisions.c[name] for name in _DECISION_FIELDS)
 _SUMMARY_COLUMNS = tuple(rulesets.c[field.name] for field in fields(RulesetSummary))
 _INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
 _CHAIN_COLUMNS = (decisions.c.seq, decisions.c.prev_hash, decisions.c.row_hash)
+# Postgres array types of the columns asyncpg must not send as text[] (the rest are text or char).
+_PG_ARRAY_TYPES = {"id": "uuid", "created_at": "timestamptz", "instances": "int", "seq": "bigint"}
+_PG_APPEND_DECISIONS = (
+    "WITH new AS (INSERT INTO decisions ({columns}) SELECT * FROM unnest({arrays}) RETURNING 1), "
+    "moved AS (UPDATE audit_chain_head SET seq = ${n1}, row_hash = ${n2} WHERE id = {head_id} AND seq = ${n3} "
+    "RETURNING 1) "
+    "SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM moved)"
+).format(
+    columns=", ".join((*_DECISION_FIELDS, "seq", "prev_hash", "row_hash")),
+    arrays=", ".join(
+        f"${i}::{_PG_ARRAY_TYPES.get(name, 'text')}[]"
+        for i, name in enumerate((*_DECISION_FIELDS, "seq", "prev_hash", "row_hash"), start=1)
+    ),
+    n1=len(_DECISION_FIELDS) + 4,
+    n2=len(_DECISION_FIELDS) + 5,
+    n3=len(_DECISION_FIELDS) + 6,
+    head_id=CHAIN_HEAD_ID,
+)
 _IDEMPOTENCY_FIELDS = tuple(field.name for field in fields(IdempotencyRecord))
 _IDEMPOTENCY_COLUMNS = tuple(idempotency_keys.c[name] for name in _IDEMPOTENCY_FIELDS)
 
@@ -208,6 +229,17 @@ class AuditRepository:
             row_hash = chain_hash(seq, prev_hash, row)
             chained.append(ChainedDecision(seq=seq, prev_hash=prev_hash, row_hash=row_hash, decision=row))
             prev_hash = row_hash
+        if self._conn.dialect.name == "postgresql":
+            inserted, moved = await self._append_postgres(chained, head)
+        else:
+            inserted, moved = await self._append_portable(chained, head)
+        if inserted != len(rows):  # pragma: no cover - a driver bug, never an expected state
+            raise RuntimeError(f"inserted {inserted} decisions out of {len(rows)}")
+        if moved != 1:
+            raise RuntimeError(f"the audit chain head is no longer at seq {head.seq}: lock it before appending")
+        return chained
+
+    async def _append_portable(self, chained: list[ChainedDecision], head: ChainHead) -> tuple[int, int]:
         params = [
             {name: getattr(c.decision, name) for name in _DECISION_FIELDS}
             | {"seq": c.seq, "prev_hash": c.prev_hash, "row_hash": c.row_hash}
@@ -215,16 +247,51 @@ class AuditRepository:
         ]
         result = await self._conn.execute(_INSERT_DECISIONS, params)
         inserted = len(result.all())
-        if inserted != len(rows):  # pragma: no cover - a driver bug, never an expected state
-            raise RuntimeError(f"inserted {inserted} decisions out of {len(rows)}")
+        last = chained[-1]
         moved = await self._conn.execute(
             update(audit_chain_head)
             .where(audit_chain_head.c.id == CHAIN_HEAD_ID, audit_chain_head.c.seq == head.seq)
-            .values(seq=seq, row_hash=prev_hash)
+            .values(seq=last.seq, row_hash=last.row_hash)
         )
-        if moved.rowcount != 1:
-            raise RuntimeError(f"the audit chain head is no longer at seq {head.seq}: lock it before appending")
-        return chained
+        return inserted, moved.rowcount
+
+    async def _append_postgres(self, chained: list[ChainedDecision], head: ChainHead) -> tuple[int, int]:
+        """One statement on asyncpg itself: every column as one array, unnested into the rows, and the head moved.
+
+        Measured several times cheaper per row than SQLAlchemy's multi-row VALUES, whose per-row, per-column
+        parameter processing in Python dominated the audit writer's CPU time; asyncpg encodes arrays natively.
+        """
+        driver = (await self._conn.get_raw_connection()).driver_connection
+        if driver is None or not driver.is_in_transaction():
+            # SQLAlchemy's asyncpg adapter begins lazily, on its first statement (lock_chain_head): without it this
+            # statement would commit on its own.
+            raise RuntimeError("append_decisions must run in the caller's transaction, after lock_chain_head")
+        columns = [[getattr(c.decision, name) for c in chained] for name in _DECISION_FIELDS]
+        last = chained[-1]
+        try:
+            record = await driver.fetchrow(
+                _PG_APPEND_DECISIONS,
+                *columns,
+                [c.seq for c in chained],
+                [c.prev_hash for c in chained],
+                [c.row_hash for c in chained],
+                last.seq,
+                last.row_hash,
+                head.seq,
+            )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise await self._as_sqlalchemy_error(exc) from exc
+        return int(record[0]), int(record[1])
+
+    async def _as_sqlalchemy_error(self, exc: asyncpg.PostgresError | asyncpg.InterfaceError) -> sa_exc.DBAPIError:
+        """The error SQLAlchemy would have raised for ``exc``, so callers see one family of errors on any path
+        (the writer retries on ``IntegrityError`` and answers 503 for an unreachable database)."""
+        if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+            return sa_exc.IntegrityError(_PG_APPEND_DECISIONS, None, exc)
+        if isinstance(exc, asyncpg.InterfaceError) or is_database_unavailable(exc):
+            await self._conn.invalidate(exc)  # a dropped connection must not go back to the pool
+            return sa_exc.OperationalError(_PG_APPEND_DECISIONS, None, exc, connection_invalidated=True)
+        return sa_exc.DBAPIError(_PG_APPEND_DECISIONS, None, exc)
 
     async def stream_chain(self, *, batch_size: int = 1000) -> AsyncIterator[ChainedDecision]:
         """Every decision in ``seq`` order, fetched ``batch_size`` rows at a time (a server-side cursor on

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 import os
 import sys
 import textwrap
@@ -14,12 +15,15 @@ from pathlib import Path
 
 import pytest
 from auditutil import SHA, MakeWriter, decision, unprotect
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.audit import AuditWriter, ChainReport, verify_chain
 from service.db import AuditRepository, DecisionRow, create_engine
-from service.db.chain import GENESIS_HASH, ChainHead, chain_hash
+from service.db.chain import GENESIS_HASH, ChainHead, canonical_timestamp, chain_hash
+from service.db.chain import _encode as chain_encode
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,6 +147,20 @@ def test_chain_hash_format_is_frozen() -> None:
 
 
 EXPECTED_FROZEN_HASH = "1a7c26dd2814ffa4140e71e642f6d0b3ca9b06e113f1a607510a0b1aae42b353"
+
+
+@settings(max_examples=500)
+@given(st.lists(st.one_of(st.text(), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.none()), max_size=16))
+def test_the_fast_encoding_writes_the_frozen_bytes(fields: list[str | int | None]) -> None:
+    """The chain's encoder is msgspec; the format was defined by the stdlib's json, lone surrogates included."""
+    frozen = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert chain_encode(fields) == frozen.encode("utf-8", "surrogatepass")
+
+
+@settings(max_examples=500)
+@given(st.datetimes(timezones=st.timezones()))
+def test_the_fast_timestamp_writes_the_frozen_text(value: datetime) -> None:
+    assert canonical_timestamp(value) == value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --- tampering -------------------------------------------------------------------------------------------------

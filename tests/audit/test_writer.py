@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 from auditutil import CommitCounter, MakeWriter, app_settings, count_decisions, decision, run_lifespan
+from dbutil import decision_inserts, recorded_statements
 from profiles import WORKED_EXAMPLE
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
@@ -174,22 +174,16 @@ async def test_an_unreachable_database_is_audit_unavailable() -> None:
 
 
 async def test_multi_row_inserts(engine: AsyncEngine, make_writer: MakeWriter) -> None:
-    """One batch of 256 rows is one INSERT statement (not 256)."""
-    inserts: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO DECISIONS"):
-            inserts.append(statement)
-
-    writer = make_writer(max_rows=256, max_wait_ms=200)
-    await writer.start()
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    """One batch of 256 rows is one INSERT statement (not 256), whichever way the dialect sends it: through
+    SQLAlchemy (SQLite) or on asyncpg directly (Postgres)."""
+    async with recorded_statements(engine) as statements:
+        writer = make_writer(max_rows=256, max_wait_ms=200)
+        await writer.start()
         await asyncio.gather(*(writer.write(decision(i)) for i in range(256)))
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        await writer.stop()
     assert writer.stats.batches == 1
-    assert len(inserts) == 1
+    assert len(decision_inserts(statements)) == 1, statements
+    assert await count_decisions(engine) == 256
 
 
 def test_settings_configure_the_writer() -> None:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
-from sqlalchemy import event, text
+from dbutil import decision_inserts, recorded_statements
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
@@ -113,25 +114,18 @@ async def test_repository_never_commits(engine: AsyncEngine) -> None:
 
 
 async def test_add_decisions_is_one_insert_per_thousand_rows(engine: AsyncEngine) -> None:
+    """SQLite: multi-row VALUES of up to 1000 rows each. Postgres: one statement of column arrays, any count."""
     await seed_rulesets(engine)
-    statements: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().upper().startswith("INSERT"):
-            statements.append(statement)
-
     few = [decision(T0 - timedelta(seconds=i + 1)) for i in range(50)]
     many = [decision(T0 + timedelta(seconds=i)) for i in range(2500)]
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    per_many = 1 if engine.dialect.name == "postgresql" else 3
+    async with recorded_statements(engine) as statements:
         await add(engine, few)
-        assert len(statements) == 1
+        assert len(decision_inserts(statements)) == 1
         await add(engine, many)
-        assert len(statements) == 1 + 3
+        assert len(decision_inserts(statements)) == 1 + per_many
         await add(engine, [])
-        assert len(statements) == 1 + 3
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        assert len(decision_inserts(statements)) == 1 + per_many
     async with engine.connect() as conn:
         repo = AuditRepository(conn)
         assert await repo.count_decisions() == 2550
