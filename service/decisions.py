@@ -19,9 +19,9 @@ import msgspec
 import uuid_utils
 
 from service.audit import AuditWriter, IdempotencyKey, translate_unavailable
-from service.contract import Recommendation, WorkloadProfile
+from service.contract import WorkloadProfile
 from service.db.repository import DecisionRow
-from service.engine import evaluate
+from service.engine.memo import RecommendationMemo
 from service.observability import metrics, tracing
 from service.registry import RulesetRegistry
 
@@ -58,9 +58,12 @@ def _answer(row: DecisionRow, *, replayed: bool) -> Decided:
 
 
 class DecisionService:
-    def __init__(self, registry: RulesetRegistry, writer: AuditWriter) -> None:
+    def __init__(self, registry: RulesetRegistry, writer: AuditWriter, memo: RecommendationMemo | None = None) -> None:
         self.registry = registry
         self.writer = writer
+        # A profile asked again under the same ruleset is answered from its encoded recommendation (the engine is
+        # pure, so it is the same answer); it is still audited as a decision of its own.
+        self.memo = memo if memo is not None else RecommendationMemo(maxsize=0)
 
     async def decide(
         self,
@@ -87,8 +90,8 @@ class DecisionService:
             ruleset = await self.registry.for_version(ruleset_version)
         decision_id = uuid.UUID(bytes=uuid_utils.uuid7().bytes)
         with tracing.span(tracing.EVALUATE, decision_id):
-            recommendation: Recommendation = evaluate(profile, ruleset)
-        recommendation_json = _encoder.encode(recommendation)
+            recommendation = self.memo.get(profile, ruleset)
+        recommendation_json = recommendation.json
         created_at = datetime.now(UTC)
         row = DecisionRow(
             id=decision_id,
@@ -97,10 +100,10 @@ class DecisionService:
             ruleset_version=ruleset.version,
             caller=caller,
             request_id=request_id,
-            family=recommendation.instance.family,
-            instance_type=recommendation.instance.instance_type,
-            scaling_method=recommendation.scaling.method,
-            instances=recommendation.capacity.instances,
+            family=recommendation.family,
+            instance_type=recommendation.instance_type,
+            scaling_method=recommendation.scaling_method,
+            instances=recommendation.instances,
             profile=profile_json.decode("utf-8"),
             recommendation=recommendation_json.decode("utf-8"),
         )

@@ -64,6 +64,15 @@ class Settings(BaseSettings):
         default=1.0, gt=0, le=300, description="How often each worker checks for a newly activated ruleset, s."
     )
 
+    # engine
+    memo_entries: int = Field(
+        default=1024,
+        ge=0,
+        le=1_000_000,
+        description="Encoded recommendations kept per worker for profiles asked again (least recently used go "
+        "first; about 8 KiB each). Every request is still audited. 0: evaluate every request.",
+    )
+
     # audit writer
     audit_batch_max_rows: int = Field(
         default=256, ge=1, le=10_000, description="Group commit: most decisions committed in one transaction."

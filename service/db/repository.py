@@ -95,9 +95,11 @@ _INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
 _CHAIN_COLUMNS = (decisions.c.seq, decisions.c.prev_hash, decisions.c.row_hash)
 # Postgres array types of the columns asyncpg must not send as text[] (the rest are text or char).
 _PG_ARRAY_TYPES = {"id": "uuid", "created_at": "timestamptz", "instances": "int", "seq": "bigint"}
+# The rows go in only if the head moves, i.e. only if it still is where their hashes were chained from.
 _PG_APPEND_DECISIONS = (
-    "WITH new AS (INSERT INTO decisions ({columns}) SELECT * FROM unnest({arrays}) RETURNING 1), "
-    "moved AS (UPDATE audit_chain_head SET seq = ${n1}, row_hash = ${n2} WHERE id = {head_id} AND seq = ${n3} "
+    "WITH moved AS (UPDATE audit_chain_head SET seq = ${n1}, row_hash = ${n2} "
+    "WHERE id = {head_id} AND seq = ${n3} AND row_hash = ${n4} RETURNING 1), "
+    "new AS (INSERT INTO decisions ({columns}) SELECT * FROM unnest({arrays}) WHERE EXISTS (SELECT FROM moved) "
     "RETURNING 1) "
     "SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM moved)"
 ).format(
@@ -109,6 +111,7 @@ _PG_APPEND_DECISIONS = (
     n1=len(_DECISION_FIELDS) + 4,
     n2=len(_DECISION_FIELDS) + 5,
     n3=len(_DECISION_FIELDS) + 6,
+    n4=len(_DECISION_FIELDS) + 7,
     head_id=CHAIN_HEAD_ID,
 )
 _IDEMPOTENCY_FIELDS = tuple(field.name for field in fields(IdempotencyRecord))
@@ -213,30 +216,43 @@ class AuditRepository:
         """Insert ``rows`` in order after ``head`` (as returned by ``lock_chain_head`` in this transaction).
 
         Each row gets the next ``seq``, the previous row's hash as ``prev_hash`` and its own ``row_hash``; the
-        head row is moved to the last one. Multi-row ``INSERT ... VALUES (...), (...), ...`` statements:
-        SQLAlchemy's "insertmanyvalues" turns this executemany into one statement per up to 1000 rows (the
-        engine's ``insertmanyvalues_page_size``; 15 000 bind parameters, under both Postgres' and SQLite's
-        limits), compiled once and cached, so it stays fast at any batch size; a literal ``.values([...])`` is
-        recompiled on every call and measured 5-8x slower. ``RETURNING id`` is what selects that path on both
-        dialects; the ids are only used to check that every row went in.
+        head row is moved to the last one. Postgres: one statement on asyncpg (``_append_postgres``). SQLite:
+        multi-row ``INSERT ... VALUES (...), (...), ...`` statements: SQLAlchemy's "insertmanyvalues" turns this
+        executemany into one statement per up to 1000 rows (the engine's ``insertmanyvalues_page_size``; 15 000
+        bind parameters, under SQLite's limit), compiled once and cached, so it stays fast at any batch size; a
+        literal ``.values([...])`` is recompiled on every call and measured 5-8x slower. ``RETURNING id`` is what
+        selects that path; the ids are only used to check that every row went in.
         """
         if not rows:
             return []
-        chained: list[ChainedDecision] = []
-        seq, prev_hash = head.seq, head.row_hash
-        for row in rows:
-            seq += 1
-            row_hash = chain_hash(seq, prev_hash, row)
-            chained.append(ChainedDecision(seq=seq, prev_hash=prev_hash, row_hash=row_hash, decision=row))
-            prev_hash = row_hash
+        chained = _chained(rows, head)
         if self._conn.dialect.name == "postgresql":
-            inserted, moved = await self._append_postgres(chained, head)
+            inserted, moved = await self._append_postgres(chained, head, in_transaction=True)
         else:
             inserted, moved = await self._append_portable(chained, head)
-        if inserted != len(rows):  # pragma: no cover - a driver bug, never an expected state
-            raise RuntimeError(f"inserted {inserted} decisions out of {len(rows)}")
         if moved != 1:
             raise RuntimeError(f"the audit chain head is no longer at seq {head.seq}: lock it before appending")
+        if inserted != len(rows):  # pragma: no cover - a driver bug, never an expected state
+            raise RuntimeError(f"inserted {inserted} decisions out of {len(rows)}")
+        return chained
+
+    async def append_decisions_if_head(
+        self, rows: Sequence[DecisionRow], head: ChainHead
+    ) -> list[ChainedDecision] | None:
+        """Postgres only: append ``rows`` after ``head`` without locking it first, in one statement that commits on
+        its own (the connection must not be in a transaction): one round trip instead of four.
+
+        The rows are stored only if the chain still ends at ``head`` when the statement takes the head row's lock
+        (a writer in another process may have moved it); otherwise nothing is stored and the answer is None.
+        """
+        if not rows:
+            return []
+        chained = _chained(rows, head)
+        inserted, moved = await self._append_postgres(chained, head, in_transaction=False)
+        if moved == 0:
+            return None
+        if inserted != len(rows):  # pragma: no cover - a driver bug, never an expected state
+            raise RuntimeError(f"inserted {inserted} decisions out of {len(rows)}")
         return chained
 
     async def _append_portable(self, chained: list[ChainedDecision], head: ChainHead) -> tuple[int, int]:
@@ -250,22 +266,32 @@ class AuditRepository:
         last = chained[-1]
         moved = await self._conn.execute(
             update(audit_chain_head)
-            .where(audit_chain_head.c.id == CHAIN_HEAD_ID, audit_chain_head.c.seq == head.seq)
+            .where(
+                audit_chain_head.c.id == CHAIN_HEAD_ID,
+                audit_chain_head.c.seq == head.seq,
+                audit_chain_head.c.row_hash == head.row_hash,
+            )
             .values(seq=last.seq, row_hash=last.row_hash)
         )
         return inserted, moved.rowcount
 
-    async def _append_postgres(self, chained: list[ChainedDecision], head: ChainHead) -> tuple[int, int]:
+    async def _append_postgres(
+        self, chained: list[ChainedDecision], head: ChainHead, *, in_transaction: bool
+    ) -> tuple[int, int]:
         """One statement on asyncpg itself: every column as one array, unnested into the rows, and the head moved.
 
         Measured several times cheaper per row than SQLAlchemy's multi-row VALUES, whose per-row, per-column
         parameter processing in Python dominated the audit writer's CPU time; asyncpg encodes arrays natively.
         """
         driver = (await self._conn.get_raw_connection()).driver_connection
-        if driver is None or not driver.is_in_transaction():
-            # SQLAlchemy's asyncpg adapter begins lazily, on its first statement (lock_chain_head): without it this
-            # statement would commit on its own.
-            raise RuntimeError("append_decisions must run in the caller's transaction, after lock_chain_head")
+        if driver is None or driver.is_in_transaction() != in_transaction:
+            # SQLAlchemy's asyncpg adapter begins lazily, on its first statement (lock_chain_head): without it the
+            # statement would commit on its own; with it, append_decisions_if_head would not commit.
+            raise RuntimeError(
+                "append_decisions runs in the caller's transaction, after lock_chain_head"
+                if in_transaction
+                else "append_decisions_if_head runs outside any transaction"
+            )
         columns = [[getattr(c.decision, name) for c in chained] for name in _DECISION_FIELDS]
         last = chained[-1]
         try:
@@ -278,6 +304,7 @@ class AuditRepository:
                 last.seq,
                 last.row_hash,
                 head.seq,
+                head.row_hash,
             )
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise await self._as_sqlalchemy_error(exc) from exc
@@ -434,3 +461,15 @@ def _ruleset(row: Row[Any]) -> RulesetRow:
     data = row._asdict()
     data["files"] = json.loads(data["files"])
     return RulesetRow(**data)
+
+
+def _chained(rows: Sequence[DecisionRow], head: ChainHead) -> list[ChainedDecision]:
+    """``rows`` numbered and hashed after ``head``, in order."""
+    chained: list[ChainedDecision] = []
+    seq, prev_hash = head.seq, head.row_hash
+    for row in rows:
+        seq += 1
+        row_hash = chain_hash(seq, prev_hash, row)
+        chained.append(ChainedDecision(seq=seq, prev_hash=prev_hash, row_hash=row_hash, decision=row))
+        prev_hash = row_hash
+    return chained

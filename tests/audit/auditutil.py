@@ -56,21 +56,40 @@ async def count_decisions(engine: AsyncEngine) -> int:
 
 
 class CommitCounter:
-    """Counts the transactions committed on an engine (SQLAlchemy's ``commit`` event)."""
+    """Counts the transactions that stored decisions while the block ran.
+
+    Postgres: the distinct ``xmin`` (inserting transaction) of the decision rows that appeared, whichever way they
+    were committed (the writer's one-statement path commits on asyncpg itself). SQLite: SQLAlchemy's ``commit``
+    events.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self._events = 0
+        self._before: set[str] = set()
         self.commits = 0
 
     def _on_commit(self, conn: object) -> None:
-        self.commits += 1
+        self._events += 1
 
-    def __enter__(self) -> CommitCounter:
-        event.listen(self.engine.sync_engine, "commit", self._on_commit)
+    async def _xmins(self) -> set[str]:
+        async with self.engine.connect() as conn:
+            return {row[0] for row in await conn.execute(text("SELECT DISTINCT xmin::text FROM decisions"))}
+
+    async def __aenter__(self) -> CommitCounter:
+        if self.postgres:
+            self._before = await self._xmins()
+        else:
+            event.listen(self.engine.sync_engine, "commit", self._on_commit)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine.sync_engine, "commit", self._on_commit)
+    async def __aexit__(self, *exc: object) -> None:
+        if self.postgres:
+            self.commits = len(await self._xmins() - self._before)
+        else:
+            event.remove(self.engine.sync_engine, "commit", self._on_commit)
+            self.commits = self._events
 
 
 async def unprotect(engine: AsyncEngine) -> None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from auditutil import SHA, MakeWriter, decision, unprotect
+from auditutil import SHA, MakeWriter, decision, seed, unprotect
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -316,6 +316,35 @@ async def test_two_engines_writing_at_once_keep_one_chain(engine: AsyncEngine, d
     report = await verify_chain(engine)
     assert report.ok, str(report)
     assert report.decisions == 400
+
+
+async def test_a_writer_appends_after_its_own_last_batch_until_another_writer_moves_the_head(
+    pg_database_url: str,
+) -> None:
+    """Postgres: after its first (locked) batch a writer appends in one statement after the head it left; when
+    another writer moved the head in between, that statement stores nothing and the batch goes the locked way.
+    (SQLite has no such path: every batch takes the database lock.)"""
+    engine = create_engine(Settings(database_url=pg_database_url))
+    await seed(engine)
+    other = create_engine(Settings(database_url=pg_database_url))
+    first, second = AuditWriter(engine, max_rows=8, max_wait_ms=0), AuditWriter(other, max_rows=8, max_wait_ms=0)
+    try:
+        for i in range(3):  # three batches, one after another
+            await asyncio.gather(*(first.write(decision(10 * i + j)) for j in range(4)))
+        assert (first.stats.batches, first.stats.unlocked_batches, first.stats.contended) == (3, 2, 0)
+        await second.write(decision(100))  # the head moves under the first writer
+        await asyncio.gather(*(first.write(decision(200 + j)) for j in range(4)))
+        assert (first.stats.batches, first.stats.unlocked_batches, first.stats.contended) == (4, 2, 1)
+    finally:
+        await first.stop()
+        await second.stop()
+        await other.dispose()
+    try:
+        report = await verify_chain(engine)
+    finally:
+        await engine.dispose()
+    assert report.ok, str(report)
+    assert report.decisions == 3 * 4 + 1 + 4
 
 
 WORKER_SCRIPT = textwrap.dedent(

@@ -25,7 +25,7 @@ async def test_concurrent_writes_share_few_transactions_and_all_land(
     writer = make_writer(max_rows=256, max_wait_ms=20)
     await writer.start()
     rows = [decision(i) for i in range(200)]
-    with CommitCounter(engine) as counter:
+    async with CommitCounter(engine) as counter:
         answered = await asyncio.gather(*(writer.write(row) for row in rows))
     assert answered == rows  # each write answers with its own row
     assert counter.commits <= 5, counter.commits  # typically 1: one transaction for all 200
@@ -41,7 +41,7 @@ async def test_concurrent_writes_share_few_transactions_and_all_land(
 async def test_batches_never_exceed_max_rows(engine: AsyncEngine, make_writer: MakeWriter) -> None:
     writer = make_writer(max_rows=16, max_wait_ms=50)
     await writer.start()
-    with CommitCounter(engine) as counter:
+    async with CommitCounter(engine) as counter:
         await asyncio.gather(*(writer.write(decision(i)) for i in range(100)))
     assert max(writer.stats.batch_sizes) == 16
     assert sum(size * n for size, n in writer.stats.batch_sizes.items()) == 100
@@ -54,7 +54,7 @@ async def test_without_waiting_rows_still_group_behind_a_commit_in_flight(
 ) -> None:
     writer = make_writer(max_rows=256, max_wait_ms=0)
     await writer.start()
-    with CommitCounter(engine) as counter:
+    async with CommitCounter(engine) as counter:
         await asyncio.gather(*(writer.write(decision(i)) for i in range(200)))
     assert counter.commits < 20, counter.commits
     assert await count_decisions(engine) == 200
@@ -94,7 +94,7 @@ async def test_a_failed_commit_fails_every_waiter_of_its_batch_and_stores_nothin
     writer = make_writer(max_rows=100, max_wait_ms=300)
     await writer.start()
     rows = [decision(i) for i in range(10)] + [decision(99, ruleset_sha256="f" * 64)]  # unknown ruleset: FK error
-    with CommitCounter(engine) as counter:
+    async with CommitCounter(engine) as counter:
         results = await asyncio.gather(*(writer.write(row) for row in rows), return_exceptions=True)
     assert counter.commits == 0
     assert all(type(r) is AuditWriteFailed for r in results), results
