@@ -66,20 +66,25 @@ class Activator:
                     activated_at=now,
                     activated_by=by,
                 )
-        self.registry.set_active(compiled)
+            self.registry.set_active(compiled)
         if changed:
             logger.info("ruleset %s (%s) activated by %s", loaded.version, loaded.sha256, by)
         return ActivationResult(compiled, previous, changed, [str(f) for f in findings])
 
     async def sync(self) -> bool:
-        """Adopt the newest activation if this worker runs another ruleset; True if it switched."""
-        async with self.engine.connect() as conn:
-            latest = await ActivationRepository(conn).latest()
-        active = self.registry.active
-        if latest is None or (active is not None and active.sha256 == latest.sha256):
-            return False
-        compiled = await self.registry.for_sha256(latest.sha256)
-        self.registry.set_active(compiled)
+        """Adopt the newest activation if this worker runs another ruleset; True if it switched.
+
+        Under the activation lock: a poll that read the newest activation just before this worker activated a
+        newer one must not switch back to what it read.
+        """
+        async with self._lock:
+            async with self.engine.connect() as conn:
+                latest = await ActivationRepository(conn).latest()
+            active = self.registry.active
+            if latest is None or (active is not None and active.sha256 == latest.sha256):
+                return False
+            compiled = await self.registry.for_sha256(latest.sha256)
+            self.registry.set_active(compiled)
         logger.info("switched to ruleset %s (%s)", compiled.version, compiled.sha256)
         return True
 

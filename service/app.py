@@ -17,7 +17,6 @@ from litestar.openapi.spec import Components, Server, Tag
 
 from service.activation import Activator
 from service.api.auth import access_control_middleware, log_access_mode, security_schemes
-from service.api.context import RequestIdMiddleware
 from service.api.decisions import DecisionController
 from service.api.docs_ui import docs_render_plugins, docs_static_router
 from service.api.health import healthz, readyz
@@ -119,7 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         lifespan=[lifespan],
         # Authentication before the rate limit: requests are counted per caller.
-        middleware=[RequestIdMiddleware(), *access_control_middleware(settings)],
+        middleware=access_control_middleware(settings),
         on_startup=[log_access_mode(settings)],
         plugins=[
             problem_details_plugin(),

@@ -7,35 +7,27 @@ import uuid
 from typing import Any
 
 from litestar import Request
-from litestar.datastructures import MutableScopeHeaders
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Scope
 
 from service.api.auth import Principal
 
-__all__ = ["RequestIdMiddleware", "caller_of", "request_id_of", "require_json"]
+__all__ = ["REQUEST_ID_HEADER", "assign_request_id", "caller_of", "request_id_of", "require_json"]
 
-REQUEST_ID_HEADER = "x-request-id"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_HEADER = b"x-request-id"
+_SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
-class RequestIdMiddleware(ASGIMiddleware):
-    """Takes a well-formed X-Request-ID or makes one, and echoes it on the response."""
+def assign_request_id(scope: Scope) -> bytes:
+    """Take a well-formed X-Request-ID from the request or make one; store it in the scope's state (where
+    ``request_id_of`` finds it) and return it as the response header's value.
 
-    scopes = (ScopeType.HTTP,)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
-            await send(message)
-
-        await next_app(scope, receive, send_with_id)
+    Called by the outermost ASGI layer (``service.observability.plugin.RequestObserver``), which also echoes it on
+    every response: one layer, one wrapped ``send``, for ids, metrics and the access log.
+    """
+    given = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), b"")
+    request_id = given.decode("latin-1") if _SAFE_ID.match(given) else uuid.uuid4().hex
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id.encode("latin-1")
 
 
 def request_id_of(request: Request[Any, Any, Any]) -> str:

@@ -4,8 +4,8 @@
   ``/healthz``, open: no API key (it carries route names, counts, latencies and the active ruleset's version and
   sha256, never callers or profiles; keep it off the public ingress).
 - ``RequestObserver``: the outermost ASGI layer (it wraps Litestar's router, so requests that match no route are
-  seen too). Per request it observes the request counter and latency histogram, writes the one access-log line and,
-  while tracing is on, makes the server span.
+  seen too). Per request it assigns the request id (echoed as ``X-Request-ID``), observes the request counter and
+  latency histogram, writes the one access-log line and, while tracing is on, makes the server span.
 - Logging: replaces Litestar's logging config with one that calls ``configure_logging`` (each worker process builds
   its own application, so each configures its own logging).
 - Live metric sources (audit queue, database pool, active ruleset) are registered for the application's lifetime;
@@ -31,6 +31,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy.pool import QueuePool
 
 from service.api.auth import Principal
+from service.api.context import REQUEST_ID_HEADER, assign_request_id
 from service.observability import metrics, tracing
 from service.observability.logging import ACCESS_LOGGER, LogFormat, configure_logging
 
@@ -79,14 +80,17 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         started = perf_counter()
+        request_id = assign_request_id(scope)
         answer: list[Any] = [500, None]  # status, Location header: a request that sends nothing counts as a 500
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 answer[0] = message["status"]
-                for name, value in message.get("headers") or ():
+                headers = message.get("headers") or ()
+                for name, value in headers:
                     if name.lower() == b"location":
                         answer[1] = value
+                message["headers"] = [*headers, (REQUEST_ID_HEADER, request_id)]
             await send(message)
 
         body: list[bytes] | None = None
