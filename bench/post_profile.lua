@@ -3,6 +3,8 @@
 -- Environment (set by http_bench.py; all optional):
 --   BENCH_BODY          the JSON body (default: the worked example of service/api/openapi_docs.py)
 --   BENCH_MAX_REQUESTS  stop after sending this many requests (0 or unset: run for -d only)
+--   BENCH_VARY          1: every request another profile (peak_rps 150.000, 150.001, ... 249.999, then again), so
+--                       that none is answered from the service's memo of recent profiles
 --
 -- Run it with one thread (-t1): before the threads start, wrk calls request() once on the first thread's Lua
 -- state to check the script (script_verify_request in wrk's source) and sends nothing for it; that call is not
@@ -20,6 +22,9 @@ if body == nil or body == "" then
     .. '"sla": {"p99_latency_ms": 100, "availability": 0.999}, "target_utilization": 0.7}'
 end
 local max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "0") or 0
+local vary = os.getenv("BENCH_VARY") == "1"
+-- The body with its peak_rps value as a format slot (JSON bodies hold no other '%').
+local template = string.gsub(body, '("peak_rps"%s*:%s*)[%d%.eE+-]+', "%1%%.3f", 1)
 
 wrk.method = "POST"
 wrk.body = body
@@ -42,6 +47,9 @@ function request()
   calls = calls + 1
   if max_requests > 0 and calls - 1 >= max_requests then
     wrk.thread:stop() -- this request is still written; the loop ends after it
+  end
+  if vary then
+    return wrk.format(nil, nil, nil, string.format(template, 150 + (calls % 100000) / 1000))
   end
   return prebuilt
 end

@@ -49,7 +49,12 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `advisor serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `advisor serve` binds to.")
     max_body_bytes: int = Field(default=65_536, ge=1024, le=16_777_216, description="Request body limit; 413 above.")
-    db_pool_size: int = Field(default=10, ge=1, le=200, description="Postgres connection pool size per worker.")
+    db_pool_size: int = Field(
+        default=10,
+        ge=2,
+        le=200,
+        description="Postgres connection pool size per worker; one of them is kept by the audit writer.",
+    )
     db_pool_timeout_s: float = Field(default=5.0, gt=0, le=120, description="Wait for a pooled connection, s.")
     db_connect_timeout_s: float = Field(default=5.0, gt=0, le=120, description="Connect timeout, s.")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")

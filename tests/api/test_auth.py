@@ -16,7 +16,7 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 
-from service.api.auth import ADMIN, AUDIT_READ, DECIDE, Keyring, ScopeGuard, hash_key, is_loopback, new_key
+from service.api.auth import ADMIN, AUDIT_READ, DECIDE, REQUIRED_SCOPE, Keyring, hash_key, is_loopback, new_key
 from service.app import create_app
 from service.cli import main
 from service.openapi import render_openapi
@@ -144,7 +144,7 @@ class TestScopes:
         _problem(response, 403, "insufficient-scope")
 
 
-def test_every_api_operation_is_guarded_once_and_listed_in_the_matrix() -> None:
+def test_every_api_operation_declares_its_scope_and_is_listed_in_the_matrix() -> None:
     app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:", api_keys=()))
     found = set()
     for route in app.routes:
@@ -155,9 +155,9 @@ def test_every_api_operation_is_guarded_once_and_listed_in_the_matrix() -> None:
             methods = handler.http_methods - {"OPTIONS", "HEAD"}
             if not methods:
                 continue
-            guards = [g for layer in handler.ownership_layers for g in layer.guards or [] if isinstance(g, ScopeGuard)]
-            assert len(guards) == 1, f"{sorted(methods)} {path}: {guards} (exactly one scope guard per operation)"
-            found |= {(method, path, guards[0].scope) for method in methods}
+            required = handler.opt.get(REQUIRED_SCOPE)  # what ScopeMiddleware reads (layers merged, innermost wins)
+            assert required is not None, f"{sorted(methods)} {path} declares no scope: add opt=require_scope(...)"
+            found |= {(method, path, required) for method in methods}
     assert found == {(m, p, s) for m, p, s, _ in OPERATIONS}, "add new operations to OPERATIONS, with their scope"
 
 
