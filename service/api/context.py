@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from typing import Any
@@ -25,7 +26,7 @@ def assign_request_id(scope: Scope) -> bytes:
     every response: one layer, one wrapped ``send``, for ids, metrics and the access log.
     """
     given = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), b"")
-    request_id = given.decode("latin-1") if _SAFE_ID.match(given) else uuid.uuid4().hex
+    request_id = given.decode("latin-1") if _SAFE_ID.match(given) else os.urandom(16).hex()  # as random as uuid4
     scope.setdefault("state", {})["request_id"] = request_id
     return request_id.encode("latin-1")
 
@@ -54,7 +55,9 @@ async def require_json(request: Request[Any, Any, Any]) -> None:
     """
     from service.api.problems import Problem
 
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    # The raw header list, not request.headers: building that mapping cost more than this whole check.
+    raw = next((v for k, v in request.scope["headers"] if k == b"content-type"), b"")
+    media = raw.decode("latin-1").split(";", 1)[0].strip().lower()
     if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
         raise Problem(
             415,

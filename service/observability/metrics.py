@@ -109,6 +109,7 @@ AUDIT_COMMIT_SECONDS = Histogram(
 # --- the request path -----------------------------------------------------------------------------------------
 
 _request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+_decision_children: dict[tuple[str, str, str], Counter] = {}
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
@@ -123,8 +124,12 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 
 def count_decision(family: str | None, scaling_method: str | None, ruleset_version: str) -> None:
-    """One more decision committed to the audit trail."""
-    DECISIONS.labels(family or "", scaling_method or "", ruleset_version).inc()
+    """One more decision committed to the audit trail (label children cached, as for requests)."""
+    key = (family or "", scaling_method or "", ruleset_version)
+    child = _decision_children.get(key)
+    if child is None:
+        child = _decision_children[key] = DECISIONS.labels(*key)
+    child.inc()
 
 
 class _WriterStats(Protocol):
