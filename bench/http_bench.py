@@ -2,16 +2,17 @@
 
 Run (from the repository root; Postgres on 127.0.0.1:5432, Debian's wrk installed):
 
-    .venv/bin/python bench/http_bench.py                 # ceiling, advisor, floor: ~70 s, prints a table
+    .venv/bin/python bench/http_bench.py                 # ceiling, advisor (x2), floor: ~90 s, prints a table
     .venv/bin/python bench/http_bench.py --workers 2     # the same with two uvicorn workers per server
     .venv/bin/python bench/http_bench.py --memory        # RSS of one advisor worker: start-up vs 100,000 decisions
 
-Three servers, one after another, each started as a subprocess on a free loopback port and stopped afterwards:
+Four servers, one after another, each started as a subprocess on a free loopback port and stopped afterwards:
 
 * ``bare``: ``bench/bare_app.py``, one Litestar endpoint decoding the same ``WorkloadProfile`` body with msgspec,
   under the same server (uvicorn, the flags of ``advisor serve``) and the same worker count: the ceiling.
 * ``advisor``: ``advisor serve`` with the default group-commit audit (``ADVISOR_AUDIT_BATCH_MAX_ROWS`` /
-  ``ADVISOR_AUDIT_BATCH_MAX_WAIT_MS`` unset): the figure that matters.
+  ``ADVISOR_AUDIT_BATCH_MAX_WAIT_MS`` unset), the one body repeated (answered from the memo of recent profiles).
+* ``distinct``: the same, every request another profile (``peak_rps`` varies), so the engine evaluates each one.
 * ``naive``: ``advisor serve`` with ``ADVISOR_AUDIT_BATCH_MAX_ROWS=1`` and ``ADVISOR_AUDIT_BATCH_MAX_WAIT_MS=0``:
   one transaction (one INSERT, one commit) per decision: the floor.
 
@@ -654,7 +655,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=5, help="warm-up seconds per server, discarded (default 5)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per server (default 1)")
-    parser.add_argument("--only", default=",".join(VARIANTS), help="comma-separated subset of: bare,advisor,distinct,naive")
+    parser.add_argument("--only", default=",".join(VARIANTS), help=f"comma-separated subset of: {','.join(VARIANTS)}")
     parser.add_argument("--memory", action="store_true", help="run the RSS check instead of the throughput table")
     parser.add_argument("--memory-requests", type=int, default=100_000, help="decisions for --memory (100000)")
     parser.add_argument("--memory-timeout", type=float, default=300, help="--memory gives up after this, s (300)")
