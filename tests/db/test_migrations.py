@@ -119,3 +119,25 @@ def test_standalone_alembic_finds_no_drift(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "advisor.db")
     asyncio.run(upgrade(url))
     command.check(alembic_config(url))  # raises if tables.py has changes no migration covers
+
+
+async def test_postgres_compresses_stored_json_with_lz4_and_downgrade_restores_the_default(
+    pg_database_url: str,
+) -> None:
+    query = (
+        "SELECT attname::text, attcompression::text FROM pg_attribute "
+        "WHERE attrelid = 'decisions'::regclass AND attname IN ('profile', 'recommendation') ORDER BY attname"
+    )
+    conn = await connect(pg_database_url)
+    try:
+        available = await conn.fetchval(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        )
+        expected = "l" if available else ""  # 'l': lz4; '': the server's default_toast_compression
+        assert [tuple(r) for r in await conn.fetch(query)] == [("profile", expected), ("recommendation", expected)]
+        await downgrade(pg_database_url, "0003")
+        assert [tuple(r) for r in await conn.fetch(query)] == [("profile", ""), ("recommendation", "")]
+        await upgrade(pg_database_url)
+        assert [tuple(r) for r in await conn.fetch(query)] == [("profile", expected), ("recommendation", expected)]
+    finally:
+        await conn.close()
