@@ -378,11 +378,17 @@ class AuditWriter:
             if self._locked_batches_left:
                 self._locked_batches_left -= 1
             else:
-                stored = await self._commit_unlocked(batch, self._head)
-                if stored is not None:
-                    return stored
-                self.stats.contended += 1
-                self._locked_batches_left = LOCKED_BATCHES_AFTER_CONTENTION
+                try:
+                    stored = await self._commit_unlocked(batch, self._head)
+                except AuditUnavailable:
+                    # The kept connection died (a restart, a failover): once more the locked way, on a pooled
+                    # connection the pool pings first. If the database is down, that fails too, as a 503.
+                    logger.info("audit writer: its connection was lost; committing this batch on a new one")
+                else:
+                    if stored is not None:
+                        return stored
+                    self.stats.contended += 1
+                    self._locked_batches_left = LOCKED_BATCHES_AFTER_CONTENTION
         self._head = None
         with translate_unavailable(self.retry_after_s):
             async with write_transaction(self.engine) as conn:
