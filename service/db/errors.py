@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 from sqlalchemy import exc as sa_exc
 
 __all__ = ["is_database_unavailable"]
@@ -34,6 +35,8 @@ def is_database_unavailable(exc: BaseException) -> bool:
 def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.DisconnectionError):
         return True  # TimeoutError is asyncio's too; ConnectionRefusedError etc. are OSErrors
+    if isinstance(exc, asyncpg.InterfaceError):
+        return True  # asyncpg's own "connection is closed" (used directly by the audit writer), as SQLAlchemy's
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return True

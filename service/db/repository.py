@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -316,7 +317,8 @@ class AuditRepository:
         if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
             return sa_exc.IntegrityError(_PG_APPEND_DECISIONS, None, exc)
         if isinstance(exc, asyncpg.InterfaceError) or is_database_unavailable(exc):
-            await self._conn.invalidate(exc)  # a dropped connection must not go back to the pool
+            with contextlib.suppress(Exception):  # it may be gone already; the error to report is ``exc``
+                await self._conn.invalidate(exc)  # a dropped connection must not go back to the pool
             return sa_exc.OperationalError(_PG_APPEND_DECISIONS, None, exc, connection_invalidated=True)
         return sa_exc.DBAPIError(_PG_APPEND_DECISIONS, None, exc)
 
