@@ -10,7 +10,10 @@ loses only rows whose requests were not answered yet. If the commit fails, every
 **Tamper evidence.** Each batch transaction locks the one-row chain head (Postgres ``SELECT ... FOR UPDATE``;
 SQLite's ``BEGIN IMMEDIATE`` takes the database write lock), numbers its rows after the head's ``seq`` and
 chains their hashes (``service.db.chain``), inserts them and moves the head, so writers in any number of processes
-append one after another and the chain never forks. ``verify_chain`` walks it.
+append one after another and the chain never forks. ``verify_chain`` walks it. On Postgres, a batch without
+idempotency keys that follows this writer's own last commit skips the lock: one statement, committed on its own,
+stores the rows only if the head is still where that commit left it (else the batch takes the locked way), so the
+chain cannot fork on that path either.
 
 **Idempotency.** A row may carry an ``IdempotencyKey``; its key row is written in the same transaction as the
 decision. Because the batch holds the chain-head lock while it looks the keys up, the look-up is authoritative:
@@ -402,7 +405,7 @@ class AuditWriter:
         """The common case on Postgres, rows without idempotency keys: one statement, committed on its own, that
         appends after the head this writer's last commit left (``append_decisions_if_head``); None, with nothing
         stored, if another writer moved the head since. One round trip instead of BEGIN, lock, append, COMMIT
-        (and the pool's checkout ping): measured the largest part of the writer's time per batch."""
+        and the pool's checkout ping, which took about two thirds of the writer's CPU time in the profile."""
         rows = [p.row for p in batch]
         self._head = None  # unknown until this commits
         try:
