@@ -418,8 +418,7 @@ class AuditWriter:
             raise
         if chained is None:
             return None
-        last = chained[-1]
-        self._head = ChainHead(seq=last.seq, row_hash=last.row_hash)
+        self._head = chained[-1].head
         self.stats.unlocked_batches += 1
         return list(rows)
 
@@ -494,9 +493,7 @@ class AuditWriter:
                 if p.key is not None
             ]
         )
-        if chained:
-            head = ChainHead(seq=chained[-1].seq, row_hash=chained[-1].row_hash)
-        return answers, head
+        return answers, chained[-1].head if chained else head
 
     async def _purge_forever(self) -> None:
         while True:

@@ -12,10 +12,15 @@ from litestar.types import Scope
 
 from service.api.auth import Principal
 
-__all__ = ["REQUEST_ID_HEADER", "assign_request_id", "caller_of", "request_id_of", "require_json"]
+__all__ = ["REQUEST_ID_HEADER", "assign_request_id", "caller_of", "raw_header", "request_id_of", "require_json"]
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def raw_header(scope: Scope, name: bytes) -> bytes:
+    """The first value of header ``name`` (lower case, as ASGI servers pass names), or b"" if absent."""
+    return next((value for key, value in scope["headers"] if key == name), b"")
 
 
 def assign_request_id(scope: Scope) -> bytes:
@@ -25,7 +30,7 @@ def assign_request_id(scope: Scope) -> bytes:
     Called by the outermost ASGI layer (``service.observability.plugin.RequestObserver``), which also echoes it on
     every response: one layer, one wrapped ``send``, for ids, metrics and the access log.
     """
-    given = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), b"")
+    given = raw_header(scope, REQUEST_ID_HEADER)
     request_id = given.decode("latin-1") if _SAFE_ID.match(given) else os.urandom(16).hex()  # as random as uuid4
     scope.setdefault("state", {})["request_id"] = request_id
     return request_id.encode("latin-1")
@@ -56,8 +61,7 @@ async def require_json(request: Request[Any, Any, Any]) -> None:
     from service.api.problems import Problem
 
     # The raw header list, not request.headers: building that mapping cost more than this whole check.
-    raw = next((v for k, v in request.scope["headers"] if k == b"content-type"), b"")
-    media = raw.decode("latin-1").split(";", 1)[0].strip().lower()
+    media = raw_header(request.scope, b"content-type").decode("latin-1").split(";", 1)[0].strip().lower()
     if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
         raise Problem(
             415,

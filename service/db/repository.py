@@ -59,6 +59,11 @@ class ChainedDecision:
     row_hash: str
     decision: DecisionRow
 
+    @property
+    def head(self) -> ChainHead:
+        """The chain's end once this decision is the last one."""
+        return ChainHead(seq=self.seq, row_hash=self.row_hash)
+
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
@@ -96,23 +101,24 @@ _INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
 _CHAIN_COLUMNS = (decisions.c.seq, decisions.c.prev_hash, decisions.c.row_hash)
 # Postgres array types of the columns asyncpg must not send as text[] (the rest are text or char).
 _PG_ARRAY_TYPES = {"id": "uuid", "created_at": "timestamptz", "instances": "int", "seq": "bigint"}
+_PG_APPEND_COLUMNS = (*_DECISION_FIELDS, "seq", "prev_hash", "row_hash")
 # The rows go in only if the head moves, i.e. only if it still is where their hashes were chained from.
+# Parameters: one array per column, then the new head's seq and hash, then the expected head's seq and hash.
 _PG_APPEND_DECISIONS = (
-    "WITH moved AS (UPDATE audit_chain_head SET seq = ${n1}, row_hash = ${n2} "
-    "WHERE id = {head_id} AND seq = ${n3} AND row_hash = ${n4} RETURNING 1), "
+    "WITH moved AS (UPDATE audit_chain_head SET seq = ${n}, row_hash = ${n1} "
+    "WHERE id = {head_id} AND seq = ${n2} AND row_hash = ${n3} RETURNING 1), "
     "new AS (INSERT INTO decisions ({columns}) SELECT * FROM unnest({arrays}) WHERE EXISTS (SELECT FROM moved) "
     "RETURNING 1) "
     "SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM moved)"
 ).format(
-    columns=", ".join((*_DECISION_FIELDS, "seq", "prev_hash", "row_hash")),
+    columns=", ".join(_PG_APPEND_COLUMNS),
     arrays=", ".join(
-        f"${i}::{_PG_ARRAY_TYPES.get(name, 'text')}[]"
-        for i, name in enumerate((*_DECISION_FIELDS, "seq", "prev_hash", "row_hash"), start=1)
+        f"${i}::{_PG_ARRAY_TYPES.get(name, 'text')}[]" for i, name in enumerate(_PG_APPEND_COLUMNS, start=1)
     ),
-    n1=len(_DECISION_FIELDS) + 4,
-    n2=len(_DECISION_FIELDS) + 5,
-    n3=len(_DECISION_FIELDS) + 6,
-    n4=len(_DECISION_FIELDS) + 7,
+    n=len(_PG_APPEND_COLUMNS) + 1,
+    n1=len(_PG_APPEND_COLUMNS) + 2,
+    n2=len(_PG_APPEND_COLUMNS) + 3,
+    n3=len(_PG_APPEND_COLUMNS) + 4,
     head_id=CHAIN_HEAD_ID,
 )
 _IDEMPOTENCY_FIELDS = tuple(field.name for field in fields(IdempotencyRecord))
@@ -264,7 +270,7 @@ class AuditRepository:
         ]
         result = await self._conn.execute(_INSERT_DECISIONS, params)
         inserted = len(result.all())
-        last = chained[-1]
+        new_head = chained[-1].head
         moved = await self._conn.execute(
             update(audit_chain_head)
             .where(
@@ -272,7 +278,7 @@ class AuditRepository:
                 audit_chain_head.c.seq == head.seq,
                 audit_chain_head.c.row_hash == head.row_hash,
             )
-            .values(seq=last.seq, row_hash=last.row_hash)
+            .values(seq=new_head.seq, row_hash=new_head.row_hash)
         )
         return inserted, moved.rowcount
 
@@ -294,7 +300,7 @@ class AuditRepository:
                 else "append_decisions_if_head runs outside any transaction"
             )
         columns = [[getattr(c.decision, name) for c in chained] for name in _DECISION_FIELDS]
-        last = chained[-1]
+        new_head = chained[-1].head
         try:
             record = await driver.fetchrow(
                 _PG_APPEND_DECISIONS,
@@ -302,8 +308,8 @@ class AuditRepository:
                 [c.seq for c in chained],
                 [c.prev_hash for c in chained],
                 [c.row_hash for c in chained],
-                last.seq,
-                last.row_hash,
+                new_head.seq,
+                new_head.row_hash,
                 head.seq,
                 head.row_hash,
             )
@@ -316,7 +322,7 @@ class AuditRepository:
         (the writer retries on ``IntegrityError`` and answers 503 for an unreachable database)."""
         if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
             return sa_exc.IntegrityError(_PG_APPEND_DECISIONS, None, exc)
-        if isinstance(exc, asyncpg.InterfaceError) or is_database_unavailable(exc):
+        if is_database_unavailable(exc):
             with contextlib.suppress(Exception):  # it may be gone already; the error to report is ``exc``
                 await self._conn.invalidate(exc)  # a dropped connection must not go back to the pool
             return sa_exc.OperationalError(_PG_APPEND_DECISIONS, None, exc, connection_invalidated=True)
