@@ -313,16 +313,22 @@ class AuditRepository:
                 head.seq,
                 head.row_hash,
             )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
             raise await self._as_sqlalchemy_error(exc) from exc
         return int(record[0]), int(record[1])
 
-    async def _as_sqlalchemy_error(self, exc: asyncpg.PostgresError | asyncpg.InterfaceError) -> sa_exc.DBAPIError:
+    async def _as_sqlalchemy_error(
+        self, exc: asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError
+    ) -> sa_exc.DBAPIError:
         """The error SQLAlchemy would have raised for ``exc``, so callers see one family of errors on any path
-        (the writer retries on ``IntegrityError`` and answers 503 for an unreachable database)."""
+        (the writer retries on ``IntegrityError`` and answers 503 for an unreachable database).
+
+        ``InternalClientError`` is asyncpg's protocol out of step with the server, seen when the server terminated
+        the connection while it sat idle: the connection is as good as dropped.
+        """
         if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
             return sa_exc.IntegrityError(_PG_APPEND_DECISIONS, None, exc)
-        if is_database_unavailable(exc):
+        if isinstance(exc, asyncpg.InternalClientError) or is_database_unavailable(exc):
             with contextlib.suppress(Exception):  # it may be gone already; the error to report is ``exc``
                 await self._conn.invalidate(exc)  # a dropped connection must not go back to the pool
             return sa_exc.OperationalError(_PG_APPEND_DECISIONS, None, exc, connection_invalidated=True)

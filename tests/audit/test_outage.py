@@ -10,13 +10,16 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from auditutil import TcpProxy, app_client
+from auditutil import TcpProxy, app_client, decision, seed
 from dbutil import connect
 from profiles import WORKED_EXAMPLE
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
+from service.audit import AuditWriter, verify_chain
+from service.db import create_engine
 from service.db.errors import is_database_unavailable
+from service.settings import Settings
 
 Client = httpx.AsyncClient
 
@@ -132,6 +135,40 @@ async def test_terminated_connections_are_replaced_transparently(pg_database_url
         assert (await post(client)).status_code == 201
         assert (await client.get("/readyz")).status_code == 200
     assert await stored(pg_database_url) == 4
+
+
+async def test_a_kept_connection_out_of_step_with_the_server_is_replaced(
+    pg_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg's protocol can fall out of step when the server ends an idle connection ("cannot switch to state
+    12; another operation is in progress"): the writer's kept connection is then dropped like a lost one and the
+    batch is committed on a fresh connection."""
+    engine = create_engine(Settings(database_url=pg_database_url))
+    await seed(engine)
+    writer = AuditWriter(engine, max_rows=8, max_wait_ms=0)
+    try:
+        for i in range(2):  # the second batch opens the kept connection
+            await writer.write(decision(i))
+        assert writer._direct is not None
+        kept = (await writer._direct.get_raw_connection()).driver_connection
+        fetchrow = asyncpg.Connection.fetchrow
+
+        async def out_of_step(self: asyncpg.Connection, *args: Any, **kwargs: Any) -> Any:
+            if self is kept:
+                raise asyncpg.exceptions.InternalClientError(
+                    "cannot switch to state 12; another operation (2) is in progress"
+                )
+            return await fetchrow(self, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.Connection, "fetchrow", out_of_step)
+        row = decision(2)
+        assert await writer.write(row) == row
+        assert writer.stats.failed_batches == 0
+    finally:
+        await writer.stop()
+        report = await verify_chain(engine)
+        await engine.dispose()
+    assert report.ok and report.decisions == 3, str(report)
 
 
 @pytest.mark.parametrize(
