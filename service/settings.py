@@ -83,11 +83,12 @@ class Settings(BaseSettings):
         default=256, ge=1, le=10_000, description="Group commit: most decisions committed in one transaction."
     )
     audit_batch_max_wait_ms: float = Field(
-        default=2.0,
+        default=0.0,
         ge=0,
         le=1000,
         description="Group commit: longest a decision waits for others to share its transaction, ms (0: commit "
-        "whatever is queued as soon as the writer is free).",
+        "whatever is queued as soon as the writer is free; the rows that queue while a commit is in flight form "
+        "the next batch).",
     )
     idempotency_ttl_s: int = Field(
         default=86_400, ge=1, le=30 * 86_400, description="How long an Idempotency-Key is remembered, s."
