@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Server, Tag
@@ -21,7 +22,7 @@ from service.api.decisions import DecisionController
 from service.api.docs_ui import docs_render_plugins, docs_static_router
 from service.api.health import healthz, readyz
 from service.api.problems import problem_details_plugin, unexpected_error_handler
-from service.api.recommendations import RecommendationController
+from service.api.recommendations import DECISIONS_STATE_KEY, RecommendationController
 from service.api.rulesets import RulesetController
 from service.audit import AuditReader, AuditWriter
 from service.db.engine import create_engine
@@ -110,12 +111,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={
             "registry": Provide(lambda: registry, sync_to_thread=False),
             "reader": Provide(lambda: reader, sync_to_thread=False),
-            "decisions": Provide(lambda: decisions, sync_to_thread=False),
             "replayer": Provide(lambda: replayer, sync_to_thread=False),
             "activator": Provide(lambda: activator, sync_to_thread=False),
             "rules_dir": Provide(lambda: settings.rules_dir, sync_to_thread=False),
             "impact": Provide(lambda: impact, sync_to_thread=False),
         },
+        # The decision service is read from the state by POST /v1/recommendations, the hot path, instead of being
+        # injected: Litestar's dependency resolution cost about 3 % of that route's CPU time.
+        state=State({DECISIONS_STATE_KEY: decisions}),
         lifespan=[lifespan],
         # Authentication before the rate limit: requests are counted per caller.
         middleware=access_control_middleware(settings),

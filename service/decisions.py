@@ -86,8 +86,10 @@ class DecisionService:
             original = await self.writer.recall(claim)
             if original is not None:
                 return _answer(original, replayed=True)
-        with translate_unavailable(self.writer.retry_after_s):
-            ruleset = await self.registry.for_version(ruleset_version)
+        ruleset = self.registry.active_for(ruleset_version)
+        if ruleset is None:  # a pinned earlier version: looked up in the database
+            with translate_unavailable(self.writer.retry_after_s):
+                ruleset = await self.registry.for_version(ruleset_version)
         decision_id = uuid.UUID(bytes=uuid_utils.uuid7().bytes)
         with tracing.span(tracing.EVALUATE, decision_id):
             recommendation = self.memo.get(profile, ruleset)

@@ -37,6 +37,13 @@ class RulesetRegistry:
         self._remember(compiled)
         self.active = compiled
 
+    def active_for(self, version: str | None) -> CompiledRuleset | None:
+        """The active ruleset if it answers for ``version`` (None: whichever is active), without any I/O."""
+        active = self.active
+        if active is not None and (version is None or version == active.version):
+            return active
+        return None
+
     async def for_version(self, version: str | None) -> CompiledRuleset:
         """The active ruleset, or the newest stored one labelled ``version``."""
         active = self.active

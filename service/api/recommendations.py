@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body, HeaderParameter, QueryParameter
@@ -14,12 +13,15 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from service.api.auth import DECIDE, require_scope, security_for
 from service.api.context import caller_of, request_id_of, require_json
+from service.api.encoded import EncodedJSONResponse
 from service.api.openapi_docs import WORKED_EXAMPLE, ProblemDetails, error_responses
 from service.api.schemas import RecommendationResponse
 from service.contract import WorkloadProfile
 from service.decisions import DecisionService
 
-__all__ = ["RecommendationController"]
+__all__ = ["DECISIONS_STATE_KEY", "RecommendationController"]
+
+DECISIONS_STATE_KEY = "decisions"  # the app state's DecisionService (service.app)
 
 # Idempotency-Key: 1-255 printable ASCII characters, not starting or ending with a space.
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
@@ -60,7 +62,6 @@ class RecommendationController(Controller):
                 examples=[Example(summary="The study guide's worked example", value=WORKED_EXAMPLE)],
             ),
         ],
-        decisions: NamedDependency[DecisionService],
         ruleset_version: Annotated[
             str | None,
             QueryParameter(
@@ -82,7 +83,8 @@ class RecommendationController(Controller):
                 "configured period (default 24 h). 1-255 printable ASCII characters.",
             ),
         ] = None,
-    ) -> Response[RecommendationResponse]:
+    ) -> EncodedJSONResponse[RecommendationResponse]:
+        decisions: DecisionService = request.app.state[DECISIONS_STATE_KEY]
         decided = await decisions.decide(
             data,
             await request.body(),
@@ -91,10 +93,9 @@ class RecommendationController(Controller):
             request_id=request_id_of(request),
             idempotency_key=idempotency_key,
         )
-        return Response(
-            content=decided.body,  # type: ignore[arg-type]  # pre-encoded: the exact bytes that were audited
+        return EncodedJSONResponse(
+            decided.body,  # the exact bytes that were audited
             status_code=HTTP_201_CREATED,
-            media_type="application/json",
             headers={"Location": f"/v1/decisions/{decided.decision_id}"}
             | ({"Idempotent-Replayed": "true"} if decided.replayed else {}),
         )
