@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from service.db import current_revision, downgrade, head_revision, is_up_to_date, metadata, upgrade
 from service.db.engine import create_single_use_engine
 from service.db.migrate import MIGRATION_LOCK_KEY, alembic_config
+from service.db.repository import _PG_APPEND_COLUMNS
 
 TABLES = {"alembic_version", "rulesets", "decisions", "ruleset_activations", "audit_chain_head", "idempotency_keys"}
 
@@ -139,5 +140,24 @@ async def test_postgres_compresses_stored_json_with_lz4_and_downgrade_restores_t
         assert [tuple(r) for r in await conn.fetch(query)] == [("profile", ""), ("recommendation", "")]
         await upgrade(pg_database_url)
         assert [tuple(r) for r in await conn.fetch(query)] == [("profile", expected), ("recommendation", expected)]
+    finally:
+        await conn.close()
+
+
+async def test_postgres_append_row_type_matches_what_the_writer_sends_and_downgrade_drops_it(
+    pg_database_url: str,
+) -> None:
+    """The audit writer sends each decision as a tuple in the order of ``_PG_APPEND_COLUMNS``; the type must agree."""
+    query = (
+        "SELECT attname::text FROM pg_attribute WHERE attrelid = "
+        "(SELECT typrelid FROM pg_type WHERE typname = 'decision_append_row') AND attnum > 0 ORDER BY attnum"
+    )
+    conn = await connect(pg_database_url)
+    try:
+        assert tuple(r[0] for r in await conn.fetch(query)) == _PG_APPEND_COLUMNS
+        await downgrade(pg_database_url, "0004")
+        assert await conn.fetch(query) == []
+        await upgrade(pg_database_url)
+        assert tuple(r[0] for r in await conn.fetch(query)) == _PG_APPEND_COLUMNS
     finally:
         await conn.close()
