@@ -54,6 +54,13 @@ class TestCreate:
         head = json.dumps({"decision_id": str(decision_id), "created_at": body["created_at"]}, separators=(",", ":"))
         assert response.content.decode() == head[:-1] + "," + recommendation[1:]
 
+    async def test_the_answer_declares_its_type_and_exact_length(self, client: Client) -> None:
+        response = await _post(client, WORKED_EXAMPLE)
+        assert response.status_code == 201
+        assert response.headers["content-type"] == "application/json"
+        assert int(response.headers["content-length"]) == len(response.content)
+        assert "transfer-encoding" not in response.headers
+
     async def test_concurrent_posts_each_get_exactly_one_matching_row(self, client: Client) -> None:
         n = 40
         bodies = []
@@ -130,6 +137,25 @@ class TestRejections:
         )
         assert response.status_code == 415
         assert await _count(client) == 0
+
+    @pytest.mark.parametrize(
+        ("content_type", "status"),
+        [
+            ("application/json", 201),
+            ("application/json; charset=utf-8", 201),
+            ("Application/JSON", 201),
+            ("application/vnd.advisor+json", 201),
+            ("application/jsonx", 415),
+            ("text/json", 415),
+            ("", 415),
+        ],
+    )
+    async def test_only_json_media_types_are_accepted(self, client: Client, content_type: str, status: int) -> None:
+        response = await client.post(
+            "/v1/recommendations", content=json.dumps(WORKED_EXAMPLE), headers={"content-type": content_type}
+        )
+        assert response.status_code == status, response.text
+        assert await _count(client) == (1 if status == 201 else 0)
 
     async def test_oversized_body_is_413(self, client: Client) -> None:
         body = copy.deepcopy(WORKED_EXAMPLE)
