@@ -78,6 +78,7 @@ class Settings(BaseSettings):
         "first; about 8 KiB each). Every request is still audited. 0: evaluate every request.",
     )
 
+    # worker process
     gc_gen0_threshold: int = Field(
         default=20_000,
         ge=0,
