@@ -84,8 +84,8 @@ class Settings(BaseSettings):
         ge=0,
         le=10_000_000,
         description="Allocations (less deallocations) between the garbage collector's youngest-generation passes in "
-        "a worker (Python's default: 700). A request allocates many short-lived objects; fewer passes measured "
-        "about 10 % more requests/s under load. 0: leave Python's default.",
+        "a worker, set for the process while the app serves (CPython 3.11's default: 700). A request allocates many "
+        "short-lived objects; fewer passes measured about 10 % more requests/s under load. 0: leave it as it is.",
     )
 
     # audit writer

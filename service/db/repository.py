@@ -101,7 +101,8 @@ _SUMMARY_COLUMNS = tuple(rulesets.c[field.name] for field in fields(RulesetSumma
 _INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
 _CHAIN_COLUMNS = (decisions.c.seq, decisions.c.prev_hash, decisions.c.row_hash)
 _PG_APPEND_COLUMNS = (*_DECISION_FIELDS, "seq", "prev_hash", "row_hash")
-# One row of a batch as sent to Postgres: the attributes of the type decision_append_row (migration 0005), in order.
+# A decision's stored fields, in order: the first attributes of the type decision_append_row (migration 0005); the
+# chain's seq, prev_hash and row_hash follow (_append_postgres).
 _pg_append_values = operator.attrgetter(*_DECISION_FIELDS)
 # The rows go in only if the head moves, i.e. only if it still is where their hashes were chained from.
 # Parameters: the rows as one decision_append_row[], then the new head's seq and hash, then the expected head's.
@@ -293,6 +294,7 @@ class AuditRepository:
                 if in_transaction
                 else "append_decisions_if_head runs outside any transaction"
             )
+        # Tuples, not lists: asyncpg sends a tuple as a record of the composite type, a list as a nested array.
         rows = [(*_pg_append_values(c.decision), c.seq, c.prev_hash, c.row_hash) for c in chained]
         new_head = chained[-1].head
         try:

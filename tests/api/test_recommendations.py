@@ -59,7 +59,6 @@ class TestCreate:
         assert response.status_code == 201
         assert response.headers["content-type"] == "application/json"
         assert int(response.headers["content-length"]) == len(response.content)
-        assert "transfer-encoding" not in response.headers
 
     async def test_concurrent_posts_each_get_exactly_one_matching_row(self, client: Client) -> None:
         n = 40

@@ -148,16 +148,26 @@ async def test_postgres_append_row_type_matches_what_the_writer_sends_and_downgr
     pg_database_url: str,
 ) -> None:
     """The audit writer sends each decision as a tuple in the order of ``_PG_APPEND_COLUMNS``; the type must agree."""
-    query = (
-        "SELECT attname::text FROM pg_attribute WHERE attrelid = "
+    attributes = (
+        "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
         "(SELECT typrelid FROM pg_type WHERE typname = 'decision_append_row') AND attnum > 0 ORDER BY attnum"
+    )
+    # Each attribute must take the column's values without loss: the same type, or text for the string columns.
+    columns = (
+        "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = 'decisions'::regclass AND attnum > 0 AND NOT attisdropped"
     )
     conn = await connect(pg_database_url)
     try:
-        assert tuple(r[0] for r in await conn.fetch(query)) == _PG_APPEND_COLUMNS
+        column_types = {row[0]: row[1] for row in await conn.fetch(columns)}
+        found = [tuple(r) for r in await conn.fetch(attributes)]
+        assert tuple(name for name, _ in found) == _PG_APPEND_COLUMNS
+        for name, type_ in found:
+            expected = column_types[name]
+            assert type_ == expected or (type_ == "text" and expected.startswith(("character", "text"))), name
         await downgrade(pg_database_url, "0004")
-        assert await conn.fetch(query) == []
+        assert await conn.fetch(attributes) == []
         await upgrade(pg_database_url)
-        assert tuple(r[0] for r in await conn.fetch(query)) == _PG_APPEND_COLUMNS
+        assert [tuple(r) for r in await conn.fetch(attributes)] == found
     finally:
         await conn.close()
