@@ -26,6 +26,7 @@ from service.api.recommendations import DECISIONS_STATE_KEY, RecommendationContr
 from service.api.rulesets import RulesetController
 from service.audit import AuditReader, AuditWriter
 from service.db.engine import create_engine
+from service.db.migrate import missing_revisions
 from service.decisions import DecisionService
 from service.engine.memo import RecommendationMemo
 from service.impact import ImpactRunner
@@ -76,6 +77,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        # A release may need its migrations (0005: the audit writer's row type): refuse to start without them, so a
+        # rollout that ran ahead of `advisor db upgrade` stalls with the old pods serving instead of failing requests.
+        if missing := await missing_revisions(settings.database_url):
+            raise RuntimeError(
+                f"the database lacks this release's migrations {', '.join(missing)}: run `advisor db upgrade` first"
+            )
         # Activation fails loudly: a ruleset that does not validate must never serve.
         if settings.activate_on_start:
             result = await activator.activate(load_ruleset(settings.rules_dir), by=f"startup:{socket.gethostname()}")

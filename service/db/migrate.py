@@ -31,6 +31,7 @@ __all__ = [
     "downgrade",
     "head_revision",
     "is_up_to_date",
+    "missing_revisions",
     "upgrade",
 ]
 
@@ -100,6 +101,24 @@ async def is_up_to_date(database_url: str) -> bool:
     """Whether the database is at the newest revision of this code."""
     expected = set(ScriptDirectory.from_config(alembic_config()).get_heads())
     return await _current_heads(database_url) == expected
+
+
+async def missing_revisions(database_url: str) -> list[str]:
+    """This code's migrations the database has not had, oldest first.
+
+    Empty when the database is at this code's head, or at a revision this code does not know: a newer release
+    migrated it, and a release must run on the schema of the next one (deploy/README.md), so that is no reason to
+    refuse. An empty database lacks them all.
+    """
+    script = ScriptDirectory.from_config(alembic_config())
+    current = await _current_heads(database_url)
+    if len(current) > 1:
+        raise RuntimeError(f"database has several alembic heads: {sorted(current)}")
+    lower = next(iter(current), "base")
+    known = {revision.revision for revision in script.walk_revisions()}
+    if lower != "base" and lower not in known:
+        return []
+    return [revision.revision for revision in script.iterate_revisions("heads", lower)][::-1]
 
 
 async def _current_heads(database_url: str) -> set[str]:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from service.db import current_revision, downgrade, head_revision, is_up_to_date, metadata, upgrade
 from service.db.engine import create_single_use_engine
-from service.db.migrate import MIGRATION_LOCK_KEY, alembic_config
+from service.db.migrate import MIGRATION_LOCK_KEY, alembic_config, missing_revisions
 from service.db.repository import _PG_APPEND_COLUMNS
 
 TABLES = {"alembic_version", "rulesets", "decisions", "ruleset_activations", "audit_chain_head", "idempotency_keys"}
@@ -171,3 +171,12 @@ async def test_postgres_append_row_type_matches_what_the_writer_sends_and_downgr
         assert [tuple(r) for r in await conn.fetch(attributes)] == found
     finally:
         await conn.close()
+
+
+async def test_missing_revisions_lists_what_the_database_lacks_oldest_first(blank_database_url: str) -> None:
+    everything = await missing_revisions(blank_database_url)
+    assert everything[0] == "0001" and everything[-1] == head_revision()
+    await upgrade(blank_database_url, "0003")
+    assert await missing_revisions(blank_database_url) == everything[3:]
+    await upgrade(blank_database_url)
+    assert await missing_revisions(blank_database_url) == []
