@@ -107,7 +107,7 @@ class DecisionService:
             scaling_method=recommendation.scaling_method,
             instances=recommendation.instances,
             profile=profile_json.decode("utf-8"),
-            recommendation=recommendation_json.decode("utf-8"),
+            recommendation=recommendation.text,
         )
         with tracing.span(tracing.AUDIT_COMMIT, decision_id):
             answering = await self.writer.write(row, idempotency=claim)

@@ -70,15 +70,35 @@ def chain_hash(seq: int, prev_hash: str, row: DecisionRow) -> str:
         row.scaling_method,
         row.instances,
         row.profile,
-        row.recommendation,
     ]
-    return hashlib.sha256(_encode(fields)).hexdigest()
+    # The same bytes as encoding the array with the recommendation as its last element: compact JSON joins an
+    # array's elements with "," between "[" and "]".
+    encoded = b"".join((_encode(fields)[:-1], b",", _encoded_recommendation(row.recommendation), b"]"))
+    return hashlib.sha256(encoded).hexdigest()
+
+
+# The JSON string encodings of the last few recommendations hashed, by identity: a profile answered from the memo
+# (service.engine.memo) brings the same str object every time, and escaping its ~7 KB took ~6 µs a row. Measured
+# (one row hashed, ~7.3 KB recommendation): 16 µs before; 11 µs for a text seen again, 17-18 µs for a new one.
+# Each entry holds its text, so an id can never be reused while it is here.
+_RECENT_RECOMMENDATIONS = 8
+_recent_recommendations: list[tuple[str, bytes]] = []
+
+
+def _encoded_recommendation(text: str) -> bytes:
+    for seen, encoded in _recent_recommendations:
+        if seen is text:
+            return encoded
+    encoded = _encode(text)
+    _recent_recommendations.insert(0, (text, encoded))
+    del _recent_recommendations[_RECENT_RECOMMENDATIONS:]
+    return encoded
 
 
 _msgspec_encode = msgspec.json.Encoder().encode
 
 
-def _encode(fields: list[str | int | None]) -> bytes:
+def _encode(fields: list[str | int | None] | str) -> bytes:
     """Compact JSON, non-ASCII kept: msgspec writes the same bytes as ``json.dumps(ensure_ascii=False,
     separators=(",", ":"))`` for these fields (a property test holds it to that) several times faster, except that
     it refuses lone surrogates, which the stdlib encoder passes through."""

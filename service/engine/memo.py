@@ -22,11 +22,17 @@ _encoder = msgspec.json.Encoder()
 
 
 class EncodedRecommendation(msgspec.Struct, frozen=True, gc=False):
-    json: bytes
+    # The JSON as text: what the audit row stores, and one str object per entry, which the audit chain's hash
+    # recognises when a profile comes again (service.db.chain); ``json`` makes its bytes when asked.
+    text: str
     family: str
     instance_type: str
     scaling_method: str
     instances: int
+
+    @property
+    def json(self) -> bytes:
+        return self.text.encode("utf-8")
 
 
 class RecommendationMemo:
@@ -47,7 +53,7 @@ class RecommendationMemo:
         self.misses += 1
         rec: Recommendation = evaluate(profile, ruleset)
         entry = EncodedRecommendation(
-            json=_encoder.encode(rec),
+            text=_encoder.encode(rec).decode("utf-8"),
             family=rec.instance.family,
             instance_type=rec.instance.instance_type,
             scaling_method=rec.scaling.method,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -155,6 +156,51 @@ def test_the_fast_encoding_writes_the_frozen_bytes(fields: list[str | int | None
     """The chain's encoder is msgspec; the format was defined by the stdlib's json, lone surrogates included."""
     frozen = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     assert chain_encode(fields) == frozen.encode("utf-8", "surrogatepass")
+
+
+def _frozen_hash(seq: int, prev_hash: str, row: DecisionRow) -> str:
+    """The row hash as the format defines it: SHA-256 of the stdlib's compact JSON of the whole array."""
+    fields = [
+        "advisor-audit-chain/1",
+        seq,
+        prev_hash,
+        str(row.id),
+        row.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        row.ruleset_sha256,
+        row.ruleset_version,
+        row.caller,
+        row.request_id,
+        row.family,
+        row.instance_type,
+        row.scaling_method,
+        row.instances,
+        row.profile,
+        row.recommendation,
+    ]
+    frozen = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(frozen.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@settings(max_examples=300)
+@given(
+    seq=st.integers(min_value=1, max_value=2**62),
+    profile=st.text(),
+    recommendation=st.text(),
+    scaling_method=st.one_of(st.none(), st.text()),
+)
+def test_chain_hash_is_the_frozen_hash_also_for_a_recommendation_seen_before(
+    seq: int, profile: str, recommendation: str, scaling_method: str | None
+) -> None:
+    """The recommendation's encoding is remembered by identity (a memo hit brings the same str object): hashing
+    the same object again, an equal copy, or another text after it must give the format's hash every time."""
+    row = decision(0, profile=profile, recommendation=recommendation, scaling_method=scaling_method)
+    expected = _frozen_hash(seq, "f" * 64, row)
+    assert chain_hash(seq, "f" * 64, row) == expected
+    assert chain_hash(seq, "f" * 64, row) == expected  # remembered
+    equal_copy = dataclasses.replace(row, recommendation="".join(list(recommendation)))
+    assert chain_hash(seq, "f" * 64, equal_copy) == expected
+    other = dataclasses.replace(row, recommendation=recommendation + "x")
+    assert chain_hash(seq, "f" * 64, other) == _frozen_hash(seq, "f" * 64, other)
 
 
 @settings(max_examples=500)
