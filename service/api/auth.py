@@ -25,6 +25,7 @@ loopback address.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -155,6 +156,11 @@ def _presented_keys(headers: Iterable[tuple[bytes, bytes]]) -> tuple[list[bytes]
     return keys, other_scheme
 
 
+@functools.lru_cache(maxsize=64)  # loopback clients only, so few hosts; a Principal is immutable
+def _local_principal(host: str) -> Principal:
+    return Principal(caller=f"local@{host}", scopes=ALL_SCOPES)
+
+
 class AuthenticationMiddleware(ASGIMiddleware):
     """Resolves the request's credentials into ``scope["user"]`` (a Principal or None) and ``scope["auth"]``."""
 
@@ -166,7 +172,7 @@ class AuthenticationMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         if self.keyring.local_mode:
             client = scope.get("client")
-            scope["user"] = Principal(caller=f"local@{client[0] if client else 'unknown'}", scopes=ALL_SCOPES)
+            scope["user"] = _local_principal(client[0] if client else "unknown")
             scope["auth"] = LOCAL
         else:
             keys, other_scheme = _presented_keys(scope["headers"])

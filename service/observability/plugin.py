@@ -82,21 +82,24 @@ class RequestObserver:
         started = perf_counter()
         request_id = assign_request_id(scope)
         answer: list[Any] = [500, None]  # status, Location header: a request that sends nothing counts as a 500
+        tracer = tracing.current_tracer()
+        # The Location header only names the decision in the span and the access log line.
+        wants_location = tracer is not None or access_log.isEnabledFor(logging.INFO)
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 answer[0] = message["status"]
                 headers = message.get("headers") or ()
-                for name, value in headers:
-                    if name.lower() == b"location":
-                        answer[1] = value
+                if wants_location:
+                    for name, value in headers:
+                        if name.lower() == b"location":
+                            answer[1] = value
                 message["headers"] = [*headers, (REQUEST_ID_HEADER, request_id)]
             await send(message)
 
         body: list[bytes] | None = None
         if access_log.isEnabledFor(logging.DEBUG):
             receive, body = _capturing(receive)
-        tracer = tracing.current_tracer()
         if tracer is None:
             try:
                 await self.app(scope, receive, observed_send)
@@ -145,6 +148,9 @@ def _observe(
     method = _method(scope)
     route: str = scope.get("path_template") or UNMATCHED_ROUTE  # set by Litestar's router once a route matched
     metrics.observe_request(method, route, status, seconds)
+    logged = access_log.isEnabledFor(logging.INFO)
+    if span is None and not logged:
+        return
     decision_id = _decision_id(scope, location)
     request_id = scope.get("state", {}).get("request_id")
     if span is not None:
@@ -158,7 +164,7 @@ def _observe(
             span.set_attribute(tracing.DECISION_ID, decision_id)
         if status >= 500:
             span.set_status(Status(StatusCode.ERROR))
-    if not access_log.isEnabledFor(logging.INFO):
+    if not logged:
         return
     user = scope.get("user")
     client = scope.get("client")
