@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.db.activations import ActivationRepository, ActivationRow
 from service.db.repository import AuditRepository
 from service.engine import CompiledRuleset, compile_ruleset
+from service.observability.outages import OutageReport
 from service.registry import RulesetRegistry
 from service.rulebook.lint import lint_ruleset
 from service.rulebook.loader import LoadedRuleset, RuleFileError, RulesetInvalid
@@ -39,6 +40,8 @@ class ActivationResult:
 class Activator:
     def __init__(self, engine: AsyncEngine, registry: RulesetRegistry, *, poll_interval_s: float = 1.0) -> None:
         self.engine, self.registry, self.poll_interval_s = engine, registry, poll_interval_s
+        # Polls fail every interval while the database is away: one traceback, then a summary now and then.
+        self.poll_outage = OutageReport(logger, "ruleset poll failing, still serving the current ruleset", "poll(s)")
         self._lock = asyncio.Lock()
 
     async def activate(self, loaded: LoadedRuleset, *, by: str) -> ActivationResult:
@@ -98,5 +101,7 @@ class Activator:
             await asyncio.sleep(self.poll_interval_s)
             try:
                 await self.sync()
-            except Exception:
-                logger.warning("ruleset poll failed; still serving the current ruleset", exc_info=True)
+            except Exception as exc:
+                self.poll_outage.failed(exc)
+            else:
+                self.poll_outage.succeeded()

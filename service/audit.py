@@ -53,6 +53,7 @@ from service.db.repository import (
     RulesetSummary,
 )
 from service.observability import metrics
+from service.observability.outages import OutageReport
 from service.settings import Settings
 
 __all__ = [
@@ -200,6 +201,8 @@ class AuditWriter:
         self._head: ChainHead | None = None
         self._direct: AsyncConnection | None = None
         self._locked_batches_left = 0  # after a contended attempt: commit this many batches the locked way
+        # An unreachable database fails batch after batch: one traceback, then a summary every few seconds.
+        self.outage = OutageReport(logger, "audit writer", "decision(s) answered 503")
 
     @classmethod
     def from_settings(cls, engine: AsyncEngine, settings: Settings) -> AuditWriter:
@@ -363,6 +366,7 @@ class AuditWriter:
             self._fail_batch(batch, exc)
             return
 
+        self.outage.succeeded()
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         self.stats.batch_sizes[len(batch)] += 1
@@ -433,16 +437,19 @@ class AuditWriter:
 
     def _fail_batch(self, batch: list[_Pending], exc: Exception) -> None:
         self.stats.failed_batches += 1
-        logger.warning("audit batch of %d decision(s) failed: %s", len(batch), exc, exc_info=exc)
+        if not isinstance(exc, AuditUnavailable):
+            logger.warning("audit batch of %d decision(s) failed: %s", len(batch), exc, exc_info=exc)
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_exception(_per_waiter(exc, len(batch)))
-        if isinstance(exc, AuditUnavailable) and self._queue:
-            # Fail fast: the rows that queued up while this batch waited on an unreachable database (up to the
-            # connect timeout) would only wait as long again, batch after batch. They get the 503 now; rows that
-            # arrive from here on get a fresh attempt.
+        if isinstance(exc, AuditUnavailable):
             queued = len(self._queue)
-            self._fail_queued(lambda: _per_waiter(exc, queued))
+            if queued:
+                # Fail fast: the rows that queued up while this batch waited on an unreachable database (up to the
+                # connect timeout) would only wait as long again, batch after batch. They get the 503 now; rows
+                # that arrive from here on get a fresh attempt.
+                self._fail_queued(lambda: _per_waiter(exc, queued))
+            self.outage.failed(exc, len(batch) + queued)
 
     async def _store(
         self, repo: AuditRepository, batch: list[_Pending], now: datetime

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import os
 import socket
 import subprocess
@@ -19,8 +20,11 @@ from click.testing import CliRunner
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 
+from service.activation import Activator
 from service.app import create_app
 from service.cli import main
+from service.db import create_engine
+from service.registry import RulesetRegistry
 from service.rulebook.loader import load_ruleset
 from service.settings import Settings
 
@@ -177,3 +181,34 @@ def test_two_worker_processes_follow_an_activation(pg_database_url: str, tmp_pat
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+async def test_a_failing_poll_logs_one_traceback_then_that_it_works_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = create_engine(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    activator = Activator(engine, RulesetRegistry(engine), poll_interval_s=0.001)
+    outcomes = [ConnectionRefusedError("refused")] * 5 + [None]
+    done = asyncio.Event()
+
+    async def sync(self: Activator) -> bool:
+        outcome = outcomes.pop(0) if outcomes else None
+        if not outcomes:
+            done.set()
+        if outcome is not None:
+            raise outcome
+        return False
+
+    monkeypatch.setattr(Activator, "sync", sync)
+    caplog.set_level(logging.WARNING, "service.activation")
+    poller = asyncio.create_task(activator.poll_forever())
+    try:
+        await asyncio.wait_for(done.wait(), 5)
+        await asyncio.sleep(0.05)
+    finally:
+        poller.cancel()
+        await engine.dispose()
+    records = [r for r in caplog.records if r.name == "service.activation"]
+    assert [r.exc_info is not None for r in records] == [True, False], [r.getMessage() for r in records]
+    assert records[0].getMessage().startswith("ruleset poll failing, still serving the current ruleset: refused (1 ")
+    assert records[1].getMessage().endswith(" (5 poll(s) in all)")

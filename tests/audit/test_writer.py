@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 
@@ -217,6 +218,58 @@ async def test_an_outage_fails_the_rows_queued_behind_it_at_once(
     assert time.monotonic() - started < 1  # one wait, not one per batch of 4
     monkeypatch.undo()
     assert await writer.write(row := decision(99)) == row  # the next arrival is tried again
+
+
+async def test_an_outage_logs_one_traceback_and_its_end_not_a_traceback_per_batch(
+    engine: AsyncEngine, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = AuditWriter._commit_once
+    reachable = False
+
+    async def unreachable_until_told(self: AuditWriter, batch: list[object]) -> object:
+        if not reachable:
+            raise AuditUnavailable("the audit database is unavailable (ConnectionRefusedError)", retry_after_s=2)
+        return await real(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AuditWriter, "_commit_once", unreachable_until_told)
+    caplog.set_level(logging.WARNING, "service.audit")
+    writer = make_writer(max_rows=1, max_wait_ms=0)
+    for i in range(20):
+        with pytest.raises(AuditUnavailable):
+            await writer.write(decision(i))
+    reachable = True
+    assert await writer.write(row := decision(99)) == row
+
+    records = [r for r in caplog.records if r.name == "service.audit"]
+    assert [r.exc_info is not None for r in records] == [True, False], [r.getMessage() for r in records]
+    assert (
+        records[0]
+        .getMessage()
+        .startswith(
+            "audit writer: the audit database is unavailable (ConnectionRefusedError) (1 decision(s) answered 503)"
+        )
+    )
+    assert records[1].getMessage().startswith("audit writer: working again after ")
+    assert records[1].getMessage().endswith(" (20 decision(s) answered 503 in all)")
+    assert writer.stats.failed_batches == 20
+
+
+async def test_a_failure_other_than_an_outage_is_logged_every_time_with_its_traceback(
+    engine: AsyncEngine, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(self: AuditWriter, batch: list[object]) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(AuditWriter, "_commit_once", broken)
+    caplog.set_level(logging.WARNING, "service.audit")
+    writer = make_writer(max_rows=1, max_wait_ms=0)
+    for i in range(3):
+        with pytest.raises(AuditWriteFailed):
+            await writer.write(decision(i))
+    records = [r for r in caplog.records if r.name == "service.audit"]
+    assert [(r.getMessage(), r.exc_info is not None) for r in records] == [
+        ("audit batch of 1 decision(s) failed: a bug", True)
+    ] * 3
 
 
 async def test_if_the_flusher_dies_no_request_waits_forever(
