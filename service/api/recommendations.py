@@ -8,11 +8,12 @@ from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import Body, HeaderParameter, QueryParameter
+from litestar.params import Body
 from litestar.status_codes import HTTP_201_CREATED
 
 from service.api.auth import DECIDE, require_scope, security_for
 from service.api.context import caller_of, request_id_of, require_json
+from service.api.decision_options import DecisionOptionsOperation, decision_options
 from service.api.encoded import EncodedJSONResponse
 from service.api.openapi_docs import WORKED_EXAMPLE, ProblemDetails, error_responses
 from service.api.schemas import RecommendationResponse
@@ -23,8 +24,6 @@ __all__ = ["DECISIONS_STATE_KEY", "RecommendationController"]
 
 DECISIONS_STATE_KEY = "decisions"  # the app state's DecisionService (service.app)
 
-# Idempotency-Key: 1-255 printable ASCII characters, not starting or ending with a space.
-IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
 _IDEMPOTENCY_CONFLICT = ResponseSpec(
     data_container=ProblemDetails,
     description="The Idempotency-Key was already used by this caller with a different request.",
@@ -50,6 +49,7 @@ class RecommendationController(Controller):
         status_code=HTTP_201_CREATED,
         before_request=require_json,
         response_description="The recommendation, with the id of its audit record.",
+        operation_class=DecisionOptionsOperation,
         responses={**error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503), 409: _IDEMPOTENCY_CONFLICT},
     )
     async def create(
@@ -62,36 +62,16 @@ class RecommendationController(Controller):
                 examples=[Example(summary="The study guide's worked example", value=WORKED_EXAMPLE)],
             ),
         ],
-        ruleset_version: Annotated[
-            str | None,
-            QueryParameter(
-                max_length=64,
-                description="Evaluate with this stored ruleset version instead of the active one.",
-            ),
-        ] = None,
-        idempotency_key: Annotated[
-            str | None,
-            HeaderParameter(
-                name="Idempotency-Key",
-                required=False,
-                min_length=1,
-                max_length=255,
-                pattern=IDEMPOTENCY_KEY_PATTERN,
-                description="Makes retries safe: a repeat with the same key and the same request (body and "
-                "`ruleset_version`) answers the original decision, byte for byte, without storing a new one; the "
-                "same key with a different request is a 409. Keys are scoped by caller and remembered for a "
-                "configured period (default 24 h). 1-255 printable ASCII characters.",
-            ),
-        ] = None,
     ) -> EncodedJSONResponse[RecommendationResponse]:
+        options = decision_options(request)  # ruleset_version and Idempotency-Key (see decision_options.py)
         decisions: DecisionService = request.app.state[DECISIONS_STATE_KEY]
         decided = await decisions.decide(
             data,
             await request.body(),
-            ruleset_version=ruleset_version,
+            ruleset_version=options.ruleset_version,
             caller=caller_of(request),
             request_id=request_id_of(request),
-            idempotency_key=idempotency_key,
+            idempotency_key=options.idempotency_key,
         )
         return EncodedJSONResponse(
             decided.body,  # the exact bytes that were audited
