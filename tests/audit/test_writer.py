@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -220,6 +221,18 @@ async def test_an_outage_fails_the_rows_queued_behind_it_at_once(
     assert await writer.write(row := decision(99)) == row  # the next arrival is tried again
 
 
+async def _write_failing(
+    make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch, commit_once: Any, count: int, raises: type[Exception]
+) -> AuditWriter:
+    """A writer committing one row a batch through ``commit_once``: ``count`` writes, each raising ``raises``."""
+    monkeypatch.setattr(AuditWriter, "_commit_once", commit_once)
+    writer = make_writer(max_rows=1, max_wait_ms=0)
+    for i in range(count):
+        with pytest.raises(raises):
+            await writer.write(decision(i))
+    return writer
+
+
 async def test_an_outage_logs_one_traceback_and_its_end_not_a_traceback_per_batch(
     engine: AsyncEngine, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -231,26 +244,19 @@ async def test_an_outage_logs_one_traceback_and_its_end_not_a_traceback_per_batc
             raise AuditUnavailable("the audit database is unavailable (ConnectionRefusedError)", retry_after_s=2)
         return await real(self, batch)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(AuditWriter, "_commit_once", unreachable_until_told)
     caplog.set_level(logging.WARNING, "service.audit")
-    writer = make_writer(max_rows=1, max_wait_ms=0)
-    for i in range(20):
-        with pytest.raises(AuditUnavailable):
-            await writer.write(decision(i))
+    writer = await _write_failing(make_writer, monkeypatch, unreachable_until_told, 20, AuditUnavailable)
     reachable = True
     assert await writer.write(row := decision(99)) == row
 
     records = [r for r in caplog.records if r.name == "service.audit"]
     assert [r.exc_info is not None for r in records] == [True, False], [r.getMessage() for r in records]
-    assert (
-        records[0]
-        .getMessage()
-        .startswith(
-            "audit writer: the audit database is unavailable (ConnectionRefusedError) (1 decision(s) answered 503)"
-        )
+    started, ended = (r.getMessage() for r in records)
+    assert started.startswith(
+        "audit writer: the audit database is unavailable (ConnectionRefusedError) (1 decision(s) answered 503)"
     )
-    assert records[1].getMessage().startswith("audit writer: working again after ")
-    assert records[1].getMessage().endswith(" (20 decision(s) answered 503 in all)")
+    assert ended.startswith("audit writer: working again after ")
+    assert ended.endswith(" (20 decision(s) answered 503 in all)")
     assert writer.stats.failed_batches == 20
 
 
@@ -260,12 +266,8 @@ async def test_a_failure_other_than_an_outage_is_logged_every_time_with_its_trac
     async def broken(self: AuditWriter, batch: list[object]) -> object:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(AuditWriter, "_commit_once", broken)
     caplog.set_level(logging.WARNING, "service.audit")
-    writer = make_writer(max_rows=1, max_wait_ms=0)
-    for i in range(3):
-        with pytest.raises(AuditWriteFailed):
-            await writer.write(decision(i))
+    await _write_failing(make_writer, monkeypatch, broken, 3, AuditWriteFailed)
     records = [r for r in caplog.records if r.name == "service.audit"]
     assert [(r.getMessage(), r.exc_info is not None) for r in records] == [
         ("audit batch of 1 decision(s) failed: a bug", True)
