@@ -9,8 +9,8 @@ import pytest
 from profiles import WORKED_EXAMPLE
 from sqlalchemy import text
 
-from service.db import current_revision, downgrade
 from service.db.engine import create_single_use_engine
+from service.db.migrate import current_revision, downgrade
 
 
 async def test_the_collector_threshold_is_set_while_serving_and_restored_after(make_client: Any) -> None:

@@ -13,8 +13,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.audit import AuditWriter, verify_chain
-from service.db import AuditRepository, DecisionRow, create_engine, downgrade, upgrade
-from service.db.migrate import alembic_config
+from service.db import AuditRepository, DecisionRow, create_engine
+from service.db.migrate import alembic_config, downgrade, upgrade
 from service.settings import Settings
 
 CHAIN_REVISION = "0003"

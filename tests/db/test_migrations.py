@@ -13,9 +13,18 @@ from dbutil import connect, sqlite_url
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from service.db import current_revision, downgrade, head_revision, is_up_to_date, metadata, upgrade
+from service.db import metadata
 from service.db.engine import create_single_use_engine
-from service.db.migrate import MIGRATION_LOCK_KEY, alembic_config, missing_revisions
+from service.db.migrate import (
+    MIGRATION_LOCK_KEY,
+    alembic_config,
+    current_revision,
+    downgrade,
+    head_revision,
+    is_up_to_date,
+    missing_revisions,
+    upgrade,
+)
 from service.db.repository import _PG_APPEND_COLUMNS
 
 TABLES = {"alembic_version", "rulesets", "decisions", "ruleset_activations", "audit_chain_head", "idempotency_keys"}
