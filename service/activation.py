@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.activations import ActivationRepository, ActivationRow
+from service.db.errors import is_database_unavailable
 from service.db.repository import AuditRepository
 from service.engine import CompiledRuleset, compile_ruleset
 from service.observability.outages import OutageReport
@@ -41,7 +42,7 @@ class Activator:
     def __init__(self, engine: AsyncEngine, registry: RulesetRegistry, *, poll_interval_s: float = 1.0) -> None:
         self.engine, self.registry, self.poll_interval_s = engine, registry, poll_interval_s
         # Polls fail every interval while the database is away: one traceback, then a summary now and then.
-        self.poll_outage = OutageReport(logger, "ruleset poll failing, still serving the current ruleset", "poll(s)")
+        self.poll_outage = OutageReport(logger, "ruleset poll (the current ruleset keeps serving)", "failed poll(s)")
         self._lock = asyncio.Lock()
 
     async def activate(self, loaded: LoadedRuleset, *, by: str) -> ActivationResult:
@@ -97,11 +98,17 @@ class Activator:
 
     async def poll_forever(self) -> None:
         """Follow activations made elsewhere; a failing poll keeps the current ruleset serving."""
-        while True:
-            await asyncio.sleep(self.poll_interval_s)
-            try:
-                await self.sync()
-            except Exception as exc:
-                self.poll_outage.failed(exc)
-            else:
-                self.poll_outage.succeeded()
+        try:
+            while True:
+                await asyncio.sleep(self.poll_interval_s)
+                try:
+                    await self.sync()
+                except Exception as exc:
+                    if is_database_unavailable(exc):
+                        self.poll_outage.failed(exc)
+                    else:  # not the database being away: every time, with its traceback
+                        logger.warning("ruleset poll failed; still serving the current ruleset", exc_info=True)
+                else:
+                    self.poll_outage.succeeded()
+        finally:
+            self.poll_outage.close()

@@ -240,6 +240,7 @@ class AuditWriter:
         await self._drop_direct()
         # Should the flusher have died, nobody may wait forever.
         self._fail_queued(lambda: AuditUnavailable("the service is shutting down", retry_after_s=self.retry_after_s))
+        self.outage.close()
 
     @property
     def queued(self) -> int:
@@ -439,17 +440,19 @@ class AuditWriter:
         self.stats.failed_batches += 1
         if not isinstance(exc, AuditUnavailable):
             logger.warning("audit batch of %d decision(s) failed: %s", len(batch), exc, exc_info=exc)
+        answered = 0  # requests still waiting (a cancelled one gets no answer)
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_exception(_per_waiter(exc, len(batch)))
+                answered += 1
         if isinstance(exc, AuditUnavailable):
             queued = len(self._queue)
             if queued:
                 # Fail fast: the rows that queued up while this batch waited on an unreachable database (up to the
                 # connect timeout) would only wait as long again, batch after batch. They get the 503 now; rows
                 # that arrive from here on get a fresh attempt.
-                self._fail_queued(lambda: _per_waiter(exc, queued))
-            self.outage.failed(exc, len(batch) + queued)
+                answered += self._fail_queued(lambda: _per_waiter(exc, queued))
+            self.outage.failed(exc, answered)
 
     async def _store(
         self, repo: AuditRepository, batch: list[_Pending], now: datetime
@@ -516,11 +519,15 @@ class AuditWriter:
                 if purged:
                     logger.info("purged %d expired idempotency key(s)", purged)
 
-    def _fail_queued(self, make: Callable[[], AuditWriteFailed]) -> None:
+    def _fail_queued(self, make: Callable[[], AuditWriteFailed]) -> int:
+        """Fail every queued row's request; how many were still waiting."""
+        failed = 0
         while self._queue:
             pending = self._queue.popleft()
             if not pending.future.done():
                 pending.future.set_exception(make())
+                failed += 1
+        return failed
 
 
 def _per_waiter(exc: Exception, batch_size: int) -> AuditWriteFailed:

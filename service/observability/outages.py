@@ -6,10 +6,13 @@ Under load a database outage fails the same way hundreds of times a second: a 6-
 
 * the first failure: a warning with its traceback (what went wrong, where);
 * while failures go on: at most one summary warning per ``interval_s`` with the count since the last line;
-* the first success after failures: one warning saying it works again, after how long and how many failed.
+* once a success comes ``interval_s`` or more after the last failure: one warning that it works again, with how long
+  it failed (first to last failure) and how many failed. Failures that come and go within ``interval_s`` (a flapping
+  pool, an overloaded server) stay one outage: one traceback, then summaries, not a traceback per failure;
+* ``close()`` (at shutdown) sums up an outage still open.
 
-Metrics still count every failure (``advisor_audit_commit_duration_seconds{outcome="failed"}``). Not thread-safe:
-one event loop reports.
+Metrics still count every failure (``advisor_audit_commit_duration_seconds{outcome="failed"}``). Each process
+reports its own failures. Not thread-safe: one event loop reports.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ class OutageReport:
     ) -> None:
         self.logger, self.subject, self.items = logger, subject, items
         self.interval_s, self.clock = interval_s, clock
-        self._started: float | None = None  # when the current outage began; None while things work
+        self._started: float | None = None  # first failure of the open outage; None while things work
+        self._last_failed = 0.0
         self._reported_at = 0.0
         self._total = 0  # items failed in this outage
         self._unreported = 0  # of which not yet in a log line
@@ -53,6 +57,7 @@ class OutageReport:
     def failed(self, exc: BaseException, count: int = 1) -> None:
         now = self.clock()
         self._total += count
+        self._last_failed = now
         if self._started is None:
             self._started = self._reported_at = now
             self.logger.warning(
@@ -78,14 +83,29 @@ class OutageReport:
             self._reported_at, self._unreported = now, 0
 
     def succeeded(self) -> None:
+        if self._started is None or self.clock() - self._last_failed < self.interval_s:
+            return
+        self.logger.warning(
+            "%s: working again, after failing for %.1f s (%d %s in all)",
+            self.subject,
+            self._last_failed - self._started,
+            self._total,
+            self.items,
+        )
+        self._started, self._total, self._unreported = None, 0, 0
+
+    def close(self) -> None:
+        """At shutdown: one line for an outage still open, with what no line has counted yet."""
         if self._started is None:
             return
         self.logger.warning(
-            "%s: working again after %.1f s (%d %s in all)",
+            "%s: shutting down with failures %.1f s ago (failing for %.1f s; %d %s in all, %d since the last report)",
             self.subject,
-            self.clock() - self._started,
+            self.clock() - self._last_failed,
+            self._last_failed - self._started,
             self._total,
             self.items,
+            self._unreported,
         )
         self._started, self._total, self._unreported = None, 0, 0
 

@@ -71,6 +71,17 @@ async def test_invalid_options_are_422_with_every_error_and_store_nothing(
     assert history["items"] == []
 
 
+async def test_with_an_invalid_body_too_the_body_is_reported_first(client: Client) -> None:
+    """Litestar listed both when the options were handler parameters; now the options are checked once the body
+    decodes, so the client learns of them on its retry."""
+    body = json.loads(BODY)
+    body["traffic"]["peak_rps"] = -1
+    response = await client.post(
+        "/v1/recommendations", json=body, headers={IDEMPOTENCY_KEY_HEADER: ""}, params={"ruleset_version": "v" * 65}
+    )
+    assert [(key, source) for key, source, _ in _errors(response)] == [("traffic.peak_rps", "body")]
+
+
 async def test_valid_options_are_used(client: Client) -> None:
     active = (await _post(client)).json()["ruleset"]["version"]
     longest = "v" * RULESET_VERSION_MAX_LENGTH  # at the limit: valid, and unknown

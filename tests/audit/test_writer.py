@@ -196,10 +196,12 @@ def test_settings_configure_the_writer() -> None:
 
 
 async def test_an_outage_fails_the_rows_queued_behind_it_at_once(
-    engine: AsyncEngine, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """While a batch waits for an unreachable database, later rows don't queue for their own wait: they get the
-    same 503 as soon as that batch fails; rows arriving after that are tried afresh."""
+    same 503 as soon as that batch fails; rows arriving after that are tried afresh. The log counts the requests
+    answered, not those cancelled meanwhile."""
+    caplog.set_level(logging.WARNING, "service.audit")
     attempts: list[int] = []
 
     async def hang_then_fail(self: AuditWriter, batch: list[object]) -> object:
@@ -213,9 +215,16 @@ async def test_an_outage_fails_the_rows_queued_behind_it_at_once(
     first = [asyncio.create_task(writer.write(decision(i))) for i in range(4)]
     await asyncio.sleep(0.05)
     behind = [asyncio.create_task(writer.write(decision(i))) for i in range(10, 30)]
+    await asyncio.sleep(0.05)
+    gone = [first.pop(), behind.pop()]  # their clients went away while the batch hung
+    for task in gone:
+        task.cancel()
     results = await asyncio.gather(*first, *behind, return_exceptions=True)
     assert all(isinstance(r, AuditUnavailable) and r.retry_after_s == 3 for r in results), results
+    assert all(task.cancelled() for task in gone)
     assert attempts == [4]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "service.audit"]
+    assert "(22 decision(s) answered 503)" in line, line  # 3 of the batch, 19 queued
     assert time.monotonic() - started < 1  # one wait, not one per batch of 4
     monkeypatch.undo()
     assert await writer.write(row := decision(99)) == row  # the next arrival is tried again
@@ -247,7 +256,9 @@ async def test_an_outage_logs_one_traceback_and_its_end_not_a_traceback_per_batc
     caplog.set_level(logging.WARNING, "service.audit")
     writer = await _write_failing(make_writer, monkeypatch, unreachable_until_told, 20, AuditUnavailable)
     reachable = True
-    assert await writer.write(row := decision(99)) == row
+    assert await writer.write(row := decision(99)) == row  # too soon after the failures to call it over
+    writer.outage.clock = lambda: time.monotonic() + 60  # a minute later
+    assert await writer.write(row := decision(100)) == row
 
     records = [r for r in caplog.records if r.name == "service.audit"]
     assert [r.exc_info is not None for r in records] == [True, False], [r.getMessage() for r in records]
@@ -255,7 +266,7 @@ async def test_an_outage_logs_one_traceback_and_its_end_not_a_traceback_per_batc
     assert started.startswith(
         "audit writer: the audit database is unavailable (ConnectionRefusedError) (1 decision(s) answered 503)"
     )
-    assert ended.startswith("audit writer: working again after ")
+    assert ended.startswith("audit writer: working again, after failing for ")
     assert ended.endswith(" (20 decision(s) answered 503 in all)")
     assert writer.stats.failed_batches == 20
 
