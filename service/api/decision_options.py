@@ -8,7 +8,8 @@ a scan of the raw header list and a look at the query string; read this way the 
 interleaved pairs of 8 s runs: 5,208 -> 5,460 req/s on average). A present one is checked by msgspec against the same
 constraints, and a violation raises the ``ValidationException`` Litestar raises for its own parameters (the same
 422 problem, the same ``errors``); the OpenAPI operation documents both with the same schema
-(``DecisionOptionsOperation``), and ``tests/api/test_decision_options.py`` holds the two to each other. One
+(``RecommendationOperation`` in ``service/api/recommendations.py``), and ``tests/api/test_decision_options.py``
+holds the two to each other. One
 difference: Litestar checked the body and these parameters together, so a request with an invalid body and an
 invalid parameter listed both; the handler runs only once the body is valid, so such a request lists the body's
 errors, and the parameter's come on the retry.
@@ -23,14 +24,14 @@ import msgspec
 from litestar import Request
 from litestar.datastructures import URL
 from litestar.exceptions import ValidationException
-from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
+from litestar.openapi.spec import OpenAPIType, Parameter, Schema
 
 __all__ = [
+    "DECISION_OPTION_PARAMETERS",
     "IDEMPOTENCY_KEY_HEADER",
     "IDEMPOTENCY_KEY_PATTERN",
     "RULESET_VERSION_MAX_LENGTH",
     "DecisionOptions",
-    "DecisionOptionsOperation",
     "decision_options",
 ]
 
@@ -129,11 +130,3 @@ DECISION_OPTION_PARAMETERS = (
         required=False,
     ),
 )
-
-
-@dataclass
-class DecisionOptionsOperation(Operation):
-    """The operation as Litestar builds it, plus the two parameters ``decision_options`` reads."""
-
-    def __post_init__(self) -> None:
-        self.parameters = [*(self.parameters or []), *DECISION_OPTION_PARAMETERS]

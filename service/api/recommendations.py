@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 
 from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example
-from litestar.params import Body
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
 from litestar.status_codes import HTTP_201_CREATED
 
 from service.api.auth import DECIDE, require_scope, security_for
 from service.api.context import caller_of, request_id_of, require_json
-from service.api.decision_options import DecisionOptionsOperation, decision_options
+from service.api.decision_options import DECISION_OPTION_PARAMETERS, decision_options
 from service.api.encoded import EncodedJSONResponse
 from service.api.openapi_docs import WORKED_EXAMPLE, ProblemDetails, error_responses
+from service.api.profile_body import read_profile
 from service.api.schemas import RecommendationResponse
-from service.contract import WorkloadProfile
 from service.decisions import DecisionService
 
 __all__ = ["DECISIONS_STATE_KEY", "RecommendationController"]
@@ -30,6 +30,30 @@ _IDEMPOTENCY_CONFLICT = ResponseSpec(
     media_type="application/problem+json",
     generate_examples=False,
 )
+
+
+# What the handler reads itself, documented as Litestar documented its ``data`` and parameters before.
+_PROFILE_BODY = RequestBody(
+    content={
+        "application/json": OpenAPIMediaType(
+            schema=Schema(
+                all_of=[Reference(ref="#/components/schemas/WorkloadProfile")],
+                examples=[WORKED_EXAMPLE],
+                title="WorkloadProfile",
+            )
+        )
+    },
+    required=True,
+)
+
+
+@dataclass
+class RecommendationOperation(Operation):
+    """The operation as Litestar builds it, plus the body and the parameters the handler reads itself."""
+
+    def __post_init__(self) -> None:
+        self.request_body = _PROFILE_BODY
+        self.parameters = [*(self.parameters or []), *DECISION_OPTION_PARAMETERS]
 
 
 class RecommendationController(Controller):
@@ -49,25 +73,19 @@ class RecommendationController(Controller):
         status_code=HTTP_201_CREATED,
         before_request=require_json,
         response_description="The recommendation, with the id of its audit record.",
-        operation_class=DecisionOptionsOperation,
+        operation_class=RecommendationOperation,
         responses={**error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503), 409: _IDEMPOTENCY_CONFLICT},
     )
     async def create(
         self,
         request: Request[Any, Any, State],
-        data: Annotated[
-            WorkloadProfile,
-            Body(
-                title="WorkloadProfile",
-                examples=[Example(summary="The study guide's worked example", value=WORKED_EXAMPLE)],
-            ),
-        ],
     ) -> EncodedJSONResponse[RecommendationResponse]:
+        profile, body = await read_profile(request)  # the body (see profile_body.py), then the options
         options = decision_options(request)  # ruleset_version and Idempotency-Key (see decision_options.py)
         decisions: DecisionService = request.app.state[DECISIONS_STATE_KEY]
         decided = await decisions.decide(
-            data,
-            await request.body(),
+            profile,
+            body,
             ruleset_version=options.ruleset_version,
             caller=caller_of(request),
             request_id=request_id_of(request),
