@@ -3,9 +3,9 @@ parameter.
 
 With a ``data`` parameter Litestar decodes the body to Python builtins, builds a model of the handler's parameters
 for every request and converts the builtins into the Struct through it. Decoding straight into the Struct with one
-msgspec conversion is the same check (``strict=False``, Litestar's own conversion setting) at a fraction of the
-cost: the endpoint served ~18 % more requests/s (four interleaved pairs of 8 s runs: 5,364 -> 6,338 req/s on
-average, measured with a one-step decode; the two steps below cost a few µs more).
+msgspec conversion is the same check (``strict=False``, Litestar's own conversion setting) for less: in interleaved
+pairs of 8 s runs, the endpoint served 4 % more requests/s than with the ``data`` argument (eight pairs, 5,807 ->
+6,037 req/s on average; an earlier four pairs with a one-step typed decode, always run second, showed 18 %).
 
 Errors are raised as Litestar raised them, so the answers do not change: malformed JSON is a 400 with msgspec's
 message; a profile that does not fit the schema is a ``ValidationException`` (422) whose error names the field
