@@ -2,16 +2,17 @@
 parameter.
 
 With a ``data`` parameter Litestar decodes the body to Python builtins, builds a model of the handler's parameters
-for every request and converts the builtins into the Struct through it. Decoding straight into the Struct with one
-msgspec conversion is the same check (``strict=False``, Litestar's own conversion setting) for less: in interleaved
-pairs of 8 s runs, the endpoint served 4 % more requests/s than with the ``data`` argument (eight pairs, 5,807 ->
-6,037 req/s on average; an earlier four pairs with a one-step typed decode, always run second, showed 18 %).
+for every request and converts the builtins into the Struct through it. Decoding to builtins and converting them
+with msgspec here, without that model, is the same check (``strict=False``, Litestar's own conversion setting) for
+less: in interleaved pairs of 8 s runs, the endpoint served 4 % more requests/s than with the ``data`` argument
+(eight pairs, 5,807 -> 6,037 req/s on average; an earlier four pairs with a one-step typed decode, always run
+second, showed 18 %).
 
 Errors are raised as Litestar raised them, so the answers do not change: malformed JSON is a 400 with msgspec's
 message; a profile that does not fit the schema is a ``ValidationException`` (422) whose error names the field
 path (``traffic.peak_rps``, or ``data`` for the whole body) with ``source`` ``body``; an empty body is the 422
 Litestar gave for a missing ``data``. ``tests/api/test_profile_body.py`` holds these to what Litestar answered. The
-OpenAPI operation documents the body as before (``service/api/decision_options.py``).
+OpenAPI operation documents the body as before (``RecommendationOperation`` in ``service/api/recommendations.py``).
 """
 
 from __future__ import annotations
