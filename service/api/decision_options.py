@@ -22,9 +22,9 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request
-from litestar.datastructures import URL
-from litestar.exceptions import ValidationException
 from litestar.openapi.spec import OpenAPIType, Parameter, Schema
+
+from service.api.validation import field_error, validation_failed
 
 __all__ = [
     "DECISION_OPTION_PARAMETERS",
@@ -88,8 +88,7 @@ def decision_options(request: Request[Any, Any, Any]) -> DecisionOptions:
             key = _checked(value.decode("latin-1"), _IdempotencyKey, "idempotency_key", "header", errors)
             break
     if errors:
-        path = URL.from_components(path=request.url.path, query=request.url.query)  # as Litestar words it
-        raise ValidationException(detail=f"Validation failed for {request.method} {path}", extra=errors)
+        raise validation_failed(request, errors)
     if version is None and key is None:
         return NO_OPTIONS
     return DecisionOptions(version, key)
@@ -99,7 +98,7 @@ def _checked(value: str, kind: Any, key: str, source: str, errors: list[dict[str
     try:
         return msgspec.convert(value, kind)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
-        errors.append({"message": str(exc).split(" - ", maxsplit=1)[0], "key": key, "source": source})
+        errors.append(field_error(exc, key, source))
         return None
 
 

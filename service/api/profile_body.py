@@ -22,9 +22,9 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.datastructures import URL
-from litestar.exceptions import ClientException, ValidationException
+from litestar.exceptions import ClientException
 
+from service.api.validation import field_error, validation_failed
 from service.contract import WorkloadProfile
 
 __all__ = ["read_profile"]
@@ -40,7 +40,7 @@ async def read_profile(request: Request[Any, Any, Any]) -> tuple[WorkloadProfile
     """The decoded profile and the body exactly as received (what the audit row stores)."""
     body = await request.body()  # Litestar enforces request_max_body_size here (413)
     if not body:
-        raise _invalid(request, "'data'", "data")  # what Litestar said for an empty body
+        raise validation_failed(request, [field_error("'data'", "data", "body")])  # Litestar's words for no body
     try:
         value = _decode(body)
     except msgspec.DecodeError as exc:  # not JSON
@@ -48,14 +48,5 @@ async def read_profile(request: Request[Any, Any, Any]) -> tuple[WorkloadProfile
     try:
         return msgspec.convert(value, WorkloadProfile, strict=False, str_keys=True), body
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        where = _PATH.search(text)
-        raise _invalid(request, text.split(" - ", maxsplit=1)[0], where.group(1) if where else "data") from exc
-
-
-def _invalid(request: Request[Any, Any, Any], message: str, key: str) -> ValidationException:
-    path = URL.from_components(path=request.url.path, query=request.url.query)
-    return ValidationException(
-        detail=f"Validation failed for {request.method} {path}",
-        extra=[{"message": message, "key": key, "source": "body"}],
-    )
+        where = _PATH.search(str(exc))
+        raise validation_failed(request, [field_error(exc, where.group(1) if where else "data", "body")]) from exc
