@@ -438,21 +438,21 @@ class AuditWriter:
 
     def _fail_batch(self, batch: list[_Pending], exc: Exception) -> None:
         self.stats.failed_batches += 1
-        if not isinstance(exc, AuditUnavailable):
-            logger.warning("audit batch of %d decision(s) failed: %s", len(batch), exc, exc_info=exc)
         answered = 0  # requests still waiting (a cancelled one gets no answer)
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_exception(_per_waiter(exc, len(batch)))
                 answered += 1
-        if isinstance(exc, AuditUnavailable):
-            queued = len(self._queue)
-            if queued:
-                # Fail fast: the rows that queued up while this batch waited on an unreachable database (up to the
-                # connect timeout) would only wait as long again, batch after batch. They get the 503 now; rows
-                # that arrive from here on get a fresh attempt.
-                answered += self._fail_queued(lambda: _per_waiter(exc, queued))
-            self.outage.failed(exc, answered)
+        if not isinstance(exc, AuditUnavailable):
+            logger.warning("audit batch of %d decision(s) failed: %s", len(batch), exc, exc_info=exc)
+            return
+        queued = len(self._queue)
+        if queued:
+            # Fail fast: the rows that queued up while this batch waited on an unreachable database (up to the
+            # connect timeout) would only wait as long again, batch after batch. They get the 503 now; rows that
+            # arrive from here on get a fresh attempt.
+            answered += self._fail_queued(lambda: _per_waiter(exc, queued))
+        self.outage.failed(exc, answered)
 
     async def _store(
         self, repo: AuditRepository, batch: list[_Pending], now: datetime
