@@ -22,17 +22,14 @@ _encoder = msgspec.json.Encoder()
 
 
 class EncodedRecommendation(msgspec.Struct, frozen=True, gc=False):
-    # The JSON as text: what the audit row stores, and one str object per entry, which the audit chain's hash
-    # recognises when a profile comes again (service.db.chain); ``json`` makes its bytes when asked.
+    # The JSON twice: as bytes for the answer, and as text for the audit row, one str object per entry, which the
+    # audit chain's hash recognises when a profile comes again (service.db.chain).
+    json: bytes
     text: str
     family: str
     instance_type: str
     scaling_method: str
     instances: int
-
-    @property
-    def json(self) -> bytes:
-        return self.text.encode("utf-8")
 
 
 class RecommendationMemo:
@@ -52,8 +49,10 @@ class RecommendationMemo:
             return entry
         self.misses += 1
         rec: Recommendation = evaluate(profile, ruleset)
+        encoded = _encoder.encode(rec)
         entry = EncodedRecommendation(
-            text=_encoder.encode(rec).decode("utf-8"),
+            json=encoded,
+            text=encoded.decode("utf-8"),
             family=rec.instance.family,
             instance_type=rec.instance.instance_type,
             scaling_method=rec.scaling.method,

@@ -10,8 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from litestar import Litestar, Request, post
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
+
+from service.api.profile_body import _read_body
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 JSON = {"content-type": "application/json"}
@@ -99,3 +102,87 @@ async def test_the_stored_profile_is_the_body_as_received(client: Client) -> Non
     assert created.status_code == 201, created.text
     stored = await client.get(f"/v1/decisions/{created.json()['decision_id']}")
     assert stored.json()["profile"] == json.loads(content)
+
+
+# --- reading the bytes: what Litestar's Request.body() did, checked on raw ASGI messages ---------------------------
+
+_LIMIT = 100
+
+
+@post("/echo", status_code=200, request_max_body_size=_LIMIT)
+async def _echo(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    body = await _read_body(request)
+    return {"body": body.decode(), "again": (await request.body()).decode()}
+
+
+_ECHO_APP = Litestar(route_handlers=[_echo], debug=False)
+
+
+async def _call(messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]]) -> tuple[int, Any]:
+    """POST /echo on the raw ASGI app, fed ``messages``; the status and the decoded JSON answer."""
+    incoming = list(messages)
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return incoming.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope: Any = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/echo",
+        "raw_path": b"/echo",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    await _ECHO_APP(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body)
+
+
+def _chunks(*parts: bytes) -> list[dict[str, Any]]:
+    return [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]
+
+
+async def test_chunks_are_joined_and_left_for_request_body() -> None:
+    status, answer = await _call(_chunks(b'{"a":', b"", b" 1}"), [])
+    assert (status, answer) == (200, {"body": '{"a": 1}', "again": '{"a": 1}'})
+
+
+async def test_a_body_at_the_limit_is_read() -> None:
+    status, answer = await _call(_chunks(b"x" * 60, b"y" * 40), [(b"content-length", b"100")])
+    assert (status, answer["body"]) == (200, "x" * 60 + "y" * 40)
+
+
+@pytest.mark.parametrize(
+    ("messages", "headers"),
+    [
+        (_chunks(b"x"), [(b"content-length", b"101")]),  # announced: refused before anything is read
+        (_chunks(b"x" * 60, b"y" * 41), []),  # no Content-Length (chunked): counted as it arrives
+        (_chunks(b"x" * 60, b"y" * 41), [(b"content-length", b"10")]),  # more than announced: counted too
+    ],
+    ids=["announced", "streamed", "longer-than-announced"],
+)
+async def test_over_the_limit_is_413(messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]]) -> None:
+    status, problem = await _call(messages, headers)
+    assert status == 413, problem
+
+
+async def test_an_unreadable_content_length_is_400_in_litestars_words() -> None:
+    status, problem = await _call(_chunks(b"{}"), [(b"content-length", b"ten")])
+    assert status == 400
+    assert problem["detail"] == "Invalid content-length: 'ten'"
+
+
+async def test_a_client_that_disconnects_midway_is_a_500_as_in_litestar() -> None:
+    status, _ = await _call([*_chunks(b"x", b"y")[:1], {"type": "http.disconnect"}], [])
+    assert status == 500
