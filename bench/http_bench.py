@@ -312,6 +312,25 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes used so far (``/proc/<pid>/stat``)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+_COMMITTED = re.compile(r'^advisor_audit_commit_duration_seconds_(sum|count)\{outcome="committed"\} (\S+)$', re.M)
+
+
+def audit_commit_totals(port: int) -> tuple[float, float]:
+    """Seconds spent in committed audit batches and their number, from the advisor's /metrics (all workers)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        found = dict(_COMMITTED.findall(response.read().decode()))
+    return float(found.get("sum", 0)), float(found.get("count", 0))
+
+
 def stop_server(server: Server) -> None:
     """SIGTERM (uvicorn shuts down gracefully: the audit writer commits what is queued), then SIGKILL its group."""
     proc = server.proc
@@ -496,8 +515,17 @@ def run_variant(
             print(f"   warm-up {args.warmup:g} s: {warm['requests_per_s']:.0f} req/s (discarded)", flush=True)
         rows_before = settled_count(dsn) if dsn else 0
         commits_before = audit_transactions(dsn) if dsn else 0
+        busy_before = audit_commit_totals(server.port) if dsn else (0.0, 0.0)
+        cpu_before, started = cpu_seconds(server.worker_pids), time.monotonic()
         result = run_wrk(load, server.port, args.duration, vary=name == "distinct")
+        cpu_used, elapsed = cpu_seconds(server.worker_pids) - cpu_before, time.monotonic() - started
         rss_end = {pid: rss_kib(pid) for pid in server.worker_pids}
+        # What bounded the run: a worker busy near 100 % was CPU-bound; a writer whose commit is in flight near
+        # 100 % of the time was bound by the database's commit latency (throughput = rows per commit / latency).
+        result["worker_cpu"] = {
+            "busy": round(cpu_used / (elapsed * args.workers), 3),
+            "us_per_request": round(cpu_used * 1e6 / max(result["requests"], 1), 1),
+        }
         result |= {
             "variant": name,
             "label": LABELS[name],
@@ -511,6 +539,12 @@ def run_variant(
             result["audit"] = audit_check(result["ok_2xx"], result["in_flight_at_stop"], rows)
             commits = audit_transactions(dsn) - commits_before
             result["audit"] |= {"transactions": commits, "rows_per_transaction": round(rows / max(commits, 1), 2)}
+            busy_after = audit_commit_totals(server.port)
+            in_commits, batches = busy_after[0] - busy_before[0], busy_after[1] - busy_before[1]
+            result["audit"] |= {
+                "commit_busy": round(in_commits / (elapsed * args.workers), 3),
+                "commit_ms_mean": round(in_commits * 1000 / max(batches, 1), 2),
+            }
         if server.proc.poll() is not None:
             raise RuntimeError(f"{name} server died during the run:\n{server.log_tail()}")
         if result["non_2xx"] or result["socket_errors"]:
@@ -518,13 +552,15 @@ def run_variant(
             print(server.log_tail())
         line = (
             f"   {result['requests_per_s']:.0f} req/s, p50 {result['latency_ms']['p50']:.2f} ms, "
-            f"p99 {result['latency_ms']['p99']:.2f} ms"
+            f"p99 {result['latency_ms']['p99']:.2f} ms; worker CPU {result['worker_cpu']['busy']:.0%} busy, "
+            f"{result['worker_cpu']['us_per_request']:.0f} µs a request"
         )
         if "audit" in result:
             a = result["audit"]
             line += (
                 f"; 2xx {result['ok_2xx']}, audit rows {a['audit_rows']}: {a['verdict']}; "
-                f"{a['transactions']} transactions ({a['rows_per_transaction']} rows each)"
+                f"{a['transactions']} transactions ({a['rows_per_transaction']} rows each); "
+                f"a commit in flight {a['commit_busy']:.0%} of the time, {a['commit_ms_mean']:.2f} ms each"
             )
         print(line, flush=True)
         return result
@@ -537,9 +573,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     bare = results.get("bare")
     head = (
         "| variant | req/s | p50 ms | p99 ms | req/s ÷ bare | p99 ÷ bare | 2xx (wrk) | non-2xx | socket err "
-        "| in flight at stop | audit rows | audit rows vs 2xx | rows/txn |"
+        "| in flight at stop | audit rows | audit rows vs 2xx | rows/txn | worker CPU busy | commit in flight |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 15]
     for r in results.values():
         ratio = f"{r['requests_per_s'] / bare['requests_per_s']:.2f}" if bare else "-"
         p99 = f"{r['latency_ms']['p99'] / bare['latency_ms']['p99']:.2f}" if bare else "-"
@@ -548,7 +584,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             f"| {r['label']} | {r['requests_per_s']:.0f} | {r['latency_ms']['p50']:.2f} | {r['latency_ms']['p99']:.2f} "
             f"| {ratio} | {p99} | {r['ok_2xx']} | {r['non_2xx']} | {r['socket_errors']} | {r['in_flight_at_stop']} "
             f"| {a['audit_rows'] if a else '-'} | {a['verdict'] if a else '-'} "
-            f"| {a['rows_per_transaction'] if a else '-'} |"
+            f"| {a['rows_per_transaction'] if a else '-'} | {r['worker_cpu']['busy']:.0%} "
+            f"| {format(a['commit_busy'], '.0%') if a else '-'} |"
         )
     return "\n".join(lines)
 
