@@ -6,7 +6,7 @@ Run (from the repository root; Postgres on 127.0.0.1:5432, Debian's wrk installe
     .venv/bin/python bench/http_bench.py --workers 2     # the same with two uvicorn workers per server
     .venv/bin/python bench/http_bench.py --memory        # RSS of one advisor worker: start-up vs 100,000 decisions
 
-Five servers, one after another, each started as a subprocess on a free loopback port and stopped afterwards:
+Five servers, each started as a subprocess on a free loopback port, all up for the whole run, stopped at the end:
 
 * ``bare``: ``bench/bare_app.py``, one Litestar endpoint decoding the same ``WorkloadProfile`` body with msgspec,
   under the same server (uvicorn, the flags of ``advisor serve``) and the same worker count: the ceiling.
@@ -21,11 +21,14 @@ Five servers, one after another, each started as a subprocess on a free loopback
 
 Each advisor variant gets a fresh database ``advisor_bench_<hex>`` (created, migrated with ``advisor db upgrade``,
 dropped at the end) and runs in local mode (no API keys: loopback only, no rate limit). Load: wrk (Debian's
-package; one thread, which saturates one core) with ``bench/post_profile.lua`` POSTing the worked example, a
-warm-up run whose figures are discarded, then the measured run. On a machine with two or more cores the server
-is pinned to all cores but the last and wrk to the last (``taskset``); Postgres is not pinned.
+package; one thread, which saturates one core) with ``bench/post_profile.lua`` POSTing the worked example: a
+warm-up run per server whose figures are discarded, then ``--rounds`` rounds that give each server one slice of
+the measured seconds, the order turning by one server a round, so that the machine's slow and fast spells (they
+come and go within seconds on a shared host) fall on every server alike. A row adds up its slices; its
+percentiles come from wrk's latency histograms of all its slices, merged. On a machine with two or more cores the
+servers are pinned to all cores but the last and wrk to the last (``taskset``); Postgres is not pinned.
 
-After each advisor run the new rows of ``decisions`` are counted and compared with the 2xx answers; see
+At the end the new rows of each advisor variant's ``decisions`` are counted and compared with its 2xx answers; see
 bench/README.md for how to read the table and the JSON written to ``bench/results/``.
 """
 
@@ -35,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import re
@@ -439,6 +443,7 @@ def run_wrk(
         "requests_per_s": round(requests / seconds, 1) if seconds else 0.0,
         "requests_per_s_wrk_text": float(rps_text.group(1)) if rps_text else None,
         "latency_ms": {k: round(v / 1000, 3) for k, v in lat.items()},
+        "histogram": figures["histogram"],  # [microseconds, responses]: merged across slices, not saved
     }
 
 
@@ -492,78 +497,193 @@ def audit_check(ok_2xx: int, in_flight: int, rows: int) -> dict[str, Any]:
     }
 
 
-def run_variant(
-    name: str, args: argparse.Namespace, load: Load, server_prefix: list[str], logdir: Path
-) -> dict[str, Any]:
+@dataclass
+class Running:
+    """One server of the table, up for the whole run; its slices of load are added up by ``finish_variant``."""
+
+    name: str
+    server: Server
+    dsn: str | None
+    server_env: dict[str, str]
+    rss_start: dict[int, int]
+    load_before: float
+    rows_before: int
+    commits_before: int
+    slices: list[dict[str, Any]] = field(default_factory=list)
+
+
+def start_variant(
+    name: str, args: argparse.Namespace, load: Load, server_prefix: list[str], logdir: Path, stack: contextlib.ExitStack
+) -> Running:
+    """Start the variant's server (and database), warm it up, and note the counters its slices start from."""
     print(f"\n== {name}: {LABELS[name]} ({args.workers} worker(s))", flush=True)
     env = base_env()
-    with contextlib.ExitStack() as stack:
-        dsn = None
-        if name == "bare":
-            cmd = [*server_prefix, sys.executable, str(BENCH / "bare_app.py")]
-            server_env = env
-        else:
-            dsn, url = stack.enter_context(bench_database(args.pg, env))
-            server_env = env | VARIANT_ENV[name] | {"ADVISOR_DATABASE_URL": url}
-            cmd = [*server_prefix, str(BIN / "advisor"), "serve"]
-        server = start_server(cmd, server_env, args.workers, logdir, name)
-        stack.callback(stop_server, server)
-        rss_start = {pid: rss_kib(pid) for pid in server.worker_pids}
-        load_before = loadavg()
-        if args.warmup > 0:
-            warm = run_wrk(load, server.port, args.warmup, vary=name == "distinct")
-            print(f"   warm-up {args.warmup:g} s: {warm['requests_per_s']:.0f} req/s (discarded)", flush=True)
-        rows_before = settled_count(dsn) if dsn else 0
-        commits_before = audit_transactions(dsn) if dsn else 0
-        busy_before = audit_commit_totals(server.port) if dsn else (0.0, 0.0)
-        cpu_before, started = cpu_seconds(server.worker_pids), time.monotonic()
-        result = run_wrk(load, server.port, args.duration, vary=name == "distinct")
-        cpu_used, elapsed = cpu_seconds(server.worker_pids) - cpu_before, time.monotonic() - started
-        rss_end = {pid: rss_kib(pid) for pid in server.worker_pids}
+    dsn = None
+    if name == "bare":
+        cmd = [*server_prefix, sys.executable, str(BENCH / "bare_app.py")]
+        server_env = env
+    else:
+        dsn, url = stack.enter_context(bench_database(args.pg, env))
+        server_env = env | VARIANT_ENV[name] | {"ADVISOR_DATABASE_URL": url}
+        cmd = [*server_prefix, str(BIN / "advisor"), "serve"]
+    server = start_server(cmd, server_env, args.workers, logdir, name)
+    stack.callback(stop_server, server)
+    rss_start = {pid: rss_kib(pid) for pid in server.worker_pids}
+    load_before = loadavg()
+    if args.warmup > 0:
+        warm = run_wrk(load, server.port, args.warmup, vary=name == "distinct")
+        print(f"   warm-up {args.warmup:g} s: {warm['requests_per_s']:.0f} req/s (discarded)", flush=True)
+    return Running(
+        name,
+        server,
+        dsn,
+        server_env,
+        rss_start,
+        load_before,
+        rows_before=settled_count(dsn) if dsn else 0,
+        commits_before=audit_transactions(dsn) if dsn else 0,
+    )
+
+
+def measure_slice(running: Running, load: Load, seconds: float, workers: int) -> dict[str, Any]:
+    """One slice of load on a running variant, with the worker CPU and audit commit time it took."""
+    server = running.server
+    busy_before = audit_commit_totals(server.port) if running.dsn else (0.0, 0.0)
+    cpu_before, started = cpu_seconds(server.worker_pids), time.monotonic()
+    result = run_wrk(load, server.port, seconds, vary=running.name == "distinct")
+    result["cpu_s"] = cpu_seconds(server.worker_pids) - cpu_before
+    result["elapsed_s"] = time.monotonic() - started
+    busy_after = audit_commit_totals(server.port) if running.dsn else (0.0, 0.0)
+    result["commit_s"], result["commit_batches"] = busy_after[0] - busy_before[0], busy_after[1] - busy_before[1]
+    if server.proc.poll() is not None:
+        raise RuntimeError(f"{running.name} server died during the run:\n{server.log_tail()}")
+    if result["non_2xx"] or result["socket_errors"]:
+        print(
+            f"   !! {running.name}: {result['non_2xx']} non-2xx, {result['socket_errors']} socket errors; server log:"
+        )
+        print(server.log_tail())
+    running.slices.append(result)
+    return result
+
+
+def merged_latency_ms(slices: list[dict[str, Any]]) -> dict[str, float]:
+    """Percentiles over every response of every slice (wrk's histograms added up; wrk's own percentile rule)."""
+    counts: dict[int, int] = {}
+    for piece in slices:
+        for value, count in piece["histogram"]:
+            counts[value] = counts.get(value, 0) + count
+    values = sorted(counts)
+    total = sum(counts.values())
+    if not total:
+        return {}
+
+    def percentile(p: float) -> float:
+        rank = math.floor(p / 100 * total + 1)  # wrk's stats_percentile: round(p / 100 * count + 0.5)
+        seen = 0
+        for value in values:
+            seen += counts[value]
+            if seen >= rank:
+                return value / 1000
+        return values[-1] / 1000
+
+    mean = sum(v * c for v, c in counts.items()) / total
+    return {
+        "min": values[0] / 1000,
+        "mean": round(mean / 1000, 3),
+        "p50": percentile(50),
+        "p90": percentile(90),
+        "p99": percentile(99),
+        "p999": percentile(99.9),
+        "max": values[-1] / 1000,
+    }
+
+
+def finish_variant(running: Running, args: argparse.Namespace) -> dict[str, Any]:
+    """The variant's row: its slices added up, its audit rows counted and checked."""
+    slices, server = running.slices, running.server
+    total = {key: sum(piece[key] for piece in slices) for key in _SUMMED}
+    elapsed = sum(piece["elapsed_s"] for piece in slices)
+    result: dict[str, Any] = total | {
+        "duration_s": round(total["duration_s"], 3),
+        "requests_per_s": round(total["requests"] / total["duration_s"], 1) if total["duration_s"] else 0.0,
+        "latency_ms": merged_latency_ms(slices),
+        "slices": [
+            {"requests_per_s": piece["requests_per_s"], "p99_ms": piece["latency_ms"]["p99"]} for piece in slices
+        ],
+        "variant": running.name,
+        "label": LABELS[running.name],
+        "loadavg_1m": {"before": running.load_before, "after": loadavg()},
+        "server_env": {k: v for k, v in running.server_env.items() if k.startswith("ADVISOR_") and "DATABASE" not in k},
+        "worker_rss_mib_start": [round(v / 1024, 1) for v in running.rss_start.values()],
+        "worker_rss_mib_end": [round(rss_kib(pid) / 1024, 1) for pid in server.worker_pids],
         # What bounded the run: a worker busy near 100 % was CPU-bound; a writer whose commit is in flight near
         # 100 % of the time was bound by the database's commit latency (throughput = rows per commit / latency).
-        result["worker_cpu"] = {
-            "busy": round(cpu_used / (elapsed * args.workers), 3),
-            "us_per_request": round(cpu_used * 1e6 / max(result["requests"], 1), 1),
+        "worker_cpu": {
+            "busy": round(total["cpu_s"] / (elapsed * args.workers), 3),
+            "us_per_request": round(total["cpu_s"] * 1e6 / max(total["requests"], 1), 1),
+        },
+    }
+    if running.dsn:
+        rows = settled_count(running.dsn) - running.rows_before
+        commits = audit_transactions(running.dsn) - running.commits_before
+        result["audit"] = audit_check(result["ok_2xx"], result["in_flight_at_stop"], rows) | {
+            "transactions": commits,
+            "rows_per_transaction": round(rows / max(commits, 1), 2),
+            "commit_busy": round(total["commit_s"] / (elapsed * args.workers), 3),
+            "commit_ms_mean": round(total["commit_s"] * 1000 / max(total["commit_batches"], 1), 2),
         }
-        result |= {
-            "variant": name,
-            "label": LABELS[name],
-            "loadavg_1m": {"before": load_before, "after": loadavg()},
-            "server_env": {k: v for k, v in server_env.items() if k.startswith("ADVISOR_") and "DATABASE" not in k},
-            "worker_rss_mib_start": [round(v / 1024, 1) for v in rss_start.values()],
-            "worker_rss_mib_end": [round(v / 1024, 1) for v in rss_end.values()],
-        }
-        if dsn:
-            rows = settled_count(dsn) - rows_before
-            result["audit"] = audit_check(result["ok_2xx"], result["in_flight_at_stop"], rows)
-            commits = audit_transactions(dsn) - commits_before
-            result["audit"] |= {"transactions": commits, "rows_per_transaction": round(rows / max(commits, 1), 2)}
-            busy_after = audit_commit_totals(server.port)
-            in_commits, batches = busy_after[0] - busy_before[0], busy_after[1] - busy_before[1]
-            result["audit"] |= {
-                "commit_busy": round(in_commits / (elapsed * args.workers), 3),
-                "commit_ms_mean": round(in_commits * 1000 / max(batches, 1), 2),
-            }
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{name} server died during the run:\n{server.log_tail()}")
-        if result["non_2xx"] or result["socket_errors"]:
-            print(f"   !! {result['non_2xx']} non-2xx, {result['socket_errors']} socket errors; server log:")
-            print(server.log_tail())
-        line = (
-            f"   {result['requests_per_s']:.0f} req/s, p50 {result['latency_ms']['p50']:.2f} ms, "
-            f"p99 {result['latency_ms']['p99']:.2f} ms; worker CPU {result['worker_cpu']['busy']:.0%} busy, "
-            f"{result['worker_cpu']['us_per_request']:.0f} µs a request"
+    line = (
+        f"   {running.name}: {result['requests_per_s']:.0f} req/s, p50 {result['latency_ms']['p50']:.2f} ms, "
+        f"p99 {result['latency_ms']['p99']:.2f} ms; worker CPU {result['worker_cpu']['busy']:.0%} busy, "
+        f"{result['worker_cpu']['us_per_request']:.0f} µs a request"
+    )
+    if "audit" in result:
+        a = result["audit"]
+        line += (
+            f"; 2xx {result['ok_2xx']}, audit rows {a['audit_rows']}: {a['verdict']}; "
+            f"{a['transactions']} transactions ({a['rows_per_transaction']} rows each); "
+            f"a commit in flight {a['commit_busy']:.0%} of the time, {a['commit_ms_mean']:.2f} ms each"
         )
-        if "audit" in result:
-            a = result["audit"]
-            line += (
-                f"; 2xx {result['ok_2xx']}, audit rows {a['audit_rows']}: {a['verdict']}; "
-                f"{a['transactions']} transactions ({a['rows_per_transaction']} rows each); "
-                f"a commit in flight {a['commit_busy']:.0%} of the time, {a['commit_ms_mean']:.2f} ms each"
+    print(line, flush=True)
+    return result
+
+
+# What a variant's slices add up to (every in-flight request at a slice's stop is still answered and audited).
+_SUMMED = (
+    "duration_s",
+    "requests",
+    "sent",
+    "non_2xx",
+    "socket_errors",
+    "timeouts",
+    "ok_2xx",
+    "in_flight_at_stop",
+    "cpu_s",
+    "commit_s",
+    "commit_batches",
+)
+
+
+def run_table(
+    only: list[str], args: argparse.Namespace, load: Load, server_prefix: list[str], logdir: Path
+) -> dict[str, dict[str, Any]]:
+    """Every variant's server up at once, then ``--rounds`` rounds of one slice each, the order turning by one
+    variant a round: a slow spell of the machine falls on every variant alike instead of on one of them."""
+    with contextlib.ExitStack() as stack:
+        running = {name: start_variant(name, args, load, server_prefix, logdir, stack) for name in only}
+        seconds = args.duration / args.rounds
+        print(f"\n== {args.rounds} round(s) of {seconds:g} s a variant", flush=True)
+        for turn in range(args.rounds):
+            order = only[turn % len(only) :] + only[: turn % len(only)]
+            figures = [measure_slice(running[name], load, seconds, args.workers) for name in order]
+            print(
+                f"   round {turn + 1}: "
+                + ", ".join(f"{name} {f['requests_per_s']:.0f}" for name, f in zip(order, figures, strict=True))
+                + " req/s",
+                flush=True,
             )
-        print(line, flush=True)
-        return result
+        print("\n== totals", flush=True)
+        return {name: finish_variant(running[name], args) for name in only}
 
 
 # --- reports --------------------------------------------------------------------------------------------------
@@ -660,6 +780,7 @@ def run_memory(args: argparse.Namespace, load: Load, server_prefix: list[str], l
                 until=lambda target=target: int(pg(dsn, "SELECT count(*) FROM decisions")) >= target,
                 vary=True,  # the worst case for memory: every profile new, the memo always full
             )
+            run.pop("histogram")
             rows = settled_count(dsn)
             samples.append({"decisions": rows, "rss_mib": round(rss_kib(pid) / 1024, 1)})
             runs.append(run)
@@ -689,6 +810,9 @@ def run_memory(args: argparse.Namespace, load: Load, server_prefix: list[str], l
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=15, help="measured seconds per server (default 15)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="slices the measured seconds are cut into, interleaved (default 5)"
+    )
     parser.add_argument("--warmup", type=float, default=5, help="warm-up seconds per server, discarded (default 5)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per server (default 1)")
@@ -705,8 +829,10 @@ def main() -> int:
     only = [v.strip() for v in args.only.split(",") if v.strip()]
     if unknown := set(only) - set(VARIANTS):
         fail(f"--only: unknown variant(s) {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
-    if args.workers < 1 or args.connections < 1 or args.duration < 1:
-        fail("--workers, --connections and --duration must be at least 1")
+    if args.workers < 1 or args.connections < 1 or args.duration < 1 or args.rounds < 1:
+        fail("--workers, --connections, --duration and --rounds must be at least 1")
+    if args.duration / args.rounds < 1:
+        fail("--duration / --rounds must be at least 1 s (wrk runs whole seconds)")
 
     wrk = require_tools()
     server_prefix, load_prefix, pin_note = pinning()
@@ -725,6 +851,7 @@ def main() -> int:
             "load_generator": "wrk -t1 (one thread: one core), closed loop, bench/post_profile.lua",
             "connections": args.connections,
             "duration_s": args.duration,
+            "rounds": args.rounds,
             "warmup_s": args.warmup,
             "workers": 1 if args.memory else args.workers,
             "wrk_timeout_s": WRK_TIMEOUT_S,
@@ -761,14 +888,12 @@ def main() -> int:
             print(f"\naudit rows {a['audit_rows']} for {memory['requests_sent']} requests sent: {a['verdict']}")
             failed = a["lost_rows"] > 0 or a["unexplained_rows"] > 0
         else:
-            results: dict[str, dict[str, Any]] = {}
-            for name in only:
-                results[name] = run_variant(name, args, load, server_prefix, logdir)
+            results = run_table(only, args, load, server_prefix, logdir)
             record["results"] = results
             record["targets"] = targets(results)
             print(
-                f"\n{args.workers} worker(s), {args.connections} connections, {args.duration:g} s after "
-                f"{args.warmup:g} s warm-up; {pin_note}\n"
+                f"\n{args.workers} worker(s), {args.connections} connections, {args.duration:g} s in "
+                f"{args.rounds} interleaved slice(s) after {args.warmup:g} s warm-up; {pin_note}\n"
             )
             print(table(results))
             failed = any(r.get("audit", {}).get("lost_rows", 0) for r in results.values()) or any(

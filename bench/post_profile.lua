@@ -10,7 +10,8 @@
 -- state to check the script (script_verify_request in wrk's source) and sends nothing for it; that call is not
 -- counted below, which is only right for the first thread.
 --
--- done() prints one line "BENCH_RESULT {...}" with wrk's own figures (latency in microseconds) plus "sent":
+-- done() prints one line "BENCH_RESULT {...}" with wrk's own figures (latency in microseconds, and every latency
+-- recorded as a histogram) plus "sent":
 -- the requests written, so that sent - requests is exactly how many were still in flight when wrk stopped
 -- (those are answered, and audited, by the server but never counted by wrk).
 
@@ -64,14 +65,22 @@ function done(summary, latency, requests)
     total_sent = total_sent + calls
   end
   local e = summary.errors
+  -- Every latency recorded, as [microseconds, count] pairs (wrk 4's stats: #latency distinct values, latency(i)
+  -- the i-th value and its count), so that runs can be merged exactly.
+  local pairs_out = {}
+  for i = 1, #latency do
+    local value, count = latency(i)
+    pairs_out[i] = string.format("[%d,%d]", value, count)
+  end
   io.write(string.format(
     'BENCH_RESULT {"duration_us": %d, "requests": %d, "bytes": %d, "sent": %d, '
       .. '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, '
       .. '"latency_us": {"min": %d, "mean": %.1f, "stdev": %.1f, "max": %d, '
-      .. '"p50": %d, "p90": %d, "p99": %d, "p999": %d}}\n',
+      .. '"p50": %d, "p90": %d, "p99": %d, "p999": %d}, "histogram": [%s]}\n',
     summary.duration, summary.requests, summary.bytes, total_sent,
     e.connect, e.read, e.write, e.status, e.timeout,
     latency.min, latency.mean, latency.stdev, latency.max,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9)
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    table.concat(pairs_out, ",")
   ))
 end
