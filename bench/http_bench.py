@@ -664,14 +664,29 @@ _SUMMED = (
 )
 
 
+def bgwriter(admin_dsn: str) -> dict[str, int]:
+    """Postgres's cluster-wide checkpoint and buffer-write counters (``pg_stat_bgwriter``)."""
+    row = pg(
+        admin_dsn,
+        "SELECT json_build_object('checkpoints_timed', checkpoints_timed, 'checkpoints_req', checkpoints_req, "
+        "'buffers_checkpoint', buffers_checkpoint, 'buffers_backend', buffers_backend)::text FROM pg_stat_bgwriter",
+    )
+    return {k: int(v) for k, v in json.loads(row).items()}
+
+
 def run_table(
     only: list[str], args: argparse.Namespace, load: Load, server_prefix: list[str], logdir: Path
-) -> dict[str, dict[str, Any]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
     """Every variant's server up at once, then ``--rounds`` rounds of one slice each, the order turning by one
     variant a round: a slow spell of the machine falls on every variant alike instead of on one of them."""
     with contextlib.ExitStack() as stack:
         running = {name: start_variant(name, args, load, server_prefix, logdir, stack) for name in only}
         seconds = args.duration / args.rounds
+        # Every run starts from the same database state: the warm-ups' dirty pages written out, no checkpoint under
+        # way. Checkpoints during the rounds are counted (pg_stat_bgwriter) and reported with the table.
+        if any(r.dsn for r in running.values()):
+            pg(args.pg, "CHECKPOINT")
+        bgwriter_before = bgwriter(args.pg)
         print(f"\n== {args.rounds} round(s) of {seconds:g} s a variant", flush=True)
         for turn in range(args.rounds):
             order = only[turn % len(only) :] + only[: turn % len(only)]
@@ -682,8 +697,14 @@ def run_table(
                 + " req/s",
                 flush=True,
             )
-        print("\n== totals", flush=True)
-        return {name: finish_variant(running[name], args) for name in only}
+        during = {k: v - bgwriter_before[k] for k, v in bgwriter(args.pg).items()}
+        print(
+            f"\n== totals (Postgres during the rounds: {during['checkpoints_timed'] + during['checkpoints_req']} "
+            f"checkpoint(s) begun, {during['buffers_backend']} buffers written by backends)",
+            flush=True,
+        )
+        results = {name: finish_variant(running[name], args) for name in only}
+        return results, during
 
 
 # --- reports --------------------------------------------------------------------------------------------------
@@ -888,7 +909,7 @@ def main() -> int:
             print(f"\naudit rows {a['audit_rows']} for {memory['requests_sent']} requests sent: {a['verdict']}")
             failed = a["lost_rows"] > 0 or a["unexplained_rows"] > 0
         else:
-            results = run_table(only, args, load, server_prefix, logdir)
+            results, record["postgres_during_rounds"] = run_table(only, args, load, server_prefix, logdir)
             record["results"] = results
             record["targets"] = targets(results)
             print(
