@@ -372,11 +372,13 @@ def run_wrk(
     until: Callable[[], bool] | None = None,
     *,
     vary: bool = False,
+    vary_offset: int = 0,
 ) -> dict[str, Any]:
     """One wrk run of ``duration_s``; with ``until``, ended early (SIGINT: wrk still reports) once it is true.
 
     ``vary``: every request a profile not sent before (another ``peak_rps``), so none is answered from the
-    service's memo of recent profiles: the engine evaluates each one.
+    service's memo of recent profiles: the engine evaluates each one. ``vary_offset``: how many such profiles
+    earlier runs against the same server sent (the sequence goes on from there).
 
     wrk's main thread sleeps for the whole -d even when the Lua script stops sending (``max_requests``), so a run
     of a fixed number of requests is ended from here: ``until`` is polled every second.
@@ -397,6 +399,7 @@ def run_wrk(
         "BENCH_BODY": load.body.decode(),
         "BENCH_MAX_REQUESTS": str(max_requests),
         "BENCH_VARY": "1" if vary else "0",
+        "BENCH_VARY_OFFSET": str(vary_offset),
     }
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
@@ -509,6 +512,7 @@ class Running:
     load_before: float
     rows_before: int
     commits_before: int
+    sent: int = 0  # requests sent so far, warm-up included: where the distinct variant's profiles go on from
     slices: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -530,8 +534,10 @@ def start_variant(
     stack.callback(stop_server, server)
     rss_start = {pid: rss_kib(pid) for pid in server.worker_pids}
     load_before = loadavg()
+    sent = 0
     if args.warmup > 0:
         warm = run_wrk(load, server.port, args.warmup, vary=name == "distinct")
+        sent = warm["sent"] + 1  # and wrk's check call of request(), which counts too
         print(f"   warm-up {args.warmup:g} s: {warm['requests_per_s']:.0f} req/s (discarded)", flush=True)
     return Running(
         name,
@@ -542,6 +548,7 @@ def start_variant(
         load_before,
         rows_before=settled_count(dsn) if dsn else 0,
         commits_before=audit_transactions(dsn) if dsn else 0,
+        sent=sent,
     )
 
 
@@ -549,10 +556,10 @@ def measure_slice(running: Running, load: Load, seconds: float, workers: int) ->
     """One slice of load on a running variant, with the worker CPU and audit commit time it took."""
     server = running.server
     busy_before = audit_commit_totals(server.port) if running.dsn else (0.0, 0.0)
-    cpu_before, started = cpu_seconds(server.worker_pids), time.monotonic()
-    result = run_wrk(load, server.port, seconds, vary=running.name == "distinct")
+    cpu_before = cpu_seconds(server.worker_pids)
+    result = run_wrk(load, server.port, seconds, vary=running.name == "distinct", vary_offset=running.sent)
     result["cpu_s"] = cpu_seconds(server.worker_pids) - cpu_before
-    result["elapsed_s"] = time.monotonic() - started
+    running.sent += result["sent"] + 1
     busy_after = audit_commit_totals(server.port) if running.dsn else (0.0, 0.0)
     result["commit_s"], result["commit_batches"] = busy_after[0] - busy_before[0], busy_after[1] - busy_before[1]
     if server.proc.poll() is not None:
@@ -575,7 +582,7 @@ def merged_latency_ms(slices: list[dict[str, Any]]) -> dict[str, float]:
     values = sorted(counts)
     total = sum(counts.values())
     if not total:
-        return {}
+        return dict.fromkeys(("min", "mean", "p50", "p90", "p99", "p999", "max"), 0.0)
 
     def percentile(p: float) -> float:
         rank = math.floor(p / 100 * total + 1)  # wrk's stats_percentile: round(p / 100 * count + 0.5)
@@ -602,7 +609,8 @@ def finish_variant(running: Running, args: argparse.Namespace) -> dict[str, Any]
     """The variant's row: its slices added up, its audit rows counted and checked."""
     slices, server = running.slices, running.server
     total = {key: sum(piece[key] for piece in slices) for key in _SUMMED}
-    elapsed = sum(piece["elapsed_s"] for piece in slices)
+    # Shares of wrk's measured seconds (the server is idle while wrk starts and reports).
+    measured = total["duration_s"] or 1.0
     result: dict[str, Any] = total | {
         "duration_s": round(total["duration_s"], 3),
         "requests_per_s": round(total["requests"] / total["duration_s"], 1) if total["duration_s"] else 0.0,
@@ -619,7 +627,7 @@ def finish_variant(running: Running, args: argparse.Namespace) -> dict[str, Any]
         # What bounded the run: a worker busy near 100 % was CPU-bound; a writer whose commit is in flight near
         # 100 % of the time was bound by the database's commit latency (throughput = rows per commit / latency).
         "worker_cpu": {
-            "busy": round(total["cpu_s"] / (elapsed * args.workers), 3),
+            "busy": round(total["cpu_s"] / (measured * args.workers), 3),
             "us_per_request": round(total["cpu_s"] * 1e6 / max(total["requests"], 1), 1),
         },
     }
@@ -629,7 +637,7 @@ def finish_variant(running: Running, args: argparse.Namespace) -> dict[str, Any]
         result["audit"] = audit_check(result["ok_2xx"], result["in_flight_at_stop"], rows) | {
             "transactions": commits,
             "rows_per_transaction": round(rows / max(commits, 1), 2),
-            "commit_busy": round(total["commit_s"] / (elapsed * args.workers), 3),
+            "commit_busy": round(total["commit_s"] / (measured * args.workers), 3),
             "commit_ms_mean": round(total["commit_s"] * 1000 / max(total["commit_batches"], 1), 2),
         }
     line = (
@@ -665,12 +673,17 @@ _SUMMED = (
 
 
 def bgwriter(admin_dsn: str) -> dict[str, int]:
-    """Postgres's cluster-wide checkpoint and buffer-write counters (``pg_stat_bgwriter``)."""
-    row = pg(
-        admin_dsn,
-        "SELECT json_build_object('checkpoints_timed', checkpoints_timed, 'checkpoints_req', checkpoints_req, "
-        "'buffers_checkpoint', buffers_checkpoint, 'buffers_backend', buffers_backend)::text FROM pg_stat_bgwriter",
-    )
+    """Postgres's cluster-wide checkpoint and buffer-write counters (``pg_stat_bgwriter`` up to Postgres 16;
+    empty where they moved, as in 17's ``pg_stat_checkpointer``)."""
+    try:
+        row = pg(
+            admin_dsn,
+            "SELECT json_build_object('checkpoints_timed', checkpoints_timed, 'checkpoints_req', checkpoints_req, "
+            "'buffers_checkpoint', buffers_checkpoint, 'buffers_backend', buffers_backend)::text "
+            "FROM pg_stat_bgwriter",
+        )
+    except Exception:  # a diagnostic only: the table is reported without it
+        return {}
     return {k: int(v) for k, v in json.loads(row).items()}
 
 
@@ -681,7 +694,7 @@ def run_table(
     variant a round: a slow spell of the machine falls on every variant alike instead of on one of them."""
     with contextlib.ExitStack() as stack:
         running = {name: start_variant(name, args, load, server_prefix, logdir, stack) for name in only}
-        seconds = args.duration / args.rounds
+        seconds = max(1, round(args.duration / args.rounds))  # wrk runs whole seconds
         # Every run starts from the same database state: the warm-ups' dirty pages written out, no checkpoint under
         # way. Checkpoints during the rounds are counted (pg_stat_bgwriter) and reported with the table.
         if any(r.dsn for r in running.values()):
@@ -697,17 +710,24 @@ def run_table(
                 + " req/s",
                 flush=True,
             )
-        during = {k: v - bgwriter_before[k] for k, v in bgwriter(args.pg).items()}
-        print(
-            f"\n== totals (Postgres during the rounds: {during['checkpoints_timed'] + during['checkpoints_req']} "
-            f"checkpoint(s) begun, {during['buffers_backend']} buffers written by backends)",
-            flush=True,
+        during = {k: v - bgwriter_before[k] for k, v in bgwriter(args.pg).items() if k in bgwriter_before}
+        note = (
+            f"Postgres during the rounds: {during['checkpoints_timed'] + during['checkpoints_req']} checkpoint(s) "
+            f"begun, {during['buffers_backend']} buffers written by backends"
+            if during
+            else "Postgres's checkpoint counters not found"
         )
+        print(f"\n== totals ({note})", flush=True)
         results = {name: finish_variant(running[name], args) for name in only}
         return results, during
 
 
 # --- reports --------------------------------------------------------------------------------------------------
+
+
+def share(value: float, of: float) -> float:
+    """``value / of``; NaN (never a met target) when the bare row has nothing to compare with."""
+    return value / of if of else math.nan
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -718,8 +738,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     )
     lines = [head, "|" + "---|" * 15]
     for r in results.values():
-        ratio = f"{r['requests_per_s'] / bare['requests_per_s']:.2f}" if bare else "-"
-        p99 = f"{r['latency_ms']['p99'] / bare['latency_ms']['p99']:.2f}" if bare else "-"
+        ratio = f"{share(r['requests_per_s'], bare['requests_per_s']):.2f}" if bare else "-"
+        p99 = f"{share(r['latency_ms']['p99'], bare['latency_ms']['p99']):.2f}" if bare else "-"
         a = r.get("audit")
         lines.append(
             f"| {r['label']} | {r['requests_per_s']:.0f} | {r['latency_ms']['p50']:.2f} | {r['latency_ms']['p99']:.2f} "
@@ -738,8 +758,8 @@ def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         row = results.get(name)
         if not (bare and row):
             continue
-        rps = row["requests_per_s"] / bare["requests_per_s"]
-        p99 = row["latency_ms"]["p99"] / bare["latency_ms"]["p99"]
+        rps = share(row["requests_per_s"], bare["requests_per_s"])
+        p99 = share(row["latency_ms"]["p99"], bare["latency_ms"]["p99"])
         out.append({"target": f"{label} req/s >= {TARGET_RPS_RATIO:.2f} x bare", "value": round(rps, 3)})
         out[-1]["met"] = rps >= TARGET_RPS_RATIO
         out.append({"target": f"{label} p99 <= {TARGET_P99_RATIO:g} x bare p99", "value": round(p99, 3)})

@@ -5,6 +5,8 @@
 --   BENCH_MAX_REQUESTS  stop after sending this many requests (0 or unset: run for -d only)
 --   BENCH_VARY          1: every request another profile (peak_rps 150.000, 150.001, ... 249.999, then again), so
 --                       that none is answered from the service's memo of recent profiles
+--   BENCH_VARY_OFFSET   with BENCH_VARY: start this many profiles into that sequence (a server's earlier runs sent
+--                       the ones before, so none is sent again while the memo could still hold it)
 --
 -- Run it with one thread (-t1): before the threads start, wrk calls request() once on the first thread's Lua
 -- state to check the script (script_verify_request in wrk's source) and sends nothing for it; that call is not
@@ -24,6 +26,7 @@ if body == nil or body == "" then
 end
 local max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "0") or 0
 local vary = os.getenv("BENCH_VARY") == "1"
+local vary_offset = tonumber(os.getenv("BENCH_VARY_OFFSET") or "0") or 0
 -- The body with its peak_rps value as a format slot (JSON bodies hold no other '%').
 local template = string.gsub(body, '("peak_rps"%s*:%s*)[%d%.eE+-]+', "%1%%.3f", 1)
 
@@ -50,7 +53,7 @@ function request()
     wrk.thread:stop() -- this request is still written; the loop ends after it
   end
   if vary then
-    return wrk.format(nil, nil, nil, string.format(template, 150 + (calls % 100000) / 1000))
+    return wrk.format(nil, nil, nil, string.format(template, 150 + ((vary_offset + calls) % 100000) / 1000))
   end
   return prebuilt
 end

@@ -33,7 +33,6 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 
-from service.api.context import raw_header
 from service.api.validation import field_error, validation_failed
 from service.contract import WorkloadProfile
 
@@ -63,9 +62,12 @@ async def read_profile(request: Request[Any, Any, Any]) -> tuple[WorkloadProfile
 
 
 async def _read_body(request: Request[Any, Any, Any]) -> bytes:
-    """What ``await request.body()`` returns, raising what it raises: 413 over the route's ``request_max_body_size``
-    (announced by Content-Length, or counted as it arrives), 400 for an unreadable Content-Length, 500 if the client
-    disconnected. The body is left in the scope's state, where ``request.body()`` finds it if anything asks again."""
+    """What ``await request.body()`` returns, raising what it raises: 413 over the route's
+    ``request_max_body_size`` (announced by Content-Length, or counted as it arrives), 400 for an unreadable
+    Content-Length, 500 if the client disconnected or the body was read already. The body is left in the scope's
+    state, where ``request.body()`` finds it if anything asks again. ``tests/api/test_profile_body.py`` sends the
+    same ASGI messages to both. One difference, for messages no ASGI server sends: a message without a ``body``
+    key counts as empty (the ASGI default) where Litestar fails with a KeyError."""
     state = ScopeState.from_scope(request.scope)
     cached = value_or_default(state.body, None)
     if cached is not None:
@@ -73,12 +75,12 @@ async def _read_body(request: Request[Any, Any, Any]) -> bytes:
     if not request.is_connected:
         raise InternalServerException("stream consumed")
     limit: float = request.route_handler.resolve_request_max_body_size() or math.inf
-    announced = raw_header(request.scope, b"content-length")
-    if announced:
+    announced = _content_length(request)
+    if announced is not None:
         try:
-            length = int(announced)
+            length = int(announced)  # str's int(), as Litestar: surrounding whitespace allowed
         except ValueError:
-            raise ClientException(f"Invalid content-length: {announced.decode('latin-1')!r}") from None
+            raise ClientException(f"Invalid content-length: {announced!r}") from None
         if length > limit:
             raise RequestEntityTooLarge
     chunks: list[bytes] = []
@@ -100,3 +102,12 @@ async def _read_body(request: Request[Any, Any, Any]) -> bytes:
     state.body = body
     request.is_connected = False  # as after Litestar's stream: the request's messages are all read
     return body
+
+
+def _content_length(request: Request[Any, Any, Any]) -> str | None:
+    """The first Content-Length header as text (even if empty), or None without one. ASGI servers pass header
+    names in lower case (uvicorn does, and rejects a repeated or empty Content-Length itself)."""
+    for name, value in request.scope["headers"]:
+        if name == b"content-length":
+            return value.decode("latin-1")
+    return None

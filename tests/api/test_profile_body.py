@@ -4,6 +4,7 @@ Litestar gave when the profile was the handler's ``data`` parameter (compared ca
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Callable
@@ -104,27 +105,57 @@ async def test_the_stored_profile_is_the_body_as_received(client: Client) -> Non
     assert stored.json()["profile"] == json.loads(content)
 
 
-# --- reading the bytes: what Litestar's Request.body() did, checked on raw ASGI messages ---------------------------
+# --- reading the bytes: every case answered as by Litestar's Request.body(), checked on raw ASGI messages ---------
 
 _LIMIT = 100
+_DISCONNECT = {"type": "http.disconnect"}
 
 
-@post("/echo", status_code=200, request_max_body_size=_LIMIT)
-async def _echo(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def _read_twice(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The body as ``_read_body`` reads it, and as ``request.body()`` finds it afterwards."""
     body = await _read_body(request)
     return {"body": body.decode(), "again": (await request.body()).decode()}
 
 
-_ECHO_APP = Litestar(route_handlers=[_echo], debug=False)
+async def _read_with_litestar(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    body = await request.body()
+    return {"body": body.decode(), "again": (await request.body()).decode()}
 
 
-async def _call(messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]]) -> tuple[int, Any]:
-    """POST /echo on the raw ASGI app, fed ``messages``; the status and the decoded JSON answer."""
+async def _read_after_litestar(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Litestar read the body first: ``_read_body`` must find it rather than wait for more messages."""
+    await request.body()
+    return await _read_twice(request)
+
+
+async def _read_after_stream(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The stream consumed without keeping the body: a second read is a 500, as in Litestar."""
+    async for _ in request.stream():
+        pass
+    return await _read_twice(request)
+
+
+_APP = Litestar(
+    route_handlers=[
+        post("/ours", status_code=200, request_max_body_size=_LIMIT)(_read_twice),
+        post("/litestar", status_code=200, request_max_body_size=_LIMIT)(_read_with_litestar),
+        post("/after-litestar", status_code=200, request_max_body_size=_LIMIT)(_read_after_litestar),
+        post("/after-stream", status_code=200, request_max_body_size=_LIMIT)(_read_after_stream),
+        post("/unlimited", status_code=200, request_max_body_size=None)(_read_twice),
+    ],
+    debug=False,
+)
+
+
+async def _call(path: str, messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]]) -> tuple[int, Any]:
+    """POST ``path`` on the raw ASGI app, fed ``messages`` and then only disconnects, as a server does once the
+    client is gone; the status and the decoded JSON answer."""
     incoming = list(messages)
     sent: list[Any] = []
 
     async def receive() -> Any:
-        return incoming.pop(0)
+        await asyncio.sleep(0)  # as a server's receive would: a reader that never stops asking times out below
+        return incoming.pop(0) if incoming else _DISCONNECT
 
     async def send(message: Any) -> None:
         sent.append(message)
@@ -135,8 +166,8 @@ async def _call(messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/echo",
-        "raw_path": b"/echo",
+        "path": path,
+        "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
         "headers": headers,
@@ -144,7 +175,7 @@ async def _call(messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes
         "server": ("127.0.0.1", 8000),
         "state": {},
     }
-    await _ECHO_APP(scope, receive, send)
+    await asyncio.wait_for(_APP(scope, receive, send), timeout=5)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return sent[0]["status"], json.loads(body)
 
@@ -153,36 +184,63 @@ def _chunks(*parts: bytes) -> list[dict[str, Any]]:
     return [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]
 
 
-async def test_chunks_are_joined_and_left_for_request_body() -> None:
-    status, answer = await _call(_chunks(b'{"a":', b"", b" 1}"), [])
-    assert (status, answer) == (200, {"body": '{"a": 1}', "again": '{"a": 1}'})
+_CASES = {
+    "one-chunk": (_chunks(b'{"a": 1}'), [(b"content-length", b"8")]),
+    "chunks-joined": (_chunks(b'{"a":', b"", b" 1}"), []),
+    "empty": (_chunks(b""), [(b"content-length", b"0")]),
+    "no-message-body": (_chunks(), []),
+    "at-the-limit": (_chunks(b"x" * 60, b"y" * 40), [(b"content-length", b"100")]),
+    "announced-over": (_chunks(b"x"), [(b"content-length", b"101")]),  # refused before anything is read
+    "streamed-over": (_chunks(b"x" * 60, b"y" * 41), []),  # no Content-Length (chunked): counted as it arrives
+    "longer-than-announced": (_chunks(b"x" * 60, b"y" * 41), [(b"content-length", b"10")]),
+    "unreadable-length": (_chunks(b"{}"), [(b"content-length", b"ten")]),
+    "empty-length": (_chunks(b"{}"), [(b"content-length", b"")]),
+    "spaced-length": (_chunks(b"{}"), [(b"content-length", b" 2 ")]),
+    "negative-length": (_chunks(b"{}"), [(b"content-length", b"-1")]),
+    "first-length-counts": (_chunks(b"{}"), [(b"content-length", b"2"), (b"content-length", b"999")]),
+    "disconnect-midway": ([*_chunks(b"x", b"y")[:1], _DISCONNECT], []),
+}
 
 
-async def test_a_body_at_the_limit_is_read() -> None:
-    status, answer = await _call(_chunks(b"x" * 60, b"y" * 40), [(b"content-length", b"100")])
-    assert (status, answer["body"]) == (200, "x" * 60 + "y" * 40)
+@pytest.mark.parametrize(("messages", "headers"), list(_CASES.values()), ids=list(_CASES))
+async def test_the_body_is_read_as_litestar_reads_it(
+    messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]]
+) -> None:
+    ours, litestars = await _call("/ours", messages, headers), await _call("/litestar", messages, headers)
+    assert ours == litestars
 
 
 @pytest.mark.parametrize(
-    ("messages", "headers"),
+    ("case", "status", "detail"),
     [
-        (_chunks(b"x"), [(b"content-length", b"101")]),  # announced: refused before anything is read
-        (_chunks(b"x" * 60, b"y" * 41), []),  # no Content-Length (chunked): counted as it arrives
-        (_chunks(b"x" * 60, b"y" * 41), [(b"content-length", b"10")]),  # more than announced: counted too
+        ("chunks-joined", 200, None),
+        ("announced-over", 413, "Request Entity Too Large"),
+        ("streamed-over", 413, "Request Entity Too Large"),
+        ("longer-than-announced", 413, "Request Entity Too Large"),
+        ("unreadable-length", 400, "Invalid content-length: 'ten'"),
+        ("empty-length", 400, "Invalid content-length: ''"),
+        ("disconnect-midway", 500, "Internal Server Error"),
     ],
-    ids=["announced", "streamed", "longer-than-announced"],
 )
-async def test_over_the_limit_is_413(messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]]) -> None:
-    status, problem = await _call(messages, headers)
-    assert status == 413, problem
+async def test_what_the_answers_are(case: str, status: int, detail: str | None) -> None:
+    got, answer = await _call("/ours", *_CASES[case])
+    assert got == status, answer
+    if detail is None:
+        assert answer == {"body": '{"a": 1}', "again": '{"a": 1}'}  # and request.body() finds it afterwards
+    else:
+        assert answer["detail"] == detail
 
 
-async def test_an_unreadable_content_length_is_400_in_litestars_words() -> None:
-    status, problem = await _call(_chunks(b"{}"), [(b"content-length", b"ten")])
-    assert status == 400
-    assert problem["detail"] == "Invalid content-length: 'ten'"
+async def test_a_body_read_by_litestar_first_is_found_not_waited_for() -> None:
+    assert await _call("/after-litestar", *_CASES["one-chunk"]) == (200, {"body": '{"a": 1}', "again": '{"a": 1}'})
 
 
-async def test_a_client_that_disconnects_midway_is_a_500_as_in_litestar() -> None:
-    status, _ = await _call([*_chunks(b"x", b"y")[:1], {"type": "http.disconnect"}], [])
+async def test_a_consumed_stream_is_a_500_not_a_wait() -> None:
+    status, _ = await _call("/after-stream", *_CASES["one-chunk"])
     assert status == 500
+
+
+async def test_without_a_limit_any_size_is_read() -> None:
+    big = b"z" * 100_000
+    status, answer = await _call("/unlimited", _chunks(big[:50_000], big[50_000:]), [(b"content-length", b"100000")])
+    assert (status, len(answer["body"])) == (200, 100_000)
