@@ -186,7 +186,7 @@ def start_variant(
     )
 
 
-def measure_slice(running: Running, load: Load, seconds: float, workers: int) -> dict[str, Any]:
+def measure_slice(running: Running, load: Load, seconds: float) -> dict[str, Any]:
     """One slice of load on a running variant, with the worker CPU and audit commit time it took."""
     server = running.server
     busy_before = audit_commit_totals(server.port) if running.dsn else (0.0, 0.0)
@@ -337,7 +337,7 @@ def run_table(
         print(f"\n== {args.rounds} round(s) of {seconds:g} s a variant", flush=True)
         for turn in range(args.rounds):
             order = only[turn % len(only) :] + only[: turn % len(only)]
-            figures = [measure_slice(running[name], load, seconds, args.workers) for name in order]
+            figures = [measure_slice(running[name], load, seconds) for name in order]
             print(
                 f"   round {turn + 1}: "
                 + ", ".join(f"{name} {f['requests_per_s']:.0f}" for name, f in zip(order, figures, strict=True))

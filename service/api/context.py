@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from typing import Any
+from typing import Any, overload
 
 from litestar import Request
 from litestar.types import Scope
@@ -18,12 +18,16 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def raw_header(scope: Scope, name: bytes) -> bytes:
-    """The first value of header ``name`` (lower case, as ASGI servers pass names), or b"" if absent."""
+@overload
+def raw_header(scope: Scope, name: bytes) -> bytes: ...
+@overload
+def raw_header(scope: Scope, name: bytes, default: None) -> bytes | None: ...
+def raw_header(scope: Scope, name: bytes, default: bytes | None = b"") -> bytes | None:
+    """The first value of header ``name`` (lower case, as ASGI servers pass names), or ``default`` if absent."""
     for key, value in scope["headers"]:  # a plain loop: no generator per call on the hot path
         if key == name:
             return value
-    return b""
+    return default
 
 
 def assign_request_id(scope: Scope) -> bytes:

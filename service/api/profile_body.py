@@ -33,6 +33,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 
+from service.api.context import raw_header
 from service.api.validation import field_error, validation_failed
 from service.contract import WorkloadProfile
 
@@ -75,12 +76,14 @@ async def _read_body(request: Request[Any, Any, Any]) -> bytes:
     if not request.is_connected:
         raise InternalServerException("stream consumed")
     limit: float = request.route_handler.resolve_request_max_body_size() or math.inf
-    announced = _content_length(request)
+    # The first Content-Length, even an empty one (uvicorn itself rejects a repeated or empty one).
+    announced = raw_header(request.scope, b"content-length", None)
     if announced is not None:
+        text = announced.decode("latin-1")
         try:
-            length = int(announced)  # str's int(), as Litestar: surrounding whitespace allowed
+            length = int(text)  # str's int(), as Litestar: surrounding whitespace allowed
         except ValueError:
-            raise ClientException(f"Invalid content-length: {announced!r}") from None
+            raise ClientException(f"Invalid content-length: {text!r}") from None
         if length > limit:
             raise RequestEntityTooLarge
     chunks: list[bytes] = []
@@ -102,12 +105,3 @@ async def _read_body(request: Request[Any, Any, Any]) -> bytes:
     state.body = body
     request.is_connected = False  # as after Litestar's stream: the request's messages are all read
     return body
-
-
-def _content_length(request: Request[Any, Any, Any]) -> str | None:
-    """The first Content-Length header as text (even if empty), or None without one. ASGI servers pass header
-    names in lower case (uvicorn does, and rejects a repeated or empty Content-Length itself)."""
-    for name, value in request.scope["headers"]:
-        if name == b"content-length":
-            return value.decode("latin-1")
-    return None
