@@ -16,6 +16,7 @@ import click
 import msgspec
 
 from service.audit_cli import audit
+from service.loadtests_cli import load_tests
 
 __all__ = ["main"]
 
@@ -281,6 +282,7 @@ def db_upgrade() -> None:
 
 
 main.add_command(audit)
+main.add_command(load_tests)
 
 
 def _fail(message: str) -> NoReturn:
