@@ -24,6 +24,7 @@ from service.api.health import healthz, readyz
 from service.api.problems import problem_details_plugin, unexpected_error_handler
 from service.api.recommendations import DECISIONS_STATE_KEY, RecommendationController
 from service.api.rulesets import RulesetController
+from service.api.whatif import WhatIfController
 from service.audit import AuditReader, AuditWriter
 from service.db.engine import create_engine
 from service.db.migrate import missing_revisions
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             RecommendationController,
             DecisionController,
+            WhatIfController,
             RulesetController,
             healthz,
             readyz,

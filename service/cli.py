@@ -31,10 +31,20 @@ def main() -> None:
 @main.command()
 @click.argument("profile", type=click.File("rb"))
 @click.option("--rules", "rules_dir", default="rules", show_default=True, type=click.Path(path_type=Path))
-def recommend(profile: BinaryIO, rules_dir: Path) -> None:
+@click.option(
+    "--what-if",
+    "with_what_if",
+    is_flag=True,
+    help='Print one JSON object instead: {"recommendation": the recommendation, "what_if": [counterfactuals: '
+    "one fewer and one more AZ, target utilisation 0.6 and 0.8, each other family, the newest generation, each "
+    "with change, instance_type, instances, usd_per_month_expected, delta_usd_per_month, note], "
+    '"not_possible": [counterfactuals the engine refuses or that do not apply, with the reason]}.',
+)
+def recommend(profile: BinaryIO, rules_dir: Path, with_what_if: bool) -> None:
     """Print the recommendation for PROFILE (a JSON file, or - for stdin). No server, no database."""
     from service.contract import WorkloadProfile
     from service.engine import ProfileRejected, compile_ruleset, evaluate
+    from service.engine.whatif import what_if_report
     from service.rulebook.loader import RulesetInvalid, load_ruleset
 
     try:
@@ -49,9 +59,13 @@ def recommend(profile: BinaryIO, rules_dir: Path) -> None:
         _fail(f"profile is not valid JSON: {exc}")
     try:
         result = evaluate(body, ruleset)
+        report = what_if_report(body, ruleset) if with_what_if else None
     except ProfileRejected as exc:
         _fail(f"profile rejected ({exc.code}): {exc.message}")
-    click.echo(msgspec.json.format(msgspec.json.encode(result), indent=2).decode())
+    output: object = result
+    if report is not None:
+        output = {"recommendation": result, "what_if": report.what_if, "not_possible": report.not_possible}
+    click.echo(msgspec.json.format(msgspec.json.encode(output), indent=2).decode())
 
 
 @main.group()

@@ -33,6 +33,7 @@ from service.contract.recommendation import (
     UnavailableMethod,
     Warning,
 )
+from service.contract.whatif import WhatIf, WhatIfReport
 
 __all__ = [
     "Alternative",
@@ -57,6 +58,8 @@ __all__ = [
     "Traffic",
     "UnavailableMethod",
     "Warning",
+    "WhatIf",
+    "WhatIfReport",
     "Workload",
     "WorkloadProfile",
 ]

@@ -1,0 +1,297 @@
+"""What-if counterfactuals: the decision again with one input changed, by the same engine and ruleset.
+
+Pure, like the rest of the engine. The counterfactuals, in this order:
+
+1. ``az_count`` one fewer, then one more, for a multi-AZ plan, each within the 2-6 a profile allows. A single-AZ
+   plan gets none: its availability rule plans one AZ whatever ``az_count`` says, so ``not_possible`` says so.
+2. ``target_utilization`` 0.6, then 0.8, leaving out the one equal to the profile's own.
+3. ``family``: each family the family table can answer with (in catalog order) other than the decision's, with
+   catalog types; its cheapest fitting type by expected monthly cost.
+4. ``generation``: the decision's family on its newest generation that holds the model (the highest
+   ``CatalogInstance.generation``), its cheapest type by expected monthly cost; ``not_possible`` when the
+   decision's type is already of that generation.
+
+Each changed profile goes through ``decide`` with the other tables deciding as usual (a changed input may make
+another rule fire, and the note says which); the figures are ``cost_estimate``'s, as in a recommendation. A
+counterfactual the engine refuses (``ProfileRejected``: the model fits no type of that family, no rule matches)
+is not priced: it is left out of ``what_if`` and listed in ``not_possible`` with the refusal's code and message.
+
+Notes name what the counterfactual's plan needs that the decision's does not: a throughput basis other than the
+decision's (the profile's rate assumed on a type it was not measured on is not known there), other rules,
+warnings from the advisories and monitoring tables and the cost model that appear. The engine's arithmetic
+warnings (``az_loss_overload``, ``near_idle_fleet`` ...) come with a full evaluation and are not repeated here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from service.contract import RulesetRef, Warning, WhatIf, WhatIfReport, WorkloadProfile
+from service.contract.whatif import WhatIfNotPossible
+from service.engine.capacity import fmt, spread
+from service.engine.compiled import CompiledRuleset
+from service.engine.core import Decision, ProfileRejected, decide
+from service.engine.cost import cost_estimate
+from service.engine.evaluate import DEFAULT_ENDPOINT_NAME
+from service.engine.monitoring import advisories, monitoring
+from service.rulebook.models import CatalogInstance
+
+__all__ = ["MAX_AZ_COUNT", "MIN_AZ_COUNT", "UTILIZATIONS", "what_if", "what_if_report"]
+
+MIN_AZ_COUNT, MAX_AZ_COUNT = 2, 6  # WorkloadProfile.az_count's bounds
+UTILIZATIONS = (0.6, 0.8)
+_RULE_TABLES = ("family", "sizing", "scaling", "availability")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A decision with what the what-if figures and notes need from it."""
+
+    decision: Decision
+    usd_per_month_expected: float
+    warnings: tuple[Warning, ...]
+
+
+@dataclass
+class _Report:
+    base: _Plan
+    entries: list[WhatIf]
+    refused: list[WhatIfNotPossible]
+
+    def add(self, change: str, plan: _Plan, head: str, *notes: str) -> None:
+        delta = round(plan.usd_per_month_expected - self.base.usd_per_month_expected, 2)
+        self.entries.append(
+            WhatIf(
+                change=change,
+                instance_type=plan.decision.instance.type,
+                instances=plan.decision.instances,
+                usd_per_month_expected=plan.usd_per_month_expected,
+                delta_usd_per_month=delta + 0.0,  # no -0.0
+                note="; ".join([head, *notes, *_differences(self.base, plan)]),
+            )
+        )
+
+    def not_possible(self, change: str, reason: str, code: str | None = None) -> None:
+        self.refused.append(WhatIfNotPossible(change=change, reason=reason, code=code))
+
+
+def what_if(profile: WorkloadProfile, ruleset: CompiledRuleset) -> list[WhatIf]:
+    """The priced counterfactuals of ``profile`` under ``ruleset`` (see the module's docstring)."""
+    return what_if_report(profile, ruleset).what_if
+
+
+def what_if_report(profile: WorkloadProfile, ruleset: CompiledRuleset) -> WhatIfReport:
+    """The decision's own figures, its priced counterfactuals and those left out, with why.
+
+    Raises:
+        ProfileRejected: the engine refuses the profile itself (as ``evaluate`` would).
+    """
+    base = _plan(profile, ruleset)
+    report = _Report(base, [], [])
+    _az_counts(profile, ruleset, report)
+    _utilizations(profile, ruleset, report)
+    _families(profile, ruleset, report)
+    _newest_generation(profile, ruleset, report)
+    decision = base.decision
+    return WhatIfReport(
+        decision_id=None,
+        ruleset=RulesetRef(version=ruleset.version, sha256=ruleset.sha256),
+        instance_type=decision.instance.type,
+        instances=decision.instances,
+        usd_per_month_expected=base.usd_per_month_expected,
+        what_if=report.entries,
+        not_possible=report.refused,
+    )
+
+
+def _plan(
+    profile: WorkloadProfile, ruleset: CompiledRuleset, *, family: str | None = None, instance: str | None = None
+) -> _Plan:
+    decision = decide(profile, ruleset, explain=False, family_override=family, instance_override=instance)
+    warnings: list[Warning] = []
+    inst = decision.instance
+    endpoint = profile.name or DEFAULT_ENDPOINT_NAME
+    monitoring(
+        ruleset, decision.facts, endpoint, profile.sla.p99_latency_ms, inst, decision.per_instance_rps, [], warnings
+    )
+    advisories(ruleset, decision.facts, [], warnings)
+    cost = cost_estimate(profile, decision, ruleset.catalog.as_of, ruleset.catalog.region, warnings)
+    return _Plan(decision, cost.usd_per_month_expected, tuple(warnings))
+
+
+def _az_counts(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Report) -> None:
+    decision = report.base.decision
+    if not decision.multi_az:
+        rule = decision.availability_rule
+        report.not_possible(
+            "az_count",
+            f"the plan is single-AZ: availability rule '{rule.id}' plans one AZ for availability "
+            f"{fmt(profile.sla.availability)}, whatever az_count says, so one more or one fewer AZ does not apply.",
+        )
+        return
+    for count in (decision.az_count - 1, decision.az_count + 1):
+        change = f"az_count={count}"
+        if not MIN_AZ_COUNT <= count <= MAX_AZ_COUNT:
+            report.not_possible(change, f"az_count must be {MIN_AZ_COUNT} to {MAX_AZ_COUNT}.")
+            continue
+        try:
+            plan = _plan(msgspec.structs.replace(profile, az_count=count), ruleset)
+        except ProfileRejected as exc:
+            report.not_possible(change, exc.message, exc.code)
+            continue
+        head = f"az_count {decision.az_count} -> {count}"
+        planned = plan.decision
+        if planned.az_count != count:
+            head += f" asked; availability rule '{planned.availability_rule.id}' plans {planned.az_count}"
+        elif planned.availability_rule.then.survives_az_loss:
+            head += f", sized so that the {count - 1} AZ(s) left after losing one carry the peak"
+        report.add(change, plan, head)
+
+
+def _utilizations(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Report) -> None:
+    for utilization in UTILIZATIONS:
+        if utilization == profile.target_utilization:
+            continue
+        change = f"target_utilization={fmt(utilization)}"
+        try:
+            plan = _plan(msgspec.structs.replace(profile, target_utilization=utilization), ruleset)
+        except ProfileRejected as exc:
+            report.not_possible(change, exc.message, exc.code)
+            continue
+        head = f"target_utilization {fmt(profile.target_utilization)} -> {fmt(utilization)}"
+        if plan.decision.utilization != utilization:
+            rule = plan.decision.sizing_rule
+            head += f", capped at {fmt(plan.decision.utilization)} by sizing rule '{rule.id}'"
+        report.add(change, plan, head, *_same_fleet(report.base, plan))
+
+
+def _families(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Report) -> None:
+    decision = report.base.decision
+    table = ruleset.tables["family"]
+    allowed = {rule.then.family for rule in table.rules}
+    for family in ruleset.by_family:  # catalog order
+        if family == decision.family or family not in allowed:
+            continue
+        change = f"family={family}"
+        try:
+            engine_pick = _plan(profile, ruleset, family=family)
+        except ProfileRejected as exc:  # refused for the family, so for each of its types
+            report.not_possible(change, exc.message, exc.code)
+            continue
+        fitting = _fitting(profile, ruleset, ruleset.by_family[family], family)
+        plan = min(fitting, key=_cheapest, default=engine_pick)
+        head = (
+            f"family {decision.family} -> {family} (family rule '{decision.family_rule.id}' chose "
+            f"{decision.family}); {plan.decision.instance.type} is the cheapest {family} type that holds the model"
+        )
+        notes = []
+        if engine_pick.decision.instance.type != plan.decision.instance.type:
+            notes.append(
+                f"sizing rule '{engine_pick.decision.sizing_rule.id}' would rank "
+                f"{engine_pick.decision.instance.type} first ({fmt(engine_pick.usd_per_month_expected)} USD/month)"
+            )
+        report.add(change, plan, head, *notes)
+
+
+def _newest_generation(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Report) -> None:
+    decision = report.base.decision
+    family = decision.family
+    types = ruleset.by_family.get(family, ())
+    for generation in sorted({inst.generation for inst in types}, reverse=True):
+        same = tuple(inst for inst in types if inst.generation == generation)
+        fitting = _fitting(profile, ruleset, same, None)
+        if not fitting:
+            continue
+        name = _generation_name(same[0])
+        if generation == decision.instance.generation:
+            report.not_possible(
+                f"generation={name}",
+                f"{decision.instance.type} is already of the newest generation of family {family} that holds "
+                f"the model ({name}).",
+            )
+            return
+        plan = min(fitting, key=_cheapest)
+        head = (
+            f"generation {_generation_name(decision.instance)} -> {name}: {plan.decision.instance.type}, the "
+            f"cheapest {name} type that holds the model"
+        )
+        report.add(f"generation={name}", plan, head)
+        return
+
+
+def _same_fleet(base: _Plan, plan: _Plan) -> list[str]:
+    """Why a utilisation that changed leaves the fleet as it was."""
+    b, p = base.decision, plan.decision
+    if p.instances != b.instances or p.instance.type != b.instance.type:
+        return []
+    planned = p.per_instance_rps * p.utilization
+    if p.target.per_instance_rps < planned * (1 - 1e-9):
+        return [
+            f"the same fleet: the target per instance is {fmt(p.target.per_instance_rps)} rps (below "
+            f"{fmt(planned)} rps at this utilisation) so that the AZs left after losing one carry the load"
+        ]
+    return [f"the same fleet: {p.instances} instances either way (whole instances, the AZ spread and the minimum)"]
+
+
+def _fitting(
+    profile: WorkloadProfile, ruleset: CompiledRuleset, types: tuple[CatalogInstance, ...], family: str | None
+) -> list[_Plan]:
+    """Plans on each of ``types`` that the engine accepts (the model fits, a rate applies)."""
+    plans = []
+    for inst in types:
+        try:
+            plans.append(_plan(profile, ruleset, family=family, instance=inst.type))
+        except ProfileRejected:
+            continue
+    return plans
+
+
+def _cheapest(plan: _Plan) -> tuple[float, float, tuple[int, str], str]:
+    inst = plan.decision.instance
+    negated = (-inst.generation[0], inst.generation[1])  # on a tie, the newer generation
+    return (plan.usd_per_month_expected, inst.usd_per_hour, negated, inst.type)
+
+
+def _generation_name(inst: CatalogInstance) -> str:
+    """ml.c7i.large -> c7i."""
+    return inst.type.split(".")[1]
+
+
+def _differences(base: _Plan, plan: _Plan) -> list[str]:
+    """What the counterfactual's plan rests on that the decision's does not, in a fixed order."""
+    b, p = base.decision, plan.decision
+    notes: list[str] = []
+    if p.instances != b.instances or p.instance.type != b.instance.type:
+        where = (
+            f"{' + '.join(map(str, spread(p.instances, p.az_count)))} over {p.az_count} AZs" if p.multi_az else "1 AZ"
+        )
+        notes.append(f"{b.instances} x {b.instance.type} -> {p.instances} x {p.instance.type} ({where})")
+    for table in _RULE_TABLES:
+        before, after = getattr(b, f"{table}_rule").id, getattr(p, f"{table}_rule").id
+        if before != after:
+            notes.append(f"{table} rule '{after}' instead of '{before}'")
+    basis = _basis(p)
+    if basis != _basis(b) or p.instance.type != b.instance.type:
+        notes.append(basis)
+    known = {(w.code, w.rule_id) for w in base.warnings}
+    notes.extend(f"warning {w.code}: {w.message}" for w in plan.warnings if (w.code, w.rule_id) not in known)
+    return notes
+
+
+def _basis(decision: Decision) -> str:
+    chosen = decision.selection.chosen
+    inst, measured = chosen.instance, chosen.measured_on
+    if chosen.source == "load_test" and measured is not None:
+        return f"throughput basis: {fmt(chosen.rps)} rps load-tested on {inst.type} ({measured.label})"
+    if chosen.source == "extrapolated" and measured is not None:
+        return (
+            f"throughput basis: {fmt(chosen.rps)} rps extrapolated from {fmt(measured.rps)} rps measured on "
+            f"{measured.instance.type} (vCPU ratio {fmt(chosen.factor)}), not measured on {inst.type}"
+        )
+    return (
+        f"throughput basis: traffic.per_instance_rps {fmt(chosen.rps)} assumed on {inst.type}, where it was not "
+        "measured: the rate there is not known, so the count and cost are only as good as that assumption; "
+        f"load-test {inst.type} to rely on them"
+    )

@@ -1,0 +1,70 @@
+"""What-if counterfactuals of an audited decision: its stored profile, under the ruleset that decided it.
+
+Computed on demand by this release's engine (``service.engine.whatif``); nothing is audited, and the decision's own
+figures in the report are this engine's too, so that every delta compares like with like.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+from service.audit import AuditReader
+from service.contract import WhatIfReport, WorkloadProfile
+from service.engine import ProfileRejected
+from service.engine.whatif import what_if_report
+from service.registry import RulesetNotFound, RulesetRegistry
+from service.replay import DecisionNotFound
+
+__all__ = ["DecisionNotFound", "StoredDecisionUnusable", "WhatIfRunner"]
+
+
+class StoredDecisionUnusable(Exception):
+    """The audited decision exists, but this release cannot evaluate it again (answered as 409)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class WhatIfRunner:
+    def __init__(self, reader: AuditReader, registry: RulesetRegistry) -> None:
+        self.reader, self.registry = reader, registry
+
+    async def report(self, decision_id: uuid.UUID) -> WhatIfReport:
+        """The counterfactuals of one audited decision.
+
+        Raises:
+            DecisionNotFound: no decision has this id.
+            StoredDecisionUnusable: its profile no longer decodes, its ruleset is not stored, or this engine
+                refuses the profile.
+        """
+        row = await self.reader.decision(decision_id)
+        if row is None:
+            raise DecisionNotFound(decision_id)
+        try:
+            profile = msgspec.json.decode(row.profile, type=WorkloadProfile)
+        except msgspec.DecodeError as exc:  # ValidationError included
+            raise StoredDecisionUnusable(
+                "stored-profile-invalid",
+                f"the profile stored with decision {decision_id} is not a valid WorkloadProfile for this release "
+                f"({exc}); GET /v1/decisions/{decision_id} returns it as received.",
+            ) from exc
+        try:
+            ruleset = await self.registry.for_sha256(row.ruleset_sha256)
+        except RulesetNotFound as exc:
+            raise StoredDecisionUnusable(
+                "ruleset-not-stored",
+                f"ruleset {row.ruleset_version} (sha256 {row.ruleset_sha256}) that made decision {decision_id} "
+                "is not stored.",
+            ) from exc
+        try:
+            report = what_if_report(profile, ruleset)
+        except ProfileRejected as exc:
+            raise StoredDecisionUnusable(
+                "stored-profile-refused",
+                f"this release's engine refuses the stored profile under ruleset {ruleset.version} "
+                f"({exc.code}): {exc.message}",
+            ) from exc
+        return msgspec.structs.replace(report, decision_id=str(decision_id))
