@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -28,7 +29,10 @@ def write_candidate(
         ROOT / "rules", target, ignore=shutil.ignore_patterns("tests", "schema", "README.md"), dirs_exist_ok=True
     )
     if version is not None:
-        _edit(target / "ruleset.yaml", 'version: "2026.11.0"', f'version: "{version}"')
+        manifest = target / "ruleset.yaml"
+        text = manifest.read_text()
+        assert re.search(r'^version: ".*"$', text, flags=re.M), f"{manifest} has no version line"
+        manifest.write_text(re.sub(r'^version: ".*"$', f'version: "{version}"', text, count=1, flags=re.M))
     if steady_factor is not None:
         _edit(target / "tables" / "scaling.yaml", _STEADY, _STEADY.replace("1.5", steady_factor))
     if classic_to_m_below_100:

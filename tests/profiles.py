@@ -17,6 +17,8 @@ def profile(data: dict[str, Any]) -> WorkloadProfile:
     return msgspec.convert(data, WorkloadProfile)
 
 
+# Catalog types of every family, to say where a rate was measured.
+_TESTED_TYPES = ["ml.m5.xlarge", "ml.c5.large", "ml.c6i.2xlarge", "ml.r5.xlarge", "ml.g5.xlarge", "ml.inf2.xlarge"]
 _rps = st.floats(min_value=0.01, max_value=1e6, allow_nan=False, allow_infinity=False)
 _cron = st.sampled_from(["cron(0 8 ? * MON-FRI *)", "cron(30 17 * * ? *)", "cron(0 0 1 * ? *)"])
 
@@ -43,8 +45,13 @@ def profiles(draw: st.DrawFn) -> dict[str, Any]:
         "model_kind": draw(st.sampled_from(["classic_ml", "deep_learning", "vision", "llm", "graph"])),
         "pipeline_steps": draw(st.integers(min_value=1, max_value=10)),
     }
-    if draw(st.booleans()):
+    # The model's size is required where the fit decides the type (gpu, memory, llm).
+    if workload["bound"] != "cpu" or workload["model_kind"] == "llm" or draw(st.booleans()):
         workload["model_memory_gib"] = draw(st.floats(min_value=0.01, max_value=64))
+    if draw(st.booleans()):
+        workload["sharding"] = draw(st.sampled_from(["none", "tensor_parallel"]))
+    if draw(st.booleans()):
+        workload["startup_s"] = draw(st.floats(min_value=1, max_value=7200))
     data: dict[str, Any] = {
         "workload": workload,
         "traffic": traffic,
@@ -57,6 +64,17 @@ def profiles(draw: st.DrawFn) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         data["az_count"] = draw(st.integers(min_value=2, max_value=6))
+    if draw(st.booleans()):
+        data["load_tests"] = [
+            {
+                "instance_type": draw(st.sampled_from(_TESTED_TYPES)),
+                "per_instance_rps": draw(st.floats(min_value=0.01, max_value=1e4)),
+            }
+            | ({"p99_latency_ms": draw(st.floats(min_value=0.5, max_value=60_000))} if draw(st.booleans()) else {})
+            for _ in range(draw(st.integers(min_value=1, max_value=3)))
+        ]
+    elif draw(st.booleans()):
+        traffic["tested_instance_type"] = draw(st.sampled_from(_TESTED_TYPES))
     if draw(st.booleans()):
         data["name"] = draw(st.sampled_from(["fraud-xgb", "recs", "a", "llm-chat-1", "X9"]))
     return data

@@ -12,10 +12,16 @@ from typing import Final, Literal
 import msgspec
 
 __all__ = [
+    "CreateEndpointConfig",
+    "Metric",
     "MetricAlarm",
+    "MetricDataQuery",
     "MetricDimension",
+    "MetricStat",
     "PredefinedMetricSpecification",
+    "ProductionVariant",
     "RegisterScalableTarget",
+    "RoutingConfig",
     "ScalableTargetAction",
     "ScalingPolicy",
     "ScheduledAction",
@@ -104,8 +110,34 @@ class MetricDimension(_Payload):
     Value: str
 
 
-class MetricAlarm(_Payload):
+class Metric(_Payload):
+    Namespace: str
+    MetricName: str
+    Dimensions: list[MetricDimension]
+
+
+class MetricStat(_Payload):
+    Metric: Metric
+    Period: int
+    Stat: str
+    Unit: str | None = None
+
+
+class MetricDataQuery(_Payload):
+    """One line of a metric-math alarm: a metric (``MetricStat``) or an ``Expression`` over the others."""
+
+    Id: str
+    MetricStat: MetricStat | None = None
+    Expression: str | None = None
+    Label: str | None = None
+    ReturnData: bool | None = None
+
+
+class MetricAlarm(_Payload, kw_only=True):
     """cloudwatch ``put_metric_alarm``.
+
+    Either one metric (``Namespace``, ``MetricName``, ``Dimensions``, ``Period`` and a statistic) or
+    metric math (``Metrics``: the metrics and the one expression whose value is compared).
 
     For step-scaling alarms, ``AlarmActions`` holds the placeholder ``{policy_arn:POLICY_NAME}``:
     replace it with the ``PolicyARN`` that ``put_scaling_policy`` returned for that policy.
@@ -113,10 +145,10 @@ class MetricAlarm(_Payload):
 
     AlarmName: str
     AlarmDescription: str
-    Namespace: str
-    MetricName: str
-    Dimensions: list[MetricDimension]
-    Period: int
+    Namespace: str | None = None
+    MetricName: str | None = None
+    Dimensions: list[MetricDimension] | None = None
+    Period: int | None = None
     EvaluationPeriods: int
     DatapointsToAlarm: int
     Threshold: float
@@ -131,3 +163,30 @@ class MetricAlarm(_Payload):
     ExtendedStatistic: str | None = None
     Unit: str | None = None
     AlarmActions: list[str] | None = None
+    Metrics: list[MetricDataQuery] | None = None
+
+
+class RoutingConfig(_Payload):
+    RoutingStrategy: Literal["LEAST_OUTSTANDING_REQUESTS", "RANDOM"]
+
+
+class ProductionVariant(_Payload):
+    VariantName: str
+    ModelName: str
+    InstanceType: str
+    InitialInstanceCount: int
+    ModelDataDownloadTimeoutInSeconds: int
+    ContainerStartupHealthCheckTimeoutInSeconds: int
+    RoutingConfig: RoutingConfig
+    VolumeSizeInGB: int | None = None
+
+
+class CreateEndpointConfig(_Payload):
+    """sagemaker ``create_endpoint_config``.
+
+    ``ModelName`` is the name of the model created with ``create_model`` (the advisor proposes
+    ``<endpoint>-model``; use your own).
+    """
+
+    EndpointConfigName: str
+    ProductionVariants: list[ProductionVariant]

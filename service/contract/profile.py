@@ -13,11 +13,14 @@ import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "INSTANCE_TYPE_PATTERN",
     "Bound",
     "Burstiness",
+    "LoadTest",
     "ModelKind",
     "PeakWindow",
     "Priority",
+    "Sharding",
     "Sla",
     "Traffic",
     "Workload",
@@ -28,6 +31,14 @@ Bound = Literal["cpu", "memory", "gpu"]
 ModelKind = Literal["classic_ml", "deep_learning", "vision", "llm", "graph"]
 Burstiness = Literal["steady", "periodic", "bursty"]
 Priority = Literal["latency", "balanced", "cost"]
+Sharding = Literal["none", "tensor_parallel"]
+LatencyMeasure = Literal["p99", "at_max_invocations"]
+
+# SageMaker instance type names as botocore's ProductionVariantInstanceType spells them (ml.g5.2xlarge).
+INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
+InstanceTypeName = Annotated[
+    str, Meta(max_length=40, pattern=INSTANCE_TYPE_PATTERN, description="A SageMaker instance type, e.g. ml.m5.xlarge.")
+]
 
 # AWS Application Auto Scaling cron: six fields (minutes hours day-of-month month day-of-week year).
 # The pattern checks the shape (six space-separated fields of cron characters); AWS checks the rest.
@@ -60,6 +71,29 @@ class Workload(_Body, frozen=True):
     pipeline_steps: Annotated[
         int, Meta(ge=1, le=100, description="Steps in the inference pipeline (pre/post-processing, models).")
     ] = 1
+    sharding: (
+        Annotated[
+            Sharding,
+            Meta(
+                description="How the model is split over accelerator devices: `none` (one device holds it) or "
+                "`tensor_parallel` (the devices of one instance share it). Default: tensor_parallel for llm, "
+                "none otherwise. A model is never split across instances."
+            ),
+        ]
+        | None
+    ) = None
+    startup_s: (
+        Annotated[
+            float,
+            Meta(
+                ge=1,
+                le=7200,
+                description="Seconds from a new instance starting to serving (model download, container start, "
+                "load). Without it, the rules estimate it from the model size.",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class PeakWindow(_Body, frozen=True):
@@ -84,21 +118,63 @@ class PeakWindow(_Body, frozen=True):
     ) = None
 
 
-class Traffic(_Body, frozen=True):
+class Traffic(_Body, frozen=True, kw_only=True):
     """How much load, and how it arrives."""
 
     peak_rps: Rps
-    per_instance_rps: Annotated[
-        float,
-        Meta(
-            ge=0.001,
-            le=1_000_000,
-            description="Requests per second one instance sustains within the latency SLA (load-tested).",
-        ),
-    ]
+    per_instance_rps: (
+        Annotated[
+            float,
+            Meta(
+                ge=0.001,
+                le=1_000_000,
+                description="Requests per second one instance sustains within the latency SLA (load-tested). "
+                "Required unless `load_tests` is given.",
+            ),
+        ]
+        | None
+    ) = None
     burstiness: Annotated[Burstiness, Meta(description="Shape of the load over time.")]
+    tested_instance_type: (
+        Annotated[
+            InstanceTypeName,
+            Meta(description="The instance type `per_instance_rps` was load-tested on (a catalog type)."),
+        ]
+        | None
+    ) = None
     mean_rps: Rps | None = None
     peak_windows: Annotated[list[PeakWindow], Meta(max_length=24)] | None = None
+
+
+class LoadTest(_Body, frozen=True):
+    """One load test: the rate one instance of a type sustained, and the latency it saw."""
+
+    instance_type: InstanceTypeName
+    per_instance_rps: Annotated[
+        float, Meta(ge=0.001, le=1_000_000, description="Requests per second one instance sustained.")
+    ]
+    p99_latency_ms: (
+        Annotated[float, Meta(ge=0.001, le=3_600_000, description="Latency measured at that rate, ms.")] | None
+    ) = None
+    latency_measure: Annotated[
+        LatencyMeasure,
+        Meta(
+            description="What p99_latency_ms is: `p99` of the test, or `at_max_invocations` (Inference "
+            "Recommender's ModelLatency at the maximum rate, not a percentile)."
+        ),
+    ] = "p99"
+    environment: (
+        Annotated[
+            dict[Annotated[str, Meta(max_length=128)], Annotated[str, Meta(max_length=1024)]],
+            Meta(
+                max_length=32,
+                description="Container environment the rate was measured with (e.g. Inference Recommender's "
+                "tuned EnvironmentParameters); the rate holds only with it.",
+            ),
+        ]
+        | None
+    ) = None
+    source: Annotated[str, Meta(max_length=200, description="Where the figures come from.")] | None = None
 
 
 class Sla(_Body, frozen=True):
@@ -130,3 +206,14 @@ class WorkloadProfile(_Body, frozen=True):
     ] = 0.7
     priority: Annotated[Priority, Meta(description="What to favour when rules offer a choice.")] = "balanced"
     az_count: Annotated[int, Meta(ge=2, le=6, description="Availability Zones to spread over.")] | None = None
+    load_tests: (
+        Annotated[
+            list[LoadTest],
+            Meta(
+                max_length=50,
+                description="Load tests on one or more instance types; with them `traffic.per_instance_rps` "
+                "may be omitted. Candidates are ranked by cost per million requests.",
+            ),
+        ]
+        | None
+    ) = None

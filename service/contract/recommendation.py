@@ -7,6 +7,7 @@ from typing import Any, Literal
 import msgspec
 
 from service.contract.aws import (
+    CreateEndpointConfig,
     MetricAlarm,
     RegisterScalableTarget,
     ScalingPolicy,
@@ -21,6 +22,8 @@ __all__ = [
     "CostEstimate",
     "ExplanationEntry",
     "Family",
+    "Hosting",
+    "HostingAws",
     "InstanceChoice",
     "Monitoring",
     "MonitoringRationale",
@@ -29,12 +32,16 @@ __all__ = [
     "RulesetRef",
     "ScalingMethod",
     "ScalingPlan",
+    "ThroughputBasis",
+    "ThroughputSource",
     "UnavailableMethod",
     "Warning",
 ]
 
 Family = Literal["c", "m", "r", "g", "p", "inf"]
 ScalingMethod = Literal["target_tracking", "step", "scheduled"]
+ThroughputSource = Literal["load_test", "extrapolated", "assumed"]
+HostingMode = Literal["real_time"]
 
 
 class _Out(msgspec.Struct, kw_only=True, gc=False):
@@ -63,9 +70,22 @@ class InstanceChoice(_Out):
     accelerator_count: int
     accelerator_memory_gib: float
     alternatives: list[Alternative]
+    sharding: Literal["none", "tensor_parallel", "host_memory"] = "host_memory"
+    tensor_parallel_degree: int | None = None
+
+
+class ThroughputBasis(_Out):
+    """Where the per-instance rate the counts rest on comes from."""
+
+    instance_type: str
+    per_instance_rps: float
+    source: ThroughputSource
+    factor: float
+    tested_instance_type: str | None = None
 
 
 class Capacity(_Out):
+    throughput_basis: ThroughputBasis
     base_instances: int
     az_safe_instances: int
     instances: int
@@ -130,11 +150,26 @@ class Monitoring(_Out):
 class CostEstimate(_Out):
     usd_per_hour: float
     usd_per_month: float
+    usd_per_month_expected: float
+    usd_per_month_min: float
+    usd_per_month_peak: float
     usd_per_million_requests: float
     price_as_of: str
     region: str
     basis: str
     formula: str
+
+
+class HostingAws(_Out):
+    create_endpoint_config: CreateEndpointConfig
+
+
+class Hosting(_Out):
+    mode: HostingMode
+    reason: str
+    startup_s: float
+    startup_basis: Literal["profile", "estimate"]
+    aws: HostingAws
 
 
 class ExplanationEntry(_Out):
@@ -152,6 +187,7 @@ class Warning(_Out):
 
 class Recommendation(_Out):
     ruleset: RulesetRef
+    hosting: Hosting
     instance: InstanceChoice
     capacity: Capacity
     scaling: ScalingPlan

@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-__all__ = ["CapacityPlan", "ceil_div", "exact", "fmt", "plan_capacity", "spread"]
+__all__ = [
+    "CapacityPlan",
+    "ScalingTarget",
+    "ceil_div",
+    "exact",
+    "fmt",
+    "plan_capacity",
+    "scaling_target",
+    "spread",
+    "worst_az_share",
+]
 
 
 @lru_cache(maxsize=4096)  # the same prices, rates and ratios recur across evaluations
@@ -121,3 +131,87 @@ def plan_capacity(
         instances = rounded
     per_az = spread(instances, az_count)
     return CapacityPlan(rps, base, az_safe, floor, instances, per_az, steps)
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingTarget:
+    """The per-instance load the policies aim at, and the fleet it settles at for any load.
+
+    ``per_minute`` is the emitted TargetValue (invocations per instance per minute, rounded down
+    to 2 decimals so that rounding never loosens the guarantee).
+    """
+
+    per_minute: float
+    min_instances: int
+    steps: tuple[str, ...]
+
+    @property
+    def per_instance_rps(self) -> float:
+        return self.per_minute / 60
+
+    def instances_for(self, rps: float) -> int:
+        """n(L) = max(min, ceil(L / target per instance)): where target tracking settles at load L."""
+        return max(self.min_instances, ceil_div(rps * 60, self.per_minute))
+
+
+def worst_az_share(min_instances: int, max_instances: int, az_count: int) -> tuple[int, Fraction]:
+    """The fleet size in [min, max] that keeps the smallest share after losing its largest AZ.
+
+    A fleet of n spread over k AZs keeps n - ceil(n/k) when the largest AZ goes. Within a block
+    of k sizes the share falls as n grows past a multiple of k, and the first size past each
+    multiple (n = qk + 1) keeps less as q falls; so the worst is n = min or the first qk + 1
+    above it. Closed form, because max can be large.
+    """
+    k = az_count
+
+    def share(n: int) -> Fraction:
+        return Fraction(n - -(-n // k), n)
+
+    worst = min_instances
+    first_odd = min_instances + (1 - min_instances) % k
+    if first_odd == min_instances:
+        first_odd += k
+    if first_odd <= max_instances and share(first_odd) < share(worst):
+        worst = first_odd
+    return worst, share(worst)
+
+
+def scaling_target(
+    *,
+    per_instance_rps: float,
+    target_utilization: float,
+    az_count: int,
+    survives_az_loss: bool,
+    degraded_utilization: float,
+    min_instances: int,
+    max_instances: int,
+) -> ScalingTarget:
+    """Target per instance: the planned utilisation, lowered where the plan must survive an AZ loss.
+
+    With n(L) = max(min, ceil(L / t)) instances over k AZs, the n - ceil(n/k) left after losing
+    the largest AZ carry L at the degraded utilisation d for every load up to max when
+    t = r x min(u, d x min over n of (n - ceil(n/k)) / n).
+    """
+    r, u = exact(per_instance_rps), exact(target_utilization)
+    planned = r * u
+    steps = [
+        f"target per instance at the planned utilisation = {fmt(per_instance_rps)} x {fmt(target_utilization)} "
+        f"= {fmt(planned)} rps"
+    ]
+    target = planned
+    if survives_az_loss and az_count >= 2:
+        worst_n, share = worst_az_share(min_instances, max_instances, az_count)
+        d = exact(degraded_utilization)
+        az_safe = r * d * share
+        steps.append(
+            f"AZ-safe target = r x d x min over n in [{min_instances}, {max_instances}] of (n - ceil(n/{az_count}))/n "
+            f"= {fmt(per_instance_rps)} x {fmt(degraded_utilization)} x {share.numerator}/{share.denominator} "
+            f"= {fmt(az_safe)} rps (worst case n = {worst_n}: {worst_n - -(-worst_n // az_count)} instances left "
+            f"after losing an AZ of {-(-worst_n // az_count)})"
+        )
+        target = min(planned, az_safe)
+    per_minute = math.floor(target * 60 * 100) / 100
+    steps.append(
+        f"TargetValue = {fmt(target)} rps x 60 = {fmt(per_minute)} invocations per instance per minute (rounded down)"
+    )
+    return ScalingTarget(per_minute, min_instances, tuple(steps))

@@ -63,6 +63,7 @@ class CompiledRuleset:
     # Instance types of each family, cheapest (smallest) first.
     by_family: Mapping[str, tuple[CatalogInstance, ...]]
     source: LoadedRuleset
+    instance_types: Mapping[str, CatalogInstance]
 
     def __repr__(self) -> str:
         return f"CompiledRuleset(version={self.version!r}, sha256={self.sha256[:12]!r}...)"
@@ -101,6 +102,7 @@ def compile_ruleset(ruleset: LoadedRuleset) -> CompiledRuleset:
         catalog=ruleset.catalog,
         by_family=ordered,
         source=ruleset,
+        instance_types={inst.type: inst for inst in ruleset.catalog.instances},
     )
 
 

@@ -7,43 +7,62 @@ alarms, formulas and prose around them. Impact analysis replays audit history th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from service.contract import WorkloadProfile
-from service.engine.capacity import CapacityPlan, fmt, plan_capacity
+from service.engine.capacity import CapacityPlan, ScalingTarget, fmt, plan_capacity, scaling_target
 from service.engine.compiled import CompiledRule, CompiledRuleset
-from service.rulebook.models import CatalogInstance, SizingOutcome
+from service.engine.errors import ProfileRejected
+from service.engine.selection import Selection, model_sharding, select_instance
+from service.rulebook.models import CatalogInstance
 
-__all__ = ["Decision", "ProfileRejected", "capacity_gib", "decide", "profile_facts"]
+__all__ = ["Decision", "ProfileRejected", "decide", "profile_facts"]
 
-
-class ProfileRejected(Exception):
-    """The profile is valid in shape but impossible to advise on (answered as 422)."""
-
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.field = code, message, field
+# Sizes at which a model's size must be stated: what the fit is decided on.
+_SIZE_REQUIRED_BOUNDS = ("gpu", "memory")
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What was decided, by which rules; ``facts`` holds every input and decision rules saw."""
+    """What was decided, by which rules; ``facts`` holds every input and decision rules saw.
+
+    ``peak`` is the static plan at the peak (base, AZ-safe and floor counts); ``baseline`` the same
+    at the baseline load (mean_rps, else the peak), whose count is the scalable target's minimum;
+    ``target`` the per-instance load the policies aim at; ``instances`` the fleet they settle at
+    under the peak.
+    """
 
     facts: dict[str, Any]
     family_rule: CompiledRule
     sizing_rule: CompiledRule
     scaling_rule: CompiledRule
     availability_rule: CompiledRule
-    instance: CatalogInstance
-    instance_index: int  # position in the family's cheapest-first list
+    selection: Selection
+    utilization: float
     az_count: int
     floor: int
     peak: CapacityPlan
+    baseline: CapacityPlan
+    max_capacity: int
+    target: ScalingTarget
+
+    @property
+    def instance(self) -> CatalogInstance:
+        return self.selection.chosen.instance
+
+    @property
+    def instance_index(self) -> int:
+        return self.selection.index
+
+    @property
+    def per_instance_rps(self) -> float:
+        return self.selection.chosen.rps
 
     @property
     def family(self) -> str:
-        return str(self.family_rule.then.family)
+        return str(self.facts["decision.family"])
 
     @property
     def scaling_method(self) -> str:
@@ -54,25 +73,28 @@ class Decision:
         return bool(self.availability_rule.then.multi_az)
 
     @property
+    def min_capacity(self) -> int:
+        return self.target.min_instances
+
+    @property
     def instances(self) -> int:
-        return self.peak.instances
+        return self.target.instances_for(self.facts["traffic.peak_rps"])
 
     @property
     def usd_per_hour(self) -> float:
-        return self.peak.instances * self.instance.usd_per_hour
+        return self.instances * self.instance.usd_per_hour
 
     def plan(self, rps: float, *, explain: bool = True) -> CapacityPlan:
-        """Capacity for another load level under the same decisions (baseline, peak windows)."""
-        traffic, avail = self.facts, self.availability_rule.then
-        return plan_capacity(
-            rps=rps,
-            per_instance_rps=traffic["traffic.per_instance_rps"],
-            target_utilization=traffic["target_utilization"],
-            az_count=self.az_count,
-            survives_az_loss=avail.survives_az_loss,
-            degraded_utilization=avail.degraded_utilization,
-            floor=self.floor,
-            explain=explain,
+        """The static plan for another load level under the same decisions."""
+        return _plan(
+            self.facts,
+            self.availability_rule,
+            self.per_instance_rps,
+            self.utilization,
+            self.az_count,
+            self.floor,
+            rps,
+            explain,
         )
 
 
@@ -86,6 +108,7 @@ def profile_facts(profile: WorkloadProfile) -> dict[str, Any]:
         "workload.pipeline_steps": w.pipeline_steps,
         "traffic.peak_rps": t.peak_rps,
         "traffic.per_instance_rps": t.per_instance_rps,
+        "workload.sharding": model_sharding(profile),
         "traffic.mean_rps": t.mean_rps,
         "traffic.peak_to_mean": t.peak_rps / t.mean_rps if t.mean_rps else None,
         "traffic.burstiness": t.burstiness,
@@ -98,8 +121,18 @@ def profile_facts(profile: WorkloadProfile) -> dict[str, Any]:
     }
 
 
-def decide(profile: WorkloadProfile, ruleset: CompiledRuleset, *, explain: bool = True) -> Decision:
-    """Run the decision tables and the capacity arithmetic.
+def decide(
+    profile: WorkloadProfile,
+    ruleset: CompiledRuleset,
+    *,
+    explain: bool = True,
+    family_override: str | None = None,
+    instance_override: str | None = None,
+) -> Decision:
+    """Run the decision tables, pick the instance type and compute the fleet.
+
+    ``family_override`` and ``instance_override`` replace the family table's answer and the type
+    choice, for what-if counterfactuals; every other rule decides as usual.
 
     Raises:
         ProfileRejected: the profile contradicts itself, or no rule or instance type can serve it.
@@ -107,44 +140,108 @@ def decide(profile: WorkloadProfile, ruleset: CompiledRuleset, *, explain: bool 
     _check_consistency(profile)
     facts = profile_facts(profile)
     family_rule = _first(ruleset, "family", facts)
-    facts["decision.family"] = family = family_rule.then.family
+    facts["decision.family"] = family = family_override or family_rule.then.family
     sizing_rule = _first(ruleset, "sizing", facts)
-    index, instance = _fit(profile, ruleset, family, sizing_rule.then)
+    sizing = sizing_rule.then
+    cap = sizing.max_target_utilization
+    utilization = profile.target_utilization if cap is None else min(profile.target_utilization, cap)
+    selection = select_instance(profile, ruleset, family, sizing, utilization, instance_override)
     scaling_rule = _first(ruleset, "scaling", facts)
     facts["decision.scaling_method"] = scaling_rule.then.method
     availability_rule = _first(ruleset, "availability", facts)
     avail = availability_rule.then
     az_count = (profile.az_count or avail.az_count) if avail.multi_az else 1
     floor = max(avail.min_instances, az_count if avail.multi_az else 1)
-    peak = plan_capacity(
-        rps=profile.traffic.peak_rps,
-        per_instance_rps=profile.traffic.per_instance_rps,
-        target_utilization=profile.target_utilization,
+    rate = selection.chosen.rps
+    traffic = profile.traffic
+    peak = _plan(facts, availability_rule, rate, utilization, az_count, floor, traffic.peak_rps, explain)
+    baseline = (
+        _plan(facts, availability_rule, rate, utilization, az_count, floor, traffic.mean_rps, explain)
+        if traffic.mean_rps is not None
+        else peak
+    )
+    factor = scaling_rule.then.max_capacity_factor
+    max_capacity = _round_up(max(peak.instances, math.ceil(peak.instances * factor)), az_count)
+    for _ in range(2):  # the target depends on max, and max must hold the fleet at the peak
+        target = scaling_target(
+            per_instance_rps=rate,
+            target_utilization=utilization,
+            az_count=az_count,
+            survives_az_loss=avail.survives_az_loss,
+            degraded_utilization=avail.degraded_utilization,
+            min_instances=baseline.instances,
+            max_instances=max_capacity,
+        )
+        needed = _round_up(target.instances_for(traffic.peak_rps), az_count)
+        if needed <= max_capacity:
+            break
+        max_capacity = needed
+    decision = Decision(
+        facts,
+        family_rule,
+        sizing_rule,
+        scaling_rule,
+        availability_rule,
+        selection,
+        utilization,
+        az_count,
+        floor,
+        peak,
+        baseline,
+        max_capacity,
+        target,
+    )
+    facts["decision.multi_az"] = avail.multi_az
+    facts["decision.instances"] = decision.instances
+    return decision
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return n if multiple <= 1 or n % multiple == 0 else n + multiple - n % multiple
+
+
+def _plan(
+    facts: dict[str, Any],
+    availability_rule: CompiledRule,
+    rate: float,
+    utilization: float,
+    az_count: int,
+    floor: int,
+    rps: float,
+    explain: bool,
+) -> CapacityPlan:
+    avail = availability_rule.then
+    return plan_capacity(
+        rps=rps,
+        per_instance_rps=rate,
+        target_utilization=utilization,
         az_count=az_count,
         survives_az_loss=avail.survives_az_loss,
         degraded_utilization=avail.degraded_utilization,
         floor=floor,
         explain=explain,
     )
-    facts["decision.multi_az"] = avail.multi_az
-    facts["decision.instances"] = peak.instances
-    return Decision(
-        facts, family_rule, sizing_rule, scaling_rule, availability_rule, instance, index, az_count, floor, peak
-    )
 
 
 def _check_consistency(profile: WorkloadProfile) -> None:
-    t = profile.traffic
+    w, t = profile.workload, profile.traffic
+    if w.model_memory_gib is None and (w.bound in _SIZE_REQUIRED_BOUNDS or w.model_kind == "llm"):
+        raise ProfileRejected(
+            "model-size-required",
+            f"workload.model_memory_gib is required when bound is {w.bound} and model_kind is {w.model_kind}: "
+            "the instance type is chosen by what holds the model.",
+            "workload.model_memory_gib",
+        )
     if t.mean_rps is not None and t.mean_rps > t.peak_rps:
         raise ProfileRejected(
-            "mean_above_peak",
+            "mean-above-peak",
             f"traffic.mean_rps ({fmt(t.mean_rps)}) is above traffic.peak_rps ({fmt(t.peak_rps)}).",
             "traffic.mean_rps",
         )
     for i, window in enumerate(t.peak_windows or ()):
         if window.rps > t.peak_rps:
             raise ProfileRejected(
-                "window_above_peak",
+                "window-above-peak",
                 f"traffic.peak_windows[{i}].rps ({fmt(window.rps)}) is above "
                 f"traffic.peak_rps ({fmt(t.peak_rps)}), which must be the overall peak.",
                 f"traffic.peak_windows[{i}].rps",
@@ -155,45 +252,8 @@ def _first(ruleset: CompiledRuleset, table_name: str, facts: dict[str, Any]) -> 
     rule = ruleset.tables[table_name].first(facts)  # type: ignore[index]
     if rule is None:
         raise ProfileRejected(
-            "no_rule_matched",
+            "no-rule-matched",
             f"no rule of table '{table_name}' in ruleset {ruleset.version} "
             "matches this profile; `advisor rules check` reports such gaps.",
         )
     return rule
-
-
-def capacity_gib(instance: CatalogInstance, fit_on: str) -> float:
-    """Memory that must hold the model: the accelerators' together, or the host's."""
-    accel = instance.accelerator
-    if fit_on == "accelerator_memory" and accel is not None:
-        return accel.memory_gib * accel.count
-    return instance.memory_gib
-
-
-def _fit(
-    profile: WorkloadProfile, ruleset: CompiledRuleset, family: str, sizing: SizingOutcome
-) -> tuple[int, CatalogInstance]:
-    """The smallest (cheapest) type of the family that holds the model with headroom.
-
-    Smaller instances win because more, smaller instances spread over AZs lose less capacity
-    when one fails (scale out, not up).
-    """
-    candidates = ruleset.by_family.get(family, ())
-    if not candidates:
-        raise ProfileRejected(
-            "family_not_in_catalog",
-            f"the catalog of ruleset {ruleset.version} has no instance type of family '{family}'.",
-        )
-    need = (profile.workload.model_memory_gib or 0.0) * sizing.memory_headroom
-    for index, inst in enumerate(candidates):
-        if capacity_gib(inst, sizing.fit_on) >= need:
-            return index, inst
-    what = "accelerator memory" if sizing.fit_on == "accelerator_memory" else "memory"
-    largest = max(capacity_gib(i, sizing.fit_on) for i in candidates)
-    raise ProfileRejected(
-        "model_does_not_fit",
-        f"no instance type of family '{family}' holds {fmt(need)} GiB of "
-        f"{what} (the largest has {fmt(largest)} GiB); shard the model or lower "
-        "workload.model_memory_gib.",
-        "workload.model_memory_gib",
-    )

@@ -64,8 +64,20 @@ FIELDS: dict[str, FieldSpec] = {
         ),
         FieldSpec("workload.model_memory_gib", "Model memory, GiB.", low=0, high=4096, low_open=True, optional=True),
         FieldSpec("workload.pipeline_steps", "Pipeline steps.", low=1, high=100, integer=True),
+        FieldSpec(
+            "workload.sharding",
+            "How accelerators hold the model (default: tensor_parallel for llm, none otherwise).",
+            values=("none", "tensor_parallel"),
+        ),
         FieldSpec("traffic.peak_rps", "Peak requests/s.", low=0, high=1e7, low_open=True),
-        FieldSpec("traffic.per_instance_rps", "Requests/s one instance sustains.", low=0, high=1e6, low_open=True),
+        FieldSpec(
+            "traffic.per_instance_rps",
+            "Requests/s one instance sustains (absent when only load_tests are given).",
+            low=0,
+            high=1e6,
+            low_open=True,
+            optional=True,
+        ),
         FieldSpec("traffic.mean_rps", "Mean requests/s.", low=0, high=1e7, low_open=True, optional=True),
         FieldSpec(
             "traffic.peak_to_mean",

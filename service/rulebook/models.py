@@ -34,6 +34,7 @@ __all__ = [
     "ScalingTable",
     "SizingOutcome",
     "SizingTable",
+    "StartupEstimate",
     "StepSpec",
 ]
 
@@ -104,13 +105,46 @@ class FamilyOutcome(Strict):
     family: Family
 
 
+class StartupEstimate(Strict):
+    """Warm-up of a new instance when the profile gives no ``workload.startup_s``: base + per GiB of model."""
+
+    base_s: float = Field(ge=0, le=3600, description="Provisioning and container start, seconds.")
+    per_gib_s: float = Field(ge=0, le=600, description="Model download and load, seconds per GiB.")
+
+
 class SizingOutcome(Strict):
     fit_on: Literal["memory", "accelerator_memory"] = Field(
         description="Which memory must hold the model: host memory, or the accelerators' memory."
     )
     memory_headroom: float = Field(
-        default=1.2, ge=1.0, le=4.0, description="Model memory x this must fit (runtime, batches, KV cache)."
+        default=1.2,
+        ge=1.0,
+        le=4.0,
+        description="Model memory x this must fit: one device (sharding none), the devices of the "
+        "tensor-parallel group, or host memory.",
     )
+    throughput_extrapolation: Literal["none", "vcpu_ratio_same_generation"] = Field(
+        default="none",
+        description="How a rate load-tested on one CPU type carries to another: not at all, or scaled by "
+        "the vCPU ratio between types of the same generation. Accelerator rates never carry.",
+    )
+    prefer: Literal["cheapest", "newest"] = Field(
+        default="cheapest",
+        description="Among fitting types without a load test: the cheapest, or the newest generation.",
+    )
+    max_target_utilization: float | None = Field(
+        default=None, ge=0.1, le=0.95, description="Caps the profile's target_utilization."
+    )
+    startup_estimate: StartupEstimate = Field(
+        default_factory=lambda: StartupEstimate(base_s=300, per_gib_s=5),
+        description="Warm-up estimate used when the profile gives no workload.startup_s.",
+    )
+
+    @model_validator(mode="after")
+    def _no_accelerator_extrapolation(self) -> SizingOutcome:
+        if self.fit_on == "accelerator_memory" and self.throughput_extrapolation != "none":
+            raise ValueError("accelerator throughput never carries across chips: throughput_extrapolation 'none'")
+        return self
 
 
 class StepSpec(Strict):
@@ -170,7 +204,16 @@ class AvailabilityOutcome(Strict):
         return self
 
 
-AlarmKind = Literal["latency_p99", "errors_5xx", "cpu_utilization", "gpu_utilization", "memory_utilization"]
+AlarmKind = Literal[
+    "latency_p99",
+    "latency_p99_early",
+    "caller_latency_p99",
+    "errors_5xx",
+    "cpu_utilization",
+    "gpu_utilization",
+    "memory_utilization",
+    "invocations_above_capacity",
+]
 
 
 class AlarmSpec(Strict):
@@ -178,8 +221,9 @@ class AlarmSpec(Strict):
     threshold: float | None = Field(
         default=None,
         gt=0,
-        description="latency_p99: share of the SLA (default 1.0); errors_5xx: error rate (default 0.01); "
-        "*_utilization: percent per core or GPU (default 80).",
+        description="latency_p99 and caller_latency_p99: share of the SLA (default 1.0); latency_p99_early: "
+        "share of the SLA (default 0.8); errors_5xx: error rate (default 0.01); *_utilization: percent per core "
+        "or GPU (default 80); invocations_above_capacity: share of the per-instance rate (default 0.9).",
     )
 
 
@@ -305,9 +349,17 @@ class Accelerator(Strict):
     name: str
     count: int = Field(ge=1, le=64)
     memory_gib: float = Field(gt=0, description="Memory of one device, GiB.")
+    cores_per_device: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="Tensor-parallel units per device: 1 for a GPU; NeuronCores per chip on Inferentia and "
+        "Trainium (tensor_parallel_degree counts NeuronCores there).",
+    )
 
 
 _FAMILY_OF_TYPE = re.compile(r"^ml\.([a-z]+)\d")
+_GENERATION = re.compile(r"^ml\.[a-z]+(\d+)([a-z-]*)\.")
 
 
 class CatalogInstance(Strict):
@@ -316,6 +368,18 @@ class CatalogInstance(Strict):
     memory_gib: float = Field(gt=0, le=32_768)
     accelerator: Accelerator | None = None
     usd_per_hour: float = Field(gt=0, le=1000)
+    volume_size_supported: bool = Field(
+        default=True,
+        description="Whether ProductionVariant.VolumeSizeInGB applies; types with local NVMe instance "
+        "storage refuse it.",
+    )
+    source: str | None = Field(default=None, max_length=400, description="Where this row's figures come from.")
+
+    @property
+    def generation(self) -> tuple[int, str]:
+        """(number, suffix) of the type's generation: ml.c6i.large -> (6, 'i'); newer compares greater."""
+        match = _GENERATION.match(self.type)
+        return (int(match.group(1)), match.group(2)) if match else (0, "")
 
     @property
     def family(self) -> str:

@@ -23,7 +23,9 @@ class RuleTestCase(Strict):
     not_fired: list[str] = Field(default_factory=list, description="Rule ids that must not fire.")
     warnings: list[str] = Field(default_factory=list, description="Warning codes that must be present.")
     rejected: str | None = Field(
-        default=None, description="Expect the profile to be refused with this code (e.g. model_does_not_fit)."
+        default=None,
+        description="Expect the profile to be refused with this code (e.g. model-does-not-fit; the older "
+        "underscore spelling model_does_not_fit is accepted).",
     )
 
 

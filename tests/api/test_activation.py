@@ -93,12 +93,12 @@ async def test_reload_with_a_lint_error_is_refused(rules_client: tuple[Client, P
 async def test_reload_activates_and_is_recorded(rules_client: tuple[Client, Path]) -> None:
     client, rules = rules_client
     old = (await _decide(client))["ruleset"]
-    new_sha = _bump(rules, "2026.12.0")
+    new_sha = _bump(rules, "2027.1.0")
     response = await client.post("/v1/rulesets/reload")
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["sha256"], body["changed"], body["previous_sha256"]) == (new_sha, True, old["sha256"])  # type: ignore[index]
-    assert (await _decide(client))["ruleset"] == {"version": "2026.12.0", "sha256": new_sha}
+    assert (await _decide(client))["ruleset"] == {"version": "2027.1.0", "sha256": new_sha}
     again = (await client.post("/v1/rulesets/reload")).json()
     assert again["changed"] is False
     history = (await client.get("/v1/rulesets/activations")).json()["items"]
@@ -116,7 +116,7 @@ async def test_reloads_under_load_never_mix_rulesets(rules_client: tuple[Client,
         _bump(rules, version, factor=factor)
         assert (await client.post("/v1/rulesets/reload")).status_code == 200
 
-    for i, version in enumerate(["2026.12.0", "2026.12.1", "2026.12.2"]):
+    for i, version in enumerate(["2027.1.0", "2027.1.1", "2027.1.2"]):
         # Each wave of decisions runs while a reload happens in the middle of it.
         wave = await asyncio.gather(*(_decide(client, 100 + j) for j in range(40)), reload(version, str(2 + i)))
         answers += [a for a in wave if a is not None]
@@ -165,7 +165,7 @@ def test_two_worker_processes_follow_an_activation(pg_database_url: str, tmp_pat
         while len(workers()) < 2:
             assert time.monotonic() < deadline, "two workers never answered"
             time.sleep(0.2)
-        new_sha = _bump(rules, "2026.12.0")
+        new_sha = _bump(rules, "2027.1.0")
         result = CliRunner(env={"ADVISOR_DATABASE_URL": pg_database_url}).invoke(
             main, ["rules", "activate", str(rules)]
         )

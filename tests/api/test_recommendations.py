@@ -120,7 +120,7 @@ class TestRejections:
         body["workload"]["model_memory_gib"] = 4000
         response = await _post(client, body)
         assert response.status_code == 422
-        assert response.json()["code"] == "model_does_not_fit"
+        assert response.json()["code"] == "model-does-not-fit"
         assert response.json()["errors"][0]["key"] == "workload.model_memory_gib"
 
     async def test_malformed_json_is_400(self, client: Client) -> None:

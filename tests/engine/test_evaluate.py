@@ -15,22 +15,28 @@ class TestWorkedExample:
         """150 RPS / (20 RPS x 0.7) = 10.71, rounded up to 11 (the study guide's answer)."""
         rec = evaluate(profile(WORKED_EXAMPLE), ruleset)
         assert rec.capacity.base_instances == 11
-        assert "ceil(150 / (20 x 0.7)) = ceil(10.7143) = 11" in rec.capacity.steps[0]
+        assert any("ceil(150 / (20 x 0.7)) = ceil(10.7143) = 11" in step for step in rec.capacity.steps)
 
     def test_family_scaling_and_availability_follow_the_guide(self, ruleset: CompiledRuleset) -> None:
         rec = evaluate(profile(WORKED_EXAMPLE), ruleset)
         assert rec.instance.family == "c"  # CPU-bound classic ML
         assert rec.instance.instance_type.startswith("ml.c")
         assert rec.scaling.method == "target_tracking"
-        assert rec.scaling.target_value == 840.0  # 20 x 0.7 x 60 invocations per instance per minute
+        # 20 x 8/13 x 60: the target keeps every fleet size AZ-safe (13 over 3 AZs keeps 8 after losing 5)
+        assert rec.scaling.target_value == 738.46
         assert rec.availability.multi_az and rec.availability.az_count == 3
-        assert rec.capacity.instances == 12 and rec.capacity.per_az == [4, 4, 4]
+        assert rec.capacity.az_safe_instances == 12
+        assert rec.capacity.instances == 13 and rec.capacity.per_az == [5, 4, 4]
 
     def test_cost_is_instances_times_price(self, ruleset: CompiledRuleset) -> None:
         rec = evaluate(profile(WORKED_EXAMPLE), ruleset)
         price = next(i.usd_per_hour for i in ruleset.catalog.instances if i.type == rec.instance.instance_type)
-        assert rec.cost.usd_per_hour == pytest.approx(12 * price)
-        assert rec.cost.usd_per_month == pytest.approx(12 * price * 730, abs=0.01)
+        assert rec.cost.usd_per_hour == pytest.approx(13 * price)
+        assert rec.cost.usd_per_month == pytest.approx(13 * price * 730, abs=0.01)
+        assert rec.cost.usd_per_month_peak == rec.cost.usd_per_month
+        # no mean_rps: nothing says the load falls, so the expected month is the peak fleet's
+        assert rec.cost.usd_per_month_expected == rec.cost.usd_per_month_peak
+        assert rec.cost.usd_per_month_min == pytest.approx(12 * price * 730, abs=0.01)
         assert rec.cost.price_as_of == ruleset.catalog.as_of
 
 
@@ -40,17 +46,20 @@ class TestInstanceChoice:
         data["workload"]["model_memory_gib"] = 10  # x 1.5 headroom = 15 GiB of host memory
         rec = evaluate(profile(data), ruleset)
         assert rec.instance.memory_gib >= 15
-        cheaper = [i for i in ruleset.by_family["c"] if i.usd_per_hour < ruleset.by_family["c"][0].usd_per_hour + 1e9]
-        fitting = [i for i in cheaper if i.memory_gib >= 15]
-        assert rec.instance.instance_type == fitting[0].type
-        assert any("needs 15 GiB" in a.rejected_because for a in rec.instance.alternatives)
+        fitting = [i for i in ruleset.by_family["c"] if i.memory_gib >= 15]
+        cheapest = min(i.usd_per_hour for i in fitting)
+        chosen = next(i for i in fitting if i.type == rec.instance.instance_type)
+        assert chosen.usd_per_hour == cheapest
+        # on equal price the newest generation wins
+        assert chosen.generation == max(i.generation for i in fitting if i.usd_per_hour == cheapest)
+        assert any("< 15 GiB" in a.rejected_because for a in rec.instance.alternatives)
 
     def test_model_too_large_for_the_family_is_refused(self, ruleset: CompiledRuleset) -> None:
         data = copy.deepcopy(WORKED_EXAMPLE)
         data["workload"]["model_memory_gib"] = 4000
         with pytest.raises(ProfileRejected) as info:
             evaluate(profile(data), ruleset)
-        assert info.value.code == "model_does_not_fit"
+        assert info.value.code == "model-does-not-fit"
         assert info.value.field == "workload.model_memory_gib"
 
 
@@ -69,7 +78,7 @@ class TestConsistency:
         }
         with pytest.raises(ProfileRejected) as info:
             evaluate(profile(data), ruleset)
-        assert info.value.code == "window_above_peak"
+        assert info.value.code == "window-above-peak"
 
     def test_single_instance_for_an_availability_target_warns(self, ruleset: CompiledRuleset) -> None:
         data = copy.deepcopy(WORKED_EXAMPLE)

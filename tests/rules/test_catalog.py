@@ -37,7 +37,9 @@ LOCAL_NVME_GENERATIONS = frozenset(
 # here before it can join the catalog.
 EBS_ONLY_ACCELERATED_GENERATIONS = frozenset({"ml.p3", "ml.inf1", "ml.inf2"})
 
-# Per-device memory (GiB) and model of each GPU generation, as the GPU's nominal size. Sources:
+# Per-device memory (GiB) and model of each GPU generation: what EC2 reports, in GiB (the sizing must
+# not count the decimal gigabytes of a GPU's marketing name as gibibytes: a 24 GB A10G holds 22.35 GiB).
+# Sources:
 # EC2 DescribeInstanceTypes in the Karpenter reference above (instance-gpu-name and
 # instance-gpu-memory: T4 16,384 MiB; A100 40,960 / 81,920 MiB; H100 81,920 MiB; H200 144,384 MiB;
 # A10G and L4 22,888 MiB = 24 GB; L40S 45,776 MiB = 48 GB), the AWS Batch GPU instance table
@@ -46,9 +48,9 @@ EBS_ONLY_ACCELERATED_GENERATIONS = frozenset({"ml.p3", "ml.inf1", "ml.inf2"})
 # https://docs.nvidia.com/datacenter/tesla/mig-user-guide/supported-gpus.html
 GPU_BY_GENERATION: dict[str, tuple[str, float]] = {
     "ml.g4dn": ("NVIDIA T4", 16),
-    "ml.g5": ("NVIDIA A10G", 24),
-    "ml.g6": ("NVIDIA L4", 24),
-    "ml.g6e": ("NVIDIA L40S", 48),
+    "ml.g5": ("NVIDIA A10G", 22.35),  # 22,888 MiB
+    "ml.g6": ("NVIDIA L4", 22.35),  # 22,888 MiB
+    "ml.g6e": ("NVIDIA L40S", 44.7),  # 45,776 MiB
     "ml.p4d": ("NVIDIA A100", 40),
     "ml.p4de": ("NVIDIA A100", 80),
     "ml.p5": ("NVIDIA H100", 80),

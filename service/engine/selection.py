@@ -1,0 +1,367 @@
+"""Which instance type: how the model fits it, and the per-instance rate its counts rest on.
+
+A model fits the way it is served: with ``sharding: none`` one accelerator device holds it, with
+``tensor_parallel`` the devices of ONE instance share it (the degree divides the device count, in
+NeuronCores on Inferentia), and host memory must hold the weights too. It is never split across
+instances. A rate belongs to the type it was measured on: it is used as measured on that type,
+carried to a CPU type of the same generation by the vCPU ratio where the sizing rule allows it,
+or (with nothing better) assumed, with a warning naming the type to load-test. Accelerator rates
+never carry across chips.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+
+from service.contract import WorkloadProfile
+from service.contract.profile import LoadTest
+from service.engine.capacity import fmt
+from service.engine.compiled import CompiledRuleset
+from service.engine.errors import ProfileRejected
+from service.rulebook.models import CatalogInstance, SizingOutcome
+
+__all__ = ["Candidate", "Fit", "Measurement", "Selection", "fit_model", "measurements", "select_instance"]
+
+# Bytes per weight relative to 16-bit weights, for the ways out of a model that fits nowhere.
+_LOWER_PRECISIONS = (("fp8", 0.5), ("int4", 0.25))
+MAX_ALTERNATIVES = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    ok: bool
+    sharding: str  # none | tensor_parallel | host_memory
+    tp_degree: int | None
+    why_not: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """A rate measured on one type: a load test, or traffic.per_instance_rps with tested_instance_type."""
+
+    instance: CatalogInstance
+    rps: float
+    p99_ms: float | None
+    at_max_invocations: bool
+    label: str  # where it came from, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    instance: CatalogInstance
+    fit: Fit
+    rps: float
+    source: str  # load_test | extrapolated | assumed
+    factor: float
+    measured_on: Measurement | None
+
+    @property
+    def usd_per_million(self) -> float:
+        return self.instance.usd_per_hour / (self.rps * 3600) * 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    chosen: Candidate
+    index: int  # the chosen type's position in the family's cheapest-first list
+    alternatives: list[tuple[str, str]]  # (instance type, why not)
+    basis_steps: list[str]
+
+
+def model_sharding(profile: WorkloadProfile) -> str:
+    w = profile.workload
+    return w.sharding or ("tensor_parallel" if w.model_kind == "llm" else "none")
+
+
+def fit_model(inst: CatalogInstance, profile: WorkloadProfile, sizing: SizingOutcome) -> Fit:
+    """Whether ``inst`` holds the model as it is served, and with which tensor-parallel degree."""
+    model = profile.workload.model_memory_gib or 0.0
+    need = model * sizing.memory_headroom
+    accel = inst.accelerator
+    if sizing.fit_on == "memory" or accel is None:
+        if inst.memory_gib >= need:
+            return Fit(True, "host_memory", None)
+        return Fit(False, "host_memory", None, f"too small: {fmt(inst.memory_gib)} GiB of memory < {fmt(need)} GiB")
+    if profile.workload.model_kind == "llm" and accel.kind == "neuron" and inst.generation[0] == 1:
+        return Fit(
+            False,
+            "none",
+            None,
+            "Inferentia (inf1, NeuronCore-v1) does not serve LLMs; Neuron's LLM "
+            "libraries target Inferentia2 and Trainium",
+        )
+    if inst.memory_gib < model:
+        return Fit(
+            False, "none", None, f"host memory {fmt(inst.memory_gib)} GiB cannot stage the {fmt(model)} GiB of weights"
+        )
+    sharding = model_sharding(profile)
+    if sharding == "none":
+        if accel.memory_gib >= need:
+            return Fit(True, "none", 1)
+        return Fit(
+            False,
+            "none",
+            None,
+            f"too small: one {accel.name} holds {fmt(accel.memory_gib)} GiB < {fmt(need)} GiB, and sharding is none",
+        )
+    units = accel.count * accel.cores_per_device
+    per_unit = accel.memory_gib / accel.cores_per_device
+    for degree in (d for d in range(1, units + 1) if units % d == 0):
+        if degree * per_unit >= need:
+            return Fit(True, "tensor_parallel", degree)
+    return Fit(
+        False,
+        "tensor_parallel",
+        None,
+        f"too small: its {accel.count} x {accel.name} hold {fmt(accel.count * accel.memory_gib)} GiB < {fmt(need)} GiB",
+    )
+
+
+def measurements(profile: WorkloadProfile, ruleset: CompiledRuleset) -> list[Measurement]:
+    """Every measured rate in the profile, each on a catalog type (422 with the closest names otherwise)."""
+    found: list[Measurement] = []
+    traffic = profile.traffic
+    if traffic.tested_instance_type is not None:
+        if traffic.per_instance_rps is None:
+            raise ProfileRejected(
+                "tested-type-without-rate",
+                "traffic.tested_instance_type names where traffic.per_instance_rps was measured, but no "
+                "per_instance_rps was given.",
+                "traffic.per_instance_rps",
+            )
+        inst = _catalog_type(ruleset, traffic.tested_instance_type, "traffic.tested_instance_type")
+        found.append(Measurement(inst, traffic.per_instance_rps, None, False, "traffic.per_instance_rps"))
+    for i, test in enumerate(profile.load_tests or ()):
+        inst = _catalog_type(ruleset, test.instance_type, f"load_tests[{i}].instance_type")
+        found.append(_from_load_test(inst, test, i))
+    if traffic.per_instance_rps is None and not found:
+        raise ProfileRejected(
+            "throughput-required",
+            "give traffic.per_instance_rps (what one instance sustains within the SLA) or load_tests.",
+            "traffic.per_instance_rps",
+        )
+    return found
+
+
+def _from_load_test(inst: CatalogInstance, test: LoadTest, i: int) -> Measurement:
+    at_max = test.latency_measure == "at_max_invocations"
+    return Measurement(inst, test.per_instance_rps, test.p99_latency_ms, at_max, f"load_tests[{i}]")
+
+
+def _catalog_type(ruleset: CompiledRuleset, name: str, field: str) -> CatalogInstance:
+    inst = ruleset.instance_types.get(name)
+    if inst is None:
+        close = difflib.get_close_matches(name, list(ruleset.instance_types), n=3, cutoff=0.6)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise ProfileRejected(
+            "unknown-instance-type",
+            f"{field} '{name}' is not in the catalog of ruleset {ruleset.version}{hint}.",
+            field,
+        )
+    return inst
+
+
+def select_instance(
+    profile: WorkloadProfile,
+    ruleset: CompiledRuleset,
+    family: str,
+    sizing: SizingOutcome,
+    utilization: float,
+    only_type: str | None = None,
+) -> Selection:
+    """The type of ``family`` to recommend, with its rate basis and why the others were not chosen.
+
+    ``only_type`` restricts the choice to one type (what-if counterfactuals).
+    """
+    family_types = ruleset.by_family.get(family, ())
+    if not family_types:
+        raise ProfileRejected(
+            "family-not-in-catalog",
+            f"the catalog of ruleset {ruleset.version} has no instance type of family '{family}'.",
+        )
+    tests = measurements(profile, ruleset)
+    usable, failing = _split_by_sla(tests, profile.sla.p99_latency_ms)
+    rejected: list[tuple[str, str]] = [(m.instance.type, why) for m, why in failing]
+    candidates: list[Candidate] = []
+    for inst in family_types:
+        if only_type is not None and inst.type != only_type:
+            continue
+        fit = fit_model(inst, profile, sizing)
+        if not fit.ok:
+            rejected.append((inst.type, fit.why_not))
+            continue
+        candidates.append(_basis(inst, fit, usable, sizing, profile.traffic.per_instance_rps))
+    if not candidates:
+        raise _does_not_fit(profile, ruleset, family, sizing, rejected)
+    measured = [c for c in candidates if c.source != "assumed"]
+    if measured:
+        ranked = sorted(measured, key=lambda c: _measured_rank(c, sizing, utilization))
+        others = [c for c in candidates if c.source == "assumed"]
+    else:
+        ranked = _rank_assumed(candidates, sizing, profile, tests, family)
+        others = []
+    chosen = ranked[0]
+    alternatives = _alternatives(chosen, ranked[1:], others, rejected, utilization)
+    index = family_types.index(chosen.instance)
+    return Selection(chosen, index, alternatives, _basis_steps(chosen, utilization))
+
+
+def _split_by_sla(tests: list[Measurement], sla_ms: float) -> tuple[list[Measurement], list[tuple[Measurement, str]]]:
+    usable: list[Measurement] = []
+    failing: list[tuple[Measurement, str]] = []
+    for m in tests:
+        if m.p99_ms is not None and m.p99_ms > sla_ms:
+            what = "latency at its maximum rate (not a p99)" if m.at_max_invocations else "p99"
+            failing.append(
+                (
+                    m,
+                    f"fails the SLA: {m.label} measured {what} {fmt(m.p99_ms)} ms at "
+                    f"{fmt(m.rps)} rps > {fmt(sla_ms)} ms",
+                )
+            )
+        else:
+            usable.append(m)
+    return usable, failing
+
+
+def _basis(
+    inst: CatalogInstance, fit: Fit, tests: list[Measurement], sizing: SizingOutcome, assumed_rps: float | None
+) -> Candidate:
+    same = [m for m in tests if m.instance.type == inst.type]
+    if same:
+        best = max(same, key=lambda m: m.rps)
+        return Candidate(inst, fit, best.rps, "load_test", 1.0, best)
+    if sizing.throughput_extrapolation == "vcpu_ratio_same_generation" and inst.accelerator is None:
+        peers = [m for m in tests if m.instance.accelerator is None and _same_generation(m.instance, inst)]
+        if peers:
+            near = min(peers, key=lambda m: (abs(math.log(inst.vcpus / m.instance.vcpus)), -m.rps))
+            factor = inst.vcpus / near.instance.vcpus
+            return Candidate(inst, fit, near.rps * factor, "extrapolated", factor, near)
+    return Candidate(inst, fit, assumed_rps or 0.0, "assumed", 1.0, None)
+
+
+def _same_generation(a: CatalogInstance, b: CatalogInstance) -> bool:
+    return a.generation == b.generation
+
+
+def _measured_rank(c: Candidate, sizing: SizingOutcome, utilization: float) -> tuple[float, ...]:
+    # Cost per million requests at the planned utilisation; on a tie the newest generation, then the
+    # smallest extrapolation, then the smaller type. Latency first ranks by the measured latency.
+    cost = round(c.usd_per_million / utilization, 9)
+    extrapolation = abs(math.log(c.factor))
+    latency = c.measured_on.p99_ms if c.measured_on and c.measured_on.p99_ms is not None else math.inf
+    lead = (latency,) if sizing.prefer == "newest" else ()
+    return (*lead, cost, -c.instance.generation[0], extrapolation, c.instance.vcpus)
+
+
+def _rank_assumed(
+    candidates: list[Candidate], sizing: SizingOutcome, profile: WorkloadProfile, tests: list[Measurement], family: str
+) -> list[Candidate]:
+    if profile.traffic.per_instance_rps is None:
+        tested = ", ".join(sorted({m.instance.type for m in tests})) or "none"
+        raise ProfileRejected(
+            "throughput-unknown",
+            f"no load test applies to family '{family}' (tested: {tested}; failing the SLA, not fitting the "
+            "model, or another chip), and no traffic.per_instance_rps was given to assume.",
+            "load_tests",
+        )
+
+    def cheapest_first(c: Candidate) -> tuple[object, ...]:
+        return (c.instance.usd_per_hour, -c.instance.generation[0], c.instance.vcpus, c.instance.type)
+
+    ordered = sorted(candidates, key=cheapest_first)
+    if sizing.prefer == "newest":  # the newest generation (g6e after g6), the cheapest within it
+        ordered.sort(key=lambda c: c.instance.generation, reverse=True)
+    return ordered
+
+
+def _alternatives(
+    chosen: Candidate,
+    ranked: list[Candidate],
+    assumed: list[Candidate],
+    rejected: list[tuple[str, str]],
+    utilization: float,
+) -> list[tuple[str, str]]:
+    # Load tests that failed the SLA, then the two largest types that could not hold the model, then
+    # the fitting types ranked after the chosen one.
+    out: list[tuple[str, str]] = [(t, why) for t, why in rejected if why.startswith("fails the SLA")]
+    out += [(t, why) for t, why in rejected if not why.startswith("fails the SLA")][-2:]
+    out += [(other.instance.type, _why_not(chosen, other, utilization)) for other in ranked]
+    out += [(other.instance.type, "not load-tested: no rate to compare; load-test it to compare") for other in assumed]
+    return out[:MAX_ALTERNATIVES]
+
+
+def _why_not(chosen: Candidate, other: Candidate, utilization: float) -> str:
+    a, b = chosen.instance, other.instance
+    if chosen.source == "assumed":
+        if b.usd_per_hour == a.usd_per_hour and b.generation < a.generation:
+            return f"older generation at the same price ({fmt(b.usd_per_hour)} USD/h)"
+        if b.vcpus > a.vcpus or b.memory_gib > a.memory_gib:
+            return (
+                f"larger than needed ({b.vcpus} vCPUs, {fmt(b.memory_gib)} GiB, {fmt(b.usd_per_hour)} USD/h): more, "
+                "smaller instances keep more capacity when one fails"
+            )
+        if b.usd_per_hour > a.usd_per_hour:
+            return (
+                f"costlier at the same size ({fmt(b.usd_per_hour)} vs {fmt(a.usd_per_hour)} USD/h), and no load "
+                "test shows it faster"
+            )
+        return f"not preferred by the sizing rule ({fmt(b.usd_per_hour)} USD/h, generation {b.generation[0]})"
+    mine, theirs = chosen.usd_per_million / utilization, other.usd_per_million / utilization
+    if theirs > mine * (1 + 1e-9):
+        return (
+            f"costlier per request: {fmt(theirs)} vs {fmt(mine)} USD per million requests at the planned "
+            f"utilisation ({other.source}, {fmt(other.rps)} rps)"
+        )
+    if b.generation < a.generation:
+        return "older generation at the same cost per request"
+    if other.factor != chosen.factor:
+        return f"same cost per request, but extrapolated further ({fmt(other.factor)} x) from the tested type"
+    return "same cost per request; ranked after by latency or size"
+
+
+def _basis_steps(c: Candidate, utilization: float) -> list[str]:
+    m = c.measured_on
+    if c.source == "load_test" and m is not None:
+        head = f"throughput basis: {fmt(c.rps)} rps per {c.instance.type}, load-tested ({m.label})"
+    elif c.source == "extrapolated" and m is not None:
+        head = (
+            f"throughput basis: {fmt(m.rps)} rps measured on {m.instance.type} ({m.instance.vcpus} vCPUs) x "
+            f"vCPU ratio {c.instance.vcpus}/{m.instance.vcpus} = {fmt(c.factor)} -> {fmt(c.rps)} rps per "
+            f"{c.instance.type} (extrapolated within generation {c.instance.generation[0]})"
+        )
+    else:
+        head = f"throughput basis: {fmt(c.rps)} rps per instance, assumed to hold on {c.instance.type} (not tested)"
+    cost = f"cost per million requests at {fmt(utilization)} utilisation: {fmt(c.usd_per_million / utilization)} USD"
+    return [head, cost]
+
+
+def _does_not_fit(
+    profile: WorkloadProfile,
+    ruleset: CompiledRuleset,
+    family: str,
+    sizing: SizingOutcome,
+    rejected: list[tuple[str, str]],
+) -> ProfileRejected:
+    model = profile.workload.model_memory_gib or 0.0
+    elsewhere = [
+        inst.type
+        for inst in sorted(ruleset.instance_types.values(), key=lambda i: i.usd_per_hour)
+        if inst.family != family and fit_model(inst, profile, sizing).ok
+    ][:3]
+    ways = [f"a larger type of another family: {', '.join(elsewhere)}"] if elsewhere else []
+    ways += [
+        f"{name} weights: about {fmt(model * share)} GiB if the {fmt(model)} GiB sent are 16-bit weights"
+        for name, share in _LOWER_PRECISIONS
+    ]
+    largest = rejected[-1][1] if rejected else "no type"
+    return ProfileRejected(
+        "model-does-not-fit",
+        f"workload.model_memory_gib {fmt(model)} GiB (as sent), with headroom x{fmt(sizing.memory_headroom)} = "
+        f"{fmt(model * sizing.memory_headroom)} GiB, fits no instance type of family '{family}' "
+        f"(sharding {model_sharding(profile) if sizing.fit_on == 'accelerator_memory' else 'host memory'}; the "
+        f"largest: {largest}). A model is never split across instances. Ways out: {'; '.join(ways)}.",
+        "workload.model_memory_gib",
+    )
