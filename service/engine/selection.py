@@ -349,7 +349,9 @@ def _does_not_fit(
     elsewhere = [
         inst.type
         for inst in sorted(ruleset.instance_types.values(), key=lambda i: i.usd_per_hour)
-        if inst.family != family and fit_model(inst, profile, sizing).ok
+        if inst.family != family
+        and (inst.accelerator is not None) == (sizing.fit_on == "accelerator_memory")
+        and fit_model(inst, profile, sizing).ok
     ][:3]
     ways = [f"a larger type of another family: {', '.join(elsewhere)}"] if elsewhere else []
     ways += [

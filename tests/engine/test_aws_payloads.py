@@ -36,6 +36,7 @@ def _check(service: str, operation: str, payload: Any) -> None:
 def _all_payloads(rec: Recommendation) -> list[tuple[str, str, Any]]:
     aws = rec.scaling.aws
     return [
+        ("sagemaker", "CreateEndpointConfig", rec.hosting.aws.create_endpoint_config),
         ("application-autoscaling", "RegisterScalableTarget", aws.register_scalable_target),
         *(("application-autoscaling", "PutScalingPolicy", p) for p in aws.scaling_policies),
         *(("application-autoscaling", "PutScheduledAction", a) for a in aws.scheduled_actions),
@@ -71,6 +72,32 @@ _SCENARIOS = {
 }
 
 
+# moto's SageMaker knows an older list of instance types than botocore (moto.sagemaker.models
+# VALID_INSTANCE_TYPES: no c6i, c7i, m6i, m7i, r6i, r7i, g5, g6, g6e, p4de, p5 or inf2). The
+# CreateEndpointConfig payload is validated unchanged against botocore's shape above; applying it to
+# moto, a type moto does not know is replaced by one of the same kind that it does.
+_MOTO_STAND_IN = {"cpu": "ml.m5.xlarge", "nvidia-gpu": "ml.g4dn.xlarge", "neuron": "ml.inf1.xlarge"}
+
+
+def _apply_endpoint_config(sagemaker: Any, rec: Recommendation, ruleset: CompiledRuleset) -> None:
+    config = msgspec.to_builtins(rec.hosting.aws.create_endpoint_config)
+    variant = config["ProductionVariants"][0]
+    sagemaker.create_model(
+        ModelName=variant["ModelName"],
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker",
+        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/model:1"},
+    )
+    accel = ruleset.instance_types[variant["InstanceType"]].accelerator
+    try:
+        sagemaker.create_endpoint_config(**config)
+    except sagemaker.exceptions.ClientError as exc:
+        assert "instanceType" in str(exc), exc  # only moto's older type list may refuse it
+        variant["InstanceType"] = _MOTO_STAND_IN[accel.kind if accel else "cpu"]
+        sagemaker.create_endpoint_config(**config)
+    stored = sagemaker.describe_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
+    assert stored["ProductionVariants"][0]["InitialInstanceCount"] == rec.capacity.instances
+
+
 @pytest.mark.parametrize("scenario", sorted(_SCENARIOS))
 def test_payloads_apply_to_mocked_aws(ruleset: CompiledRuleset, scenario: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Apply the whole plan to moto's Application Auto Scaling and CloudWatch, as a caller would."""
@@ -84,6 +111,7 @@ def test_payloads_apply_to_mocked_aws(ruleset: CompiledRuleset, scenario: str, m
     rec = evaluate(profile(data), ruleset)
     aws = rec.scaling.aws
     with mock_aws():
+        _apply_endpoint_config(boto3.client("sagemaker", region_name="us-east-1"), rec, ruleset)
         aas = boto3.client("application-autoscaling", region_name="us-east-1")
         cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
         aas.register_scalable_target(**msgspec.to_builtins(aws.register_scalable_target))

@@ -5,9 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-import botocore.session
 import msgspec
-from botocore.validate import ParamValidator
 from hypothesis import HealthCheck, given, settings
 from profiles import profile, profiles
 
@@ -17,12 +15,14 @@ from service.engine import CompiledRuleset, ProfileRejected, evaluate
 # Refusals a random valid profile may meet: no type holds the model, or no load test applies and no
 # rate was given to assume.
 _ALLOWED_REFUSALS = {"model-does-not-fit", "throughput-unknown"}
-_session = botocore.session.get_session()
-_validator = ParamValidator()
 
 
 def _exact(x: float) -> Fraction:
     return Fraction(repr(x))
+
+
+# Every payload passing botocore's validation, CreateEndpointConfig included, is a property test in
+# tests/engine/test_aws_payloads.py.
 
 
 def _evaluate(ruleset: CompiledRuleset, data: dict[str, Any]) -> Any:
@@ -94,30 +94,6 @@ def test_deterministic_bytes(ruleset: CompiledRuleset, data: dict[str, Any]) -> 
         return
     again = evaluate(profile(data), ruleset)
     assert msgspec.json.encode(first) == msgspec.json.encode(again)
-
-
-def _calls(rec: Recommendation) -> list[tuple[str, str, Any]]:
-    aws = rec.scaling.aws
-    calls: list[tuple[str, str, Any]] = [
-        ("sagemaker", "CreateEndpointConfig", rec.hosting.aws.create_endpoint_config),
-        ("application-autoscaling", "RegisterScalableTarget", aws.register_scalable_target),
-    ]
-    calls += [("application-autoscaling", "PutScalingPolicy", p) for p in aws.scaling_policies]
-    calls += [("application-autoscaling", "PutScheduledAction", a) for a in aws.scheduled_actions]
-    calls += [("cloudwatch", "PutMetricAlarm", a) for a in [*aws.alarms, *rec.monitoring.alarms]]
-    return calls
-
-
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=profiles())
-def test_every_payload_passes_botocore(ruleset: CompiledRuleset, data: dict[str, Any]) -> None:
-    rec = _evaluate(ruleset, data)
-    if rec is None:
-        return
-    for service, operation, payload in _calls(rec):
-        shape = _session.get_service_model(service).operation_model(operation).input_shape
-        report = _validator.validate(msgspec.to_builtins(payload), shape)
-        assert not report.has_errors(), f"{operation}: {report.generate_report()}"
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
