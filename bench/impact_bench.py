@@ -27,6 +27,7 @@ from pathlib import Path
 import asyncpg
 import msgspec
 
+from service import __version__
 from service.activation import Activator
 from service.audit import AuditWriter
 from service.contract import WorkloadProfile
@@ -87,6 +88,7 @@ async def seed(url: str, n: int) -> float:
                         instances=rec.capacity.instances,
                         profile=body.decode(),
                         recommendation=_encoder.encode(rec).decode(),
+                        engine_version=__version__,  # as the service records them: impact replays each once
                     )
                 )
             await asyncio.gather(*(writer.write(row) for row in rows))

@@ -73,13 +73,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     writer = AuditWriter.from_settings(engine, settings)  # group commit: one flusher per worker process
     decisions = DecisionService(registry, writer, RecommendationMemo(maxsize=settings.memo_entries))
     replayer = Replayer(reader, registry)
-    impact = ImpactRunner(engine)
+    impact = ImpactRunner(engine, registry)  # the registry: stored rulesets of decisions an older engine made
     activator = Activator(engine, registry, poll_interval_s=settings.ruleset_poll_interval_s)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        # A release may need its migrations (0005: the audit writer's row type): refuse to start without them, so a
-        # rollout that ran ahead of `advisor db upgrade` stalls with the old pods serving instead of failing requests.
+        # A release may need its migrations (0006: engine_version and its row type): refuse to start without them, so
+        # a rollout that ran ahead of `advisor db upgrade` stalls with the old pods serving instead of failing requests.
         if missing := await missing_revisions(settings.database_url):
             raise RuntimeError(
                 f"the database lacks this release's migrations {', '.join(missing)}: run `advisor db upgrade` first"

@@ -1,7 +1,8 @@
 """Deciding and auditing: evaluate a profile, commit its audit row, only then answer.
 
 ``AuditWriter.write`` (service.audit) is the one place decisions are committed; the answer to a POST is built
-from the same bytes that were stored, so the audit row and the response cannot differ.
+from the same bytes that were stored, so the audit row and the response cannot differ. Each row names the ruleset
+and the engine (this release, ``service.__version__``) that made the answer.
 
 With an Idempotency-Key, a repeat of a request (same caller, key, body and ``ruleset_version``) is answered with
 the original decision, rebuilt byte for byte from its stored recommendation; the same key with another request
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 import msgspec
 import uuid_utils
 
+from service import __version__ as ENGINE_VERSION
 from service.audit import AuditWriter, IdempotencyKey, translate_unavailable
 from service.contract import WorkloadProfile
 from service.db.repository import DecisionRow
@@ -108,6 +110,7 @@ class DecisionService:
             instances=recommendation.instances,
             profile=profile_json.decode("utf-8"),
             recommendation=recommendation.text,
+            engine_version=ENGINE_VERSION,  # the release whose engine evaluated it, chained with the rest
         )
         with tracing.span(tracing.AUDIT_COMMIT, decision_id):
             answering = await self.writer.write(row, idempotency=claim)

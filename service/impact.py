@@ -4,25 +4,43 @@ Every audited profile is re-decided under the candidate (``engine.decide``: rule
 and counts, without payloads or prose) and compared with what was answered. The report counts
 changes by field, the most frequent transitions, the candidate rules behind them, the cost delta
 and a bounded sample; memory stays bounded whatever the history's size.
+
+The candidate runs on this release's engine. A decision recorded by another engine version (or
+before versions were kept) is also re-decided under its own stored ruleset with this engine: a
+field that changes there too changed because of the engine, not the candidate rules, and the
+report counts it apart (``changed_by_engine``, ``engine_changed_by_field``, each sample's
+``cause``), so a rule reviewer can tell the two apart.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service import __version__ as ENGINE_VERSION
 from service.contract import WorkloadProfile
 from service.db.history import HistoryRow, stream_history
 from service.engine import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide
+from service.impact_report import UNRECORDED, Cause, ChangedDecision, ImpactReport, Transition, render_markdown
 
-__all__ = ["FIELDS", "ImpactAnalysis", "ImpactReport", "ImpactRunner", "render_markdown", "stored_fields"]
+__all__ = [
+    "FIELDS",
+    "UNRECORDED",
+    "ChangedDecision",
+    "ImpactAnalysis",
+    "ImpactReport",
+    "ImpactRunner",
+    "RulesetSource",
+    "Transition",
+    "render_markdown",
+    "stored_fields",
+]
 
 FIELDS = ("family", "instance_type", "instances", "scaling_method", "multi_az")
 _profile_decoder = msgspec.json.Decoder(WorkloadProfile)
@@ -70,32 +88,10 @@ def stored_fields(recommendation: str) -> tuple[bool, float]:
     return stored.availability.multi_az, stored.cost.usd_per_hour
 
 
-class Transition(msgspec.Struct, frozen=True):
-    field: str
-    before: Any
-    after: Any
-    count: int
+class RulesetSource(Protocol):
+    """Stored rulesets by content hash (``RulesetRegistry`` is one): a decision's own ruleset."""
 
-
-class ChangedDecision(msgspec.Struct, frozen=True):
-    decision_id: uuid.UUID
-    changes: dict[str, list[Any]]  # field -> [before, after]
-    rules: list[str]  # candidate rules that decided the changed fields
-
-
-class ImpactReport(msgspec.Struct, kw_only=True):
-    candidate_version: str
-    candidate_sha256: str
-    decisions: int
-    changed: int
-    unchanged: int
-    refused: int  # profiles the candidate would refuse (422), e.g. a gap it opened
-    changed_by_field: dict[str, int]
-    top_transitions: list[Transition]
-    rules_responsible: dict[str, int]
-    cost_delta_usd_per_hour: float
-    sample: list[ChangedDecision]
-    refused_sample: list[dict[str, str]]
+    async def for_sha256(self, sha256: str) -> CompiledRuleset: ...
 
 
 def _candidate_rule(decision: Decision, field: str) -> str:
@@ -109,48 +105,123 @@ def _candidate_rule(decision: Decision, field: str) -> str:
     return f"{field}:{rule.id}"
 
 
-class ImpactAnalysis:
-    """Accumulates the comparison one audited decision at a time."""
+def _decide(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Decision | ProfileRejected:
+    try:
+        return decide(profile, ruleset, explain=False)
+    except ProfileRejected as exc:
+        return exc
 
-    def __init__(self, candidate: CompiledRuleset, *, sample_size: int = 20, top: int = 10) -> None:
-        self.candidate = candidate
+
+def _values(decision: Decision) -> tuple[Any, ...]:
+    """The compared fields of a decision, in the order of ``FIELDS``."""
+    return (decision.family, decision.instance.type, decision.instances, decision.scaling_method, decision.multi_az)
+
+
+_REFUSED = (None,) * len(FIELDS)  # the values of a refusal: every field differs from any answer
+
+
+class ImpactAnalysis:
+    """Accumulates the comparison one audited decision at a time.
+
+    ``own_rulesets`` supplies the stored ruleset of each decision recorded by another engine version, to replay it
+    with this engine (``add_stream`` looks it up; ``add`` takes it as ``own``).
+    """
+
+    def __init__(
+        self,
+        candidate: CompiledRuleset,
+        *,
+        own_rulesets: RulesetSource | None = None,
+        sample_size: int = 20,
+        top: int = 10,
+    ) -> None:
+        self.candidate, self.own_rulesets = candidate, own_rulesets
+        self.engine_version = ENGINE_VERSION
         self.sample_size, self.top = sample_size, top
-        self.decisions = self.changed = self.refused = 0
+        self.decisions = self.changed = self.refused = self.refused_by_engine = 0
         self.by_field: Counter[str] = Counter()
+        self.engine_by_field: Counter[str] = Counter()
         self.transitions: Counter[tuple[str, Any, Any]] = Counter()
         self.rules: Counter[str] = Counter()
-        self.cost_delta = 0.0
+        self.causes: Counter[Cause] = Counter()
+        self.other_engines: Counter[str] = Counter()
+        self.cost_delta = self.engine_cost_delta = 0.0
         self.sample: list[ChangedDecision] = []
         self.refused_sample: list[dict[str, str]] = []
 
-    def add(self, row: HistoryRow) -> None:
+    def add(self, row: HistoryRow, own: CompiledRuleset | None = None) -> None:
+        """Compare one decision; ``own`` is its stored ruleset, needed when another engine version recorded it."""
         self.decisions += 1
         multi_az, usd_per_hour = stored_fields(row.recommendation)
-        try:
-            after = decide(_profile_decoder.decode(row.profile), self.candidate, explain=False)
-        except ProfileRejected as exc:
-            self.refused += 1
-            if len(self.refused_sample) < self.sample_size:
-                self.refused_sample.append({"decision_id": str(row.id), "code": exc.code, "message": exc.message})
+        profile = _profile_decoder.decode(row.profile)
+        after = _decide(profile, self.candidate)
+        own_now: Decision | ProfileRejected | None = None  # its own ruleset under this engine, if the engine changed
+        if row.engine_version != self.engine_version:
+            self.other_engines[row.engine_version or UNRECORDED] += 1
+            if own is None or own.sha256 != row.ruleset_sha256:
+                raise ValueError(f"decision {row.id} was recorded by another engine: pass its own ruleset")
+            own_now = after if own.sha256 == self.candidate.sha256 else _decide(profile, own)
+        if isinstance(after, ProfileRejected):
+            self._add_refused(row, after, by_engine=isinstance(own_now, ProfileRejected))
             return
         before_values = (row.family, row.instance_type, row.instances, row.scaling_method, multi_az)
-        after_values = (after.family, after.instance.type, after.instances, after.scaling_method, after.multi_az)
+        after_values = _values(after)
         self.cost_delta += after.usd_per_hour - usd_per_hour
-        if before_values == after_values:
-            return
+        own_values = None
+        if isinstance(own_now, Decision):
+            own_values = _values(own_now)
+            self.engine_cost_delta += own_now.usd_per_hour - usd_per_hour
+        elif own_now is not None:
+            own_values = _REFUSED  # this engine refuses it under its own ruleset: the engine changed every field
+        if before_values != after_values:
+            self._add_changed(row, after, before_values, after_values, own_values)
+
+    def _add_changed(
+        self,
+        row: HistoryRow,
+        after: Decision,
+        before_values: tuple[Any, ...],
+        after_values: tuple[Any, ...],
+        own_values: tuple[Any, ...] | None,
+    ) -> None:
+        """A field changed by the engine differs already under the decision's own ruleset; one changed by the rules
+        differs between that and the candidate (every change, for a decision this engine recorded)."""
         self.changed += 1
         changes: dict[str, list[Any]] = {}
         rules: list[str] = []
-        for field, before, now in zip(FIELDS, before_values, after_values, strict=True):
-            if before != now:
-                changes[field] = [before, now]
-                self.by_field[field] += 1
-                self.transitions[(field, before, now)] += 1
+        by_engine = by_rules = False
+        owns = after_values if own_values is None else own_values
+        for field, before, now, own in zip(FIELDS, before_values, after_values, owns, strict=True):
+            if before == now:
+                continue
+            changes[field] = [before, now]
+            self.by_field[field] += 1
+            self.transitions[(field, before, now)] += 1
+            if own_values is not None and own != before:
+                by_engine = True
+                self.engine_by_field[field] += 1
+            if own_values is None or own != now:
+                by_rules = True
                 rule = _candidate_rule(after, field)
                 rules.append(rule)
                 self.rules[rule] += 1
+        cause: Cause = "engine_and_rules" if by_engine and by_rules else "engine" if by_engine else "rules"
+        self.causes[cause] += 1
         if len(self.sample) < self.sample_size:
-            self.sample.append(ChangedDecision(decision_id=row.id, changes=changes, rules=rules))
+            self.sample.append(ChangedDecision(row.id, changes, rules, cause, row.engine_version))
+
+    def _add_refused(self, row: HistoryRow, exc: ProfileRejected, *, by_engine: bool) -> None:
+        self.refused += 1
+        self.refused_by_engine += by_engine
+        if len(self.refused_sample) < self.sample_size:
+            self.refused_sample.append(
+                {
+                    "decision_id": str(row.id),
+                    "code": exc.code,
+                    "message": exc.message,
+                    "cause": "engine" if by_engine else "rules",
+                }
+            )
 
     def add_all(self, rows: Iterable[HistoryRow]) -> None:
         for row in rows:
@@ -158,7 +229,10 @@ class ImpactAnalysis:
 
     async def add_stream(self, rows: AsyncIterable[HistoryRow]) -> None:
         async for row in rows:
-            self.add(row)
+            own = None
+            if row.engine_version != self.engine_version and self.own_rulesets is not None:
+                own = await self.own_rulesets.for_sha256(row.ruleset_sha256)
+            self.add(row, own)
 
     def report(self) -> ImpactReport:
         return ImpactReport(
@@ -177,53 +251,28 @@ class ImpactAnalysis:
             cost_delta_usd_per_hour=round(self.cost_delta, 4),
             sample=self.sample,
             refused_sample=self.refused_sample,
+            engine_version=self.engine_version,
+            other_engine=self.other_engines.total(),
+            other_engine_versions=dict(sorted(self.other_engines.items())),
+            changed_by_rules=self.causes["rules"],
+            changed_by_engine=self.causes["engine"],
+            changed_by_engine_and_rules=self.causes["engine_and_rules"],
+            engine_changed_by_field={f: self.engine_by_field[f] for f in FIELDS if self.engine_by_field[f]},
+            engine_cost_delta_usd_per_hour=round(self.engine_cost_delta, 4),
+            refused_by_engine=self.refused_by_engine,
         )
 
 
 class ImpactRunner:
-    """Runs an analysis over the stored history (the service behind POST /v1/rulesets/impact)."""
+    """Runs an analysis over the stored history (the service behind POST /v1/rulesets/impact); ``rulesets``
+    supplies the stored rulesets of decisions another engine version recorded."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, engine: AsyncEngine, rulesets: RulesetSource) -> None:
+        self.engine, self.rulesets = engine, rulesets
 
     async def run(
         self, candidate: CompiledRuleset, *, since: datetime | None, limit: int | None, sample_size: int = 20
     ) -> ImpactReport:
-        analysis = ImpactAnalysis(candidate, sample_size=sample_size)
+        analysis = ImpactAnalysis(candidate, own_rulesets=self.rulesets, sample_size=sample_size)
         await analysis.add_stream(stream_history(self.engine, since=since, limit=limit))
         return analysis.report()
-
-
-def render_markdown(report: ImpactReport) -> str:
-    """A report to paste into a pull request."""
-    share = f"{report.changed / report.decisions:.1%}" if report.decisions else "0%"
-    lines = [
-        f"### Impact of ruleset {report.candidate_version} (`{report.candidate_sha256[:12]}`)",
-        "",
-        f"{report.decisions} audited decisions replayed: **{report.changed} would change** ({share}), "
-        f"{report.unchanged} unchanged, {report.refused} refused by the candidate.",
-        f"Cost delta: **{report.cost_delta_usd_per_hour:+.2f} USD/hour** summed over the replayed decisions.",
-        "",
-        "| field | changed |",
-        "|---|---:|",
-        *(f"| {field} | {n} |" for field, n in report.changed_by_field.items()),
-        "",
-        "| transition | count |",
-        "|---|---:|",
-        *(f"| {t.field}: {t.before} → {t.after} | {t.count} |" for t in report.top_transitions),
-        "",
-        "| rule responsible | decisions |",
-        "|---|---:|",
-        *(f"| `{rule}` | {n} |" for rule, n in report.rules_responsible.items()),
-    ]
-    if report.sample:
-        lines += ["", "Sample of changed decisions:", ""]
-        lines += [
-            f"- `{c.decision_id}`: "
-            + ", ".join(f"{field} {before} → {after}" for field, (before, after) in c.changes.items())
-            for c in report.sample
-        ]
-    if report.refused_sample:
-        lines += ["", "Refused by the candidate:", ""]
-        lines += [f"- `{r['decision_id']}`: {r['code']}: {r['message']}" for r in report.refused_sample]
-    return "\n".join(lines) + "\n"

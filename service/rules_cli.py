@@ -65,7 +65,10 @@ def diff_command(old: str, new: str) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many decisions, oldest first.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 def impact_command(candidate: Path, since: datetime | None, limit: int | None, fmt: str) -> None:
-    """Replay the audited profiles under the CANDIDATE ruleset and report what would change."""
+    """Replay the audited profiles under the CANDIDATE ruleset and report what would change.
+
+    Changes that come from the engine (decisions recorded by another advisor release, whose own ruleset this engine
+    already answers differently) are counted apart from those that come from the candidate rules."""
     from service.engine import compile_ruleset
     from service.rulebook.loader import RulesetInvalid, load_ruleset
 
@@ -88,11 +91,13 @@ async def _impact(compiled: CompiledRuleset, since: datetime | None, limit: int 
     from service.db.engine import create_engine
     from service.db.history import stream_history
     from service.impact import ImpactAnalysis
+    from service.registry import RulesetRegistry
     from service.settings import get_settings
 
     engine = create_engine(get_settings())
     try:
-        analysis = ImpactAnalysis(compiled)
+        # Decisions another engine version recorded are replayed under their own stored ruleset too.
+        analysis = ImpactAnalysis(compiled, own_rulesets=RulesetRegistry(engine))
         aware = since.replace(tzinfo=UTC) if since is not None else None
         await analysis.add_stream(stream_history(engine, since=aware, limit=limit))
         return analysis.report()

@@ -75,7 +75,7 @@ class DecisionController(Controller):
         operation_id="getDecision",
         summary="An audited decision",
         description="The profile as received, the recommendation as answered (byte for byte), the ruleset "
-        "version and sha256 that made it, the caller and the request id.",
+        "version and sha256 and the engine version (advisor release) that made it, the caller and the request id.",
         responses=error_responses(401, 403, 404, 422, 429, 503),
     )
     async def get_decision(
@@ -92,6 +92,7 @@ class DecisionController(Controller):
             created_at=row.created_at,
             ruleset_version=row.ruleset_version,
             ruleset_sha256=row.ruleset_sha256,
+            engine_version=row.engine_version,
             caller=row.caller,
             request_id=row.request_id,
             # The stored JSON text goes out untouched, so it is byte-identical to what was received/answered.
@@ -150,6 +151,7 @@ class DecisionController(Controller):
                 created_at=r.created_at,
                 ruleset_version=r.ruleset_version,
                 ruleset_sha256=r.ruleset_sha256,
+                engine_version=r.engine_version,
                 caller=r.caller,
                 family=r.family,
                 instance_type=r.instance_type,
@@ -165,9 +167,11 @@ class DecisionController(Controller):
         "/{decision_id:str}/replay",
         operation_id="replayDecision",
         summary="Re-evaluate an audited decision",
-        description="Evaluates the stored profile again under the ruleset that made the decision (the answer must "
-        "be byte-identical) and, with `ruleset_version`, under another stored ruleset, listing the fields that "
-        "differ. Nothing is audited.",
+        description="Evaluates the stored profile again, with this release's engine, under the ruleset that made "
+        "the decision (the answer must be byte-identical unless the engine changed since: `engine_version_then`, "
+        "`engine_version_now`, `engine_changed`) and, with `ruleset_version`, under another stored ruleset, listing "
+        "the fields that differ. Each outcome's `cause` says whether a difference comes from the engine, the rules "
+        "or both; `summary` says it in words. Nothing is audited.",
         status_code=200,
         responses=error_responses(401, 403, 404, 422, 429, 503),
     )

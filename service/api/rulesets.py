@@ -158,8 +158,11 @@ class RulesetController(Controller):
         summary="What a candidate ruleset would change",
         description="Replays the audited profiles (oldest first, up to `limit`, from `since`) under the "
         "candidate ruleset given as files, and reports how many decisions would change, by field, the top "
-        "transitions, the candidate rules responsible, the cost delta per hour and a sample. Nothing is "
-        "stored or activated. A candidate with errors is refused with file:line messages.",
+        "transitions, the candidate rules responsible, the cost delta per hour and a sample. Decisions recorded "
+        "by another engine version are also replayed under their own ruleset with this engine, and the changes the "
+        "engine makes are counted apart from the candidate's (`changed_by_engine`, `engine_changed_by_field`, each "
+        "sample's `cause`). Nothing is stored or activated. A candidate with errors is refused with file:line "
+        "messages.",
         status_code=200,
         opt=require_scope(ADMIN),
         security=security_for(ADMIN),

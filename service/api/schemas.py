@@ -33,13 +33,24 @@ class RecommendationResponse(Recommendation, kw_only=True):
     created_at: datetime
 
 
+EngineVersion = Annotated[
+    str | None,
+    msgspec.Meta(
+        description="The advisor release whose engine made the decision; null: recorded before engine versions "
+        "were kept (releases before 0.2.0).",
+        examples=["0.2.0"],
+    ),
+]
+
+
 class DecisionRecord(msgspec.Struct, kw_only=True, frozen=True):
-    """An audited decision: what was asked, what was answered, by which ruleset, for whom."""
+    """An audited decision: what was asked, what was answered, by which ruleset and engine, for whom."""
 
     decision_id: uuid.UUID
     created_at: datetime
     ruleset_version: str
     ruleset_sha256: str
+    engine_version: EngineVersion
     caller: str
     request_id: str
     # Served as the exact JSON text that was stored (msgspec.Raw), declared by type for the schema.
@@ -52,6 +63,7 @@ class DecisionSummary(msgspec.Struct, kw_only=True, frozen=True):
     created_at: datetime
     ruleset_version: str
     ruleset_sha256: str
+    engine_version: EngineVersion
     caller: str
     family: str | None
     instance_type: str | None

@@ -25,6 +25,7 @@ class HistoryRow:
     instance_type: str | None
     scaling_method: str | None
     instances: int | None
+    engine_version: str | None  # None: recorded before engine versions were kept
 
 
 async def stream_history(
@@ -44,6 +45,7 @@ async def stream_history(
         decisions.c.instance_type,
         decisions.c.scaling_method,
         decisions.c.instances,
+        decisions.c.engine_version,
     ).order_by(decisions.c.created_at, decisions.c.id)
     if since is not None:
         query = query.where(decisions.c.created_at >= since)

@@ -22,6 +22,7 @@ from service.db.errors import is_database_unavailable
 from service.db.tables import UTCDateTime, audit_chain_head, decisions, idempotency_keys, rulesets
 
 __all__ = [
+    "PG_APPEND_ROW_TYPE",
     "AuditRepository",
     "ChainedDecision",
     "DecisionRow",
@@ -49,6 +50,9 @@ class DecisionRow:
     instances: int | None
     profile: str
     recommendation: str
+    # The advisor release that evaluated it (``service.__version__``); None: recorded before engine versions were
+    # kept (migration 0006), or by a release that does not record them.
+    engine_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +105,21 @@ _SUMMARY_COLUMNS = tuple(rulesets.c[field.name] for field in fields(RulesetSumma
 _INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
 _CHAIN_COLUMNS = (decisions.c.seq, decisions.c.prev_hash, decisions.c.row_hash)
 _PG_APPEND_COLUMNS = (*_DECISION_FIELDS, "seq", "prev_hash", "row_hash")
-# A decision's stored fields, in order: the first attributes of the type decision_append_row (migration 0005); the
-# chain's seq, prev_hash and row_hash follow (_append_postgres).
+# The composite type the writer sends decisions as (migration 0006; 0005's decision_append_row, without
+# engine_version, stays for the release before, which may still run on this schema).
+PG_APPEND_ROW_TYPE = "decision_append_row_v2"
+# A decision's stored fields, in order: the first attributes of that type; the chain's seq, prev_hash and row_hash
+# follow (_append_postgres).
 _pg_append_values = operator.attrgetter(*_DECISION_FIELDS)
 # The rows go in only if the head moves, i.e. only if it still is where their hashes were chained from.
-# Parameters: the rows as one decision_append_row[], then the new head's seq and hash, then the expected head's.
+# Parameters: the rows as one array of PG_APPEND_ROW_TYPE, then the new head's seq and hash, then the expected head's.
 _PG_APPEND_DECISIONS = (
     "WITH moved AS (UPDATE audit_chain_head SET seq = $2, row_hash = $3 "
     "WHERE id = {head_id} AND seq = $4 AND row_hash = $5 RETURNING 1), "
-    "new AS (INSERT INTO decisions ({columns}) SELECT * FROM unnest($1::decision_append_row[]) "
+    "new AS (INSERT INTO decisions ({columns}) SELECT * FROM unnest($1::{row_type}[]) "
     "WHERE EXISTS (SELECT FROM moved) RETURNING 1) "
     "SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM moved)"
-).format(columns=", ".join(_PG_APPEND_COLUMNS), head_id=CHAIN_HEAD_ID)
+).format(columns=", ".join(_PG_APPEND_COLUMNS), head_id=CHAIN_HEAD_ID, row_type=PG_APPEND_ROW_TYPE)
 _IDEMPOTENCY_FIELDS = tuple(field.name for field in fields(IdempotencyRecord))
 _IDEMPOTENCY_COLUMNS = tuple(idempotency_keys.c[name] for name in _IDEMPOTENCY_FIELDS)
 
@@ -277,7 +284,7 @@ class AuditRepository:
     async def _append_postgres(
         self, chained: list[ChainedDecision], head: ChainHead, *, in_transaction: bool
     ) -> tuple[int, int]:
-        """One statement on asyncpg itself: the rows as one array of ``decision_append_row``, unnested into
+        """One statement on asyncpg itself: the rows as one array of ``PG_APPEND_ROW_TYPE``, unnested into
         ``decisions``, and the head moved.
 
         Measured several times cheaper per row than SQLAlchemy's multi-row VALUES, whose per-row, per-column

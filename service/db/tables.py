@@ -40,6 +40,8 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+ENGINE_VERSION_COMMENT = "advisor release that evaluated the decision; NULL: recorded before engine versions were kept"
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp on every backend.
@@ -100,6 +102,8 @@ decisions = Table(
     Column("seq", BigInteger, nullable=False, comment="position in the audit hash chain: 1, 2, 3, ... no gaps"),
     Column("prev_hash", CHAR(64), nullable=False, comment="row_hash of the decision at seq - 1 (zeros for seq 1)"),
     Column("row_hash", CHAR(64), nullable=False, comment="sha256 of this row's canonical encoding and prev_hash"),
+    # Which release's engine evaluated it (migration 0006); part of row_hash when present.
+    Column("engine_version", String, nullable=True, comment=ENGINE_VERSION_COMMENT),
 )
 Index("ix_decisions_seq", decisions.c.seq, unique=True)
 

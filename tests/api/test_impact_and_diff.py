@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from candidates import write_candidate
 from click.testing import CliRunner
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
+from recorded import record_copy
 
+from service import __version__
 from service.cli import main
 from service.db.engine import create_engine
 from service.db.history import stream_history
@@ -18,7 +23,7 @@ from service.engine import compile_ruleset
 from service.impact import ImpactAnalysis, render_markdown
 from service.rulebook.diff import diff_rulesets
 from service.rulebook.loader import load_ruleset
-from service.settings import Settings
+from service.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +71,8 @@ async def test_unchanged_ruleset_has_no_impact(client: AsyncTestClient, database
         await engine.dispose()
     report = analysis.report()
     assert (report.decisions, report.changed, report.cost_delta_usd_per_hour) == (1, 0, 0.0)
+    assert (report.engine_version, report.other_engine, report.changed_by_engine) == (__version__, 0, 0)
+    assert "the engine that recorded every one: every change comes from the candidate rules" in render_markdown(report)
 
 
 def test_diff_names_the_changed_condition(tmp_path: Path) -> None:
@@ -135,3 +142,75 @@ async def test_impact_over_the_api(client: AsyncTestClient, tmp_path: Path) -> N
     refused = await client.post("/v1/rulesets/impact", json={"files": files})
     assert refused.status_code == 422
     assert any("candidate/tables/family.yaml:" in e["message"] for e in refused.json()["errors"])
+
+
+async def test_impact_counts_engine_changes_apart_from_rule_changes(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """Besides two decisions of this engine (50 RPS: the candidate moves it to M; 150 RPS: unchanged), three as
+    other engines recorded them (through the repository): one whose stored instance count this engine no longer
+    gives under the same ruleset (the engine's change), one like it at 50 RPS (the engine's and the rules'), one
+    from before versions were kept that this engine answers the same."""
+    ids = {}
+    for rps in (50, 150):
+        body = copy.deepcopy(WORKED_EXAMPLE)
+        body["traffic"]["peak_rps"] = rps
+        answer = await client.post("/v1/recommendations", json=body)
+        assert answer.status_code == 201, answer.text
+        ids[rps] = answer.json()["decision_id"]
+    answers = {rps: (await client.get(f"/v1/decisions/{ids[rps]}")).json()["recommendation"] for rps in ids}
+    by_engine = await record_copy(
+        database_url, ids[150], engine_version="0.1.0", instances=answers[150]["capacity"]["instances"] + 3
+    )
+    by_both = await record_copy(
+        database_url, ids[50], engine_version="0.1.0", instances=answers[50]["capacity"]["instances"] + 3
+    )
+    await record_copy(database_url, ids[150], engine_version=None)
+
+    files = dict(load_ruleset(_candidate(tmp_path)).files)
+    response = await client.post("/v1/rulesets/impact", json={"files": files})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["decisions"], report["changed"], report["unchanged"]) == (5, 3, 2)
+    assert report["engine_version"] == __version__
+    assert (report["other_engine"], report["other_engine_versions"]) == (3, {"0.1.0": 2, "unrecorded": 1})
+    causes = (report["changed_by_rules"], report["changed_by_engine"], report["changed_by_engine_and_rules"])
+    assert causes == (1, 1, 1)
+    assert report["engine_changed_by_field"] == {"instances": 2}
+    sample = {c["decision_id"]: c for c in report["sample"]}
+    assert (sample[by_engine]["cause"], sample[by_engine]["rules"], sample[by_engine]["engine_version"]) == (
+        "engine",
+        [],
+        "0.1.0",
+    )
+    assert sample[by_both]["cause"] == "engine_and_rules"
+    assert "family:general-purpose" in sample[by_both]["rules"]
+    assert sample[ids[50]]["cause"] == "rules" and sample[ids[50]]["engine_version"] == __version__
+    assert report["rules_responsible"]["family:general-purpose"] == 2  # not for the engine's instance counts
+
+    cli_report, markdown = await _cli_impact(database_url, _candidate(tmp_path))
+    assert {k: v for k, v in cli_report.items() if k != "sample"} == {k: v for k, v in report.items() if k != "sample"}
+    assert (
+        f"Engine {__version__} replayed them; 3 were recorded by another engine (0.1.0: 2, not recorded: 1)" in markdown
+    )
+    assert "**1 because of the candidate rules**, **1 only because the engine changed**" in markdown
+    assert f"- `{by_engine}`: instances " in markdown and "(engine; recorded by engine 0.1.0)" in markdown
+    assert "| instances | 2 | 2 |" in markdown
+
+
+async def _cli_impact(database_url: str, candidate: Path) -> tuple[dict[str, Any], str]:
+    """`advisor rules impact` on ``database_url``: its JSON report, and its markdown one."""
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner(env={"ADVISOR_DATABASE_URL": database_url})
+        args = ["rules", "impact", "--candidate", str(candidate)]
+        as_json = await asyncio.to_thread(runner.invoke, main, [*args, "--format", "json"])
+        get_settings.cache_clear()
+        as_markdown = await asyncio.to_thread(runner.invoke, main, args)
+    finally:
+        get_settings.cache_clear()
+    assert as_json.exit_code == 0, as_json.output
+    assert as_markdown.exit_code == 0, as_markdown.output
+    return json.loads(as_json.stdout), as_markdown.stdout

@@ -32,7 +32,7 @@ async def test_a_worker_refuses_to_start_on_a_database_missing_its_migrations(
 ) -> None:
     await downgrade(database_url, "0004")
     with pytest.RaisesGroup(  # the test client runs the lifespan in a task group
-        pytest.RaisesExc(RuntimeError, match=r"lacks this release's migrations 0005: run `advisor db upgrade`")
+        pytest.RaisesExc(RuntimeError, match=r"lacks this release's migrations 0005, 0006: run `advisor db upgrade`")
     ):
         async with make_client():
             pass

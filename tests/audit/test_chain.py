@@ -160,14 +160,16 @@ def test_the_fast_encoding_writes_the_frozen_bytes(fields: list[str | int | None
 
 def _frozen_hash(seq: int, prev_hash: str, row: DecisionRow) -> str:
     """The row hash as the format defines it: SHA-256 of the stdlib's compact JSON of the whole array."""
+    engine = [] if row.engine_version is None else [row.engine_version]
     fields = [
-        "advisor-audit-chain/1",
+        "advisor-audit-chain/1" if row.engine_version is None else "advisor-audit-chain/2",
         seq,
         prev_hash,
         str(row.id),
         row.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         row.ruleset_sha256,
         row.ruleset_version,
+        *engine,
         row.caller,
         row.request_id,
         row.family,
@@ -187,13 +189,20 @@ def _frozen_hash(seq: int, prev_hash: str, row: DecisionRow) -> str:
     profile=st.text(),
     recommendation=st.text(),
     scaling_method=st.one_of(st.none(), st.text()),
+    engine_version=st.one_of(st.none(), st.text()),
 )
 def test_chain_hash_is_the_frozen_hash_also_for_a_recommendation_seen_before(
-    seq: int, profile: str, recommendation: str, scaling_method: str | None
+    seq: int, profile: str, recommendation: str, scaling_method: str | None, engine_version: str | None
 ) -> None:
     """The recommendation's encoding is remembered by identity (a memo hit brings the same str object): hashing
     the same object again, an equal copy, or another text after it must give the format's hash every time."""
-    row = decision(0, profile=profile, recommendation=recommendation, scaling_method=scaling_method)
+    row = decision(
+        0,
+        profile=profile,
+        recommendation=recommendation,
+        scaling_method=scaling_method,
+        engine_version=engine_version,
+    )
     expected = _frozen_hash(seq, "f" * 64, row)
     assert chain_hash(seq, "f" * 64, row) == expected
     assert chain_hash(seq, "f" * 64, row) == expected  # remembered

@@ -25,7 +25,7 @@ from service.db.migrate import (
     missing_revisions,
     upgrade,
 )
-from service.db.repository import _PG_APPEND_COLUMNS
+from service.db.repository import _PG_APPEND_COLUMNS, PG_APPEND_ROW_TYPE
 
 TABLES = {"alembic_version", "rulesets", "decisions", "ruleset_activations", "audit_chain_head", "idempotency_keys"}
 
@@ -153,13 +153,14 @@ async def test_postgres_compresses_stored_json_with_lz4_and_downgrade_restores_t
         await conn.close()
 
 
-async def test_postgres_append_row_type_matches_what_the_writer_sends_and_downgrade_drops_it(
+async def test_postgres_append_row_types_match_what_the_writers_send_and_downgrade_drops_them(
     pg_database_url: str,
 ) -> None:
-    """The audit writer sends each decision as a tuple in the order of ``_PG_APPEND_COLUMNS``; the type must agree."""
+    """The audit writer sends each decision as a tuple in the order of ``_PG_APPEND_COLUMNS``; its type must agree.
+    The type of the release before (0005, without engine_version) stays, so that release can still write."""
     attributes = (
         "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
-        "(SELECT typrelid FROM pg_type WHERE typname = 'decision_append_row') AND attnum > 0 ORDER BY attnum"
+        "(SELECT typrelid FROM pg_type WHERE typname = $1) AND attnum > 0 ORDER BY attnum"
     )
     # Each attribute must take the column's values without loss: the same type, or text for the string columns.
     columns = (
@@ -169,15 +170,22 @@ async def test_postgres_append_row_type_matches_what_the_writer_sends_and_downgr
     conn = await connect(pg_database_url)
     try:
         column_types = {row[0]: row[1] for row in await conn.fetch(columns)}
-        found = [tuple(r) for r in await conn.fetch(attributes)]
+        found = [tuple(r) for r in await conn.fetch(attributes, PG_APPEND_ROW_TYPE)]
         assert tuple(name for name, _ in found) == _PG_APPEND_COLUMNS
         for name, type_ in found:
             expected = column_types[name]
             assert type_ == expected or (type_ == "text" and expected.startswith(("character", "text"))), name
+        previous = [tuple(r) for r in await conn.fetch(attributes, "decision_append_row")]
+        assert previous == [attribute for attribute in found if attribute[0] != "engine_version"]
+
+        await downgrade(pg_database_url, "0005")
+        assert await conn.fetch(attributes, PG_APPEND_ROW_TYPE) == []
+        assert [tuple(r) for r in await conn.fetch(attributes, "decision_append_row")] == previous
         await downgrade(pg_database_url, "0004")
-        assert await conn.fetch(attributes) == []
+        assert await conn.fetch(attributes, "decision_append_row") == []
         await upgrade(pg_database_url)
-        assert [tuple(r) for r in await conn.fetch(attributes)] == found
+        assert [tuple(r) for r in await conn.fetch(attributes, PG_APPEND_ROW_TYPE)] == found
+        assert [tuple(r) for r in await conn.fetch(attributes, "decision_append_row")] == previous
     finally:
         await conn.close()
 
