@@ -37,6 +37,7 @@ def fmt(x: float | Fraction) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".")
 
 
+@lru_cache(maxsize=4096)  # Fractions are immutable; rates and ratios recur
 def exact(x: float) -> Fraction:
     """The decimal number a float was written as: repr() is the shortest round-tripping form."""
     return Fraction(repr(x))
@@ -154,26 +155,40 @@ class ScalingTarget:
         return max(self.min_instances, ceil_div(rps * 60, self.per_minute))
 
 
-def worst_az_share(min_instances: int, max_instances: int, az_count: int) -> tuple[int, Fraction]:
+def worst_az_share(min_instances: int, max_instances: int, az_count: int) -> tuple[int, int, int]:
     """The fleet size in [min, max] that keeps the smallest share after losing its largest AZ.
 
-    A fleet of n spread over k AZs keeps n - ceil(n/k) when the largest AZ goes. Within a block
-    of k sizes the share falls as n grows past a multiple of k, and the first size past each
-    multiple (n = qk + 1) keeps less as q falls; so the worst is n = min or the first qk + 1
-    above it. Closed form, because max can be large.
+    Returns (n, kept, n): n - ceil(n/k) of n remain. A fleet of n spread over k AZs keeps
+    n - ceil(n/k) when the largest AZ goes. Within a block of k sizes the share falls as n grows
+    past a multiple of k, and the first size past each multiple (n = qk + 1) keeps less as q
+    falls; so the worst is n = min or the first qk + 1 above it. Closed form, because max can be
+    large.
     """
     k = az_count
 
-    def share(n: int) -> Fraction:
-        return Fraction(n - -(-n // k), n)
+    def kept(n: int) -> int:
+        return n - -(-n // k)
 
     worst = min_instances
     first_odd = min_instances + (1 - min_instances) % k
     if first_odd == min_instances:
         first_odd += k
-    if first_odd <= max_instances and share(first_odd) < share(worst):
+    # kept(a)/a < kept(b)/b, compared in integers
+    if first_odd <= max_instances and kept(first_odd) * worst < kept(worst) * first_odd:
         worst = first_odd
-    return worst, share(worst)
+    return worst, kept(worst), worst
+
+
+def _per_minute(r: float, factor: float, *exact_factors: float | Fraction) -> float:
+    """floor(r x factor x 60, 2 decimals), exact where floats sit too close to a cent to tell."""
+    cents = r * factor * 6000
+    nearest = round(cents)
+    if abs(cents - nearest) > 1e-6 * max(1.0, cents):
+        return math.floor(cents) / 100
+    value = exact(r) * 6000
+    for f in exact_factors:
+        value *= f if isinstance(f, Fraction) else exact(f)
+    return math.floor(value) / 100
 
 
 def scaling_target(
@@ -190,28 +205,25 @@ def scaling_target(
 
     With n(L) = max(min, ceil(L / t)) instances over k AZs, the n - ceil(n/k) left after losing
     the largest AZ carry L at the degraded utilisation d for every load up to max when
-    t = r x min(u, d x min over n of (n - ceil(n/k)) / n).
+    t = r x min(u, d x min over n of (n - ceil(n/k)) / n). The emitted TargetValue is t x 60
+    rounded down to the cent, so rounding never loosens the guarantee.
     """
-    r, u = exact(per_instance_rps), exact(target_utilization)
-    planned = r * u
-    steps = [
-        f"target per instance at the planned utilisation = {fmt(per_instance_rps)} x {fmt(target_utilization)} "
-        f"= {fmt(planned)} rps"
-    ]
-    target = planned
+    r, u = per_instance_rps, target_utilization
+    per_minute = _per_minute(r, u, u)
+    steps = [f"target per instance at the planned utilisation = {fmt(r)} x {fmt(u)} = {fmt(r * u)} rps"]
     if survives_az_loss and az_count >= 2:
-        worst_n, share = worst_az_share(min_instances, max_instances, az_count)
-        d = exact(degraded_utilization)
-        az_safe = r * d * share
+        worst_n, kept, n = worst_az_share(min_instances, max_instances, az_count)
+        d = degraded_utilization
+        share = d * kept / n
+        if share < u:
+            per_minute = min(per_minute, _per_minute(r, share, d, Fraction(kept, n)))
         steps.append(
             f"AZ-safe target = r x d x min over n in [{min_instances}, {max_instances}] of (n - ceil(n/{az_count}))/n "
-            f"= {fmt(per_instance_rps)} x {fmt(degraded_utilization)} x {share.numerator}/{share.denominator} "
-            f"= {fmt(az_safe)} rps (worst case n = {worst_n}: {worst_n - -(-worst_n // az_count)} instances left "
-            f"after losing an AZ of {-(-worst_n // az_count)})"
+            f"= {fmt(r)} x {fmt(d)} x {kept}/{n} = {fmt(r * share)} rps (worst case n = {worst_n}: {kept} instances "
+            f"left after losing an AZ of {n - kept})"
         )
-        target = min(planned, az_safe)
-    per_minute = math.floor(target * 60 * 100) / 100
     steps.append(
-        f"TargetValue = {fmt(target)} rps x 60 = {fmt(per_minute)} invocations per instance per minute (rounded down)"
+        f"TargetValue = {fmt(per_minute / 60)} rps x 60 = {fmt(per_minute)} invocations per instance per minute "
+        "(rounded down to the cent)"
     )
     return ScalingTarget(per_minute, min_instances, tuple(steps))

@@ -60,8 +60,10 @@ class CompiledRuleset:
     sha256: str
     tables: Mapping[TableName, CompiledTable]
     catalog: Catalog
-    # Instance types of each family, cheapest (smallest) first.
+    # Instance types of each family, cheapest (smallest) first, the newest generation first on equal price.
     by_family: Mapping[str, tuple[CatalogInstance, ...]]
+    # The same types, newest generation first, cheapest first within one.
+    newest_first: Mapping[str, tuple[CatalogInstance, ...]]
     source: LoadedRuleset
     instance_types: Mapping[str, CatalogInstance]
 
@@ -92,8 +94,11 @@ def compile_ruleset(ruleset: LoadedRuleset) -> CompiledRuleset:
     for inst in ruleset.catalog.instances:
         by_family.setdefault(inst.family, []).append(inst)
     ordered = {
-        family: tuple(sorted(items, key=lambda i: (i.usd_per_hour, i.vcpus, i.type)))
+        family: tuple(sorted(items, key=lambda i: (i.usd_per_hour, -i.generation[0], i.vcpus, i.type)))
         for family, items in by_family.items()
+    }
+    newest = {
+        family: tuple(sorted(items, key=lambda i: i.generation, reverse=True)) for family, items in ordered.items()
     }
     return CompiledRuleset(
         version=ruleset.version,
@@ -101,6 +106,7 @@ def compile_ruleset(ruleset: LoadedRuleset) -> CompiledRuleset:
         tables=tables,
         catalog=ruleset.catalog,
         by_family=ordered,
+        newest_first=newest,
         source=ruleset,
         instance_types={inst.type: inst for inst in ruleset.catalog.instances},
     )

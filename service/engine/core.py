@@ -47,6 +47,7 @@ class Decision:
     baseline: CapacityPlan
     max_capacity: int
     target: ScalingTarget
+    instances: int  # the fleet the policies settle at under the peak: n(peak_rps)
 
     @property
     def instance(self) -> CatalogInstance:
@@ -75,10 +76,6 @@ class Decision:
     @property
     def min_capacity(self) -> int:
         return self.target.min_instances
-
-    @property
-    def instances(self) -> int:
-        return self.target.instances_for(self.facts["traffic.peak_rps"])
 
     @property
     def usd_per_hour(self) -> float:
@@ -145,13 +142,20 @@ def decide(
     sizing = sizing_rule.then
     cap = sizing.max_target_utilization
     utilization = profile.target_utilization if cap is None else min(profile.target_utilization, cap)
-    selection = select_instance(profile, ruleset, family, sizing, utilization, instance_override)
     scaling_rule = _first(ruleset, "scaling", facts)
     facts["decision.scaling_method"] = scaling_rule.then.method
     availability_rule = _first(ruleset, "availability", facts)
     avail = availability_rule.then
     az_count = (profile.az_count or avail.az_count) if avail.multi_az else 1
     floor = max(avail.min_instances, az_count if avail.multi_az else 1)
+
+    def fleet_for(rate: float) -> int:
+        return _plan(
+            facts, availability_rule, rate, utilization, az_count, floor, profile.traffic.peak_rps, False
+        ).instances
+
+    selection = select_instance(profile, ruleset, family, sizing, utilization, fleet_for, instance_override)
+    facts["decision.family"] = selection.chosen.instance.family
     rate = selection.chosen.rps
     traffic = profile.traffic
     peak = _plan(facts, availability_rule, rate, utilization, az_count, floor, traffic.peak_rps, explain)
@@ -162,20 +166,9 @@ def decide(
     )
     factor = scaling_rule.then.max_capacity_factor
     max_capacity = _round_up(max(peak.instances, math.ceil(peak.instances * factor)), az_count)
-    for _ in range(2):  # the target depends on max, and max must hold the fleet at the peak
-        target = scaling_target(
-            per_instance_rps=rate,
-            target_utilization=utilization,
-            az_count=az_count,
-            survives_az_loss=avail.survives_az_loss,
-            degraded_utilization=avail.degraded_utilization,
-            min_instances=baseline.instances,
-            max_instances=max_capacity,
-        )
-        needed = _round_up(target.instances_for(traffic.peak_rps), az_count)
-        if needed <= max_capacity:
-            break
-        max_capacity = needed
+    target, max_capacity = _target(
+        rate, utilization, az_count, availability_rule, baseline, peak, max_capacity, traffic.peak_rps
+    )
     decision = Decision(
         facts,
         family_rule,
@@ -190,10 +183,50 @@ def decide(
         baseline,
         max_capacity,
         target,
+        target.instances_for(traffic.peak_rps),
     )
     facts["decision.multi_az"] = avail.multi_az
     facts["decision.instances"] = decision.instances
     return decision
+
+
+def _target(
+    rate: float,
+    utilization: float,
+    az_count: int,
+    availability_rule: CompiledRule,
+    baseline: CapacityPlan,
+    peak: CapacityPlan,
+    max_capacity: int,
+    peak_rps: float,
+) -> tuple[ScalingTarget, int]:
+    """The scaling target, and a max that holds the fleet it settles at under the peak.
+
+    The target keeps every fleet size from min up to a bound AZ-safe: max, or (az_safe_up_to:
+    peak) the fleet at the peak. Both bounds depend on the target, so it is recomputed until
+    they hold; the worst size is min or the first size past a multiple of k above it, so this
+    settles in two or three rounds.
+    """
+    avail = availability_rule.then
+    up_to_peak = avail.az_safe_up_to == "peak"
+    upper = peak.instances if up_to_peak else max_capacity
+    for _ in range(4):
+        target = scaling_target(
+            per_instance_rps=rate,
+            target_utilization=utilization,
+            az_count=az_count,
+            survives_az_loss=avail.survives_az_loss,
+            degraded_utilization=avail.degraded_utilization,
+            min_instances=baseline.instances,
+            max_instances=upper,
+        )
+        at_peak = target.instances_for(peak_rps)
+        max_capacity = max(max_capacity, _round_up(at_peak, az_count))
+        bound = at_peak if up_to_peak else max_capacity
+        if bound <= upper:
+            break
+        upper = bound
+    return target, max_capacity
 
 
 def _round_up(n: int, multiple: int) -> int:

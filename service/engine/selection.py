@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from service.contract import WorkloadProfile
 from service.contract.profile import LoadTest
@@ -56,10 +57,15 @@ class Candidate:
     source: str  # load_test | extrapolated | assumed
     factor: float
     measured_on: Measurement | None
+    fleet: int = 0  # instances the plan needs at the peak on this type's rate (measured candidates)
 
     @property
     def usd_per_million(self) -> float:
         return self.instance.usd_per_hour / (self.rps * 3600) * 1_000_000
+
+    @property
+    def fleet_usd_per_hour(self) -> float:
+        return self.fleet * self.instance.usd_per_hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +98,13 @@ def fit_model(inst: CatalogInstance, profile: WorkloadProfile, sizing: SizingOut
             "Inferentia (inf1, NeuronCore-v1) does not serve LLMs; Neuron's LLM "
             "libraries target Inferentia2 and Trainium",
         )
-    if inst.memory_gib < model:
+    if inst.memory_gib < model * sizing.host_memory_headroom:
         return Fit(
-            False, "none", None, f"host memory {fmt(inst.memory_gib)} GiB cannot stage the {fmt(model)} GiB of weights"
+            False,
+            "none",
+            None,
+            f"host memory {fmt(inst.memory_gib)} GiB < {fmt(model)} GiB of weights x "
+            f"{fmt(sizing.host_memory_headroom)} to load them beside the OS and the serving container",
         )
     sharding = model_sharding(profile)
     if sharding == "none":
@@ -169,11 +179,17 @@ def select_instance(
     family: str,
     sizing: SizingOutcome,
     utilization: float,
+    fleet_for: Callable[[float], int],
     only_type: str | None = None,
 ) -> Selection:
-    """The type of ``family`` to recommend, with its rate basis and why the others were not chosen.
+    """The type to recommend, with its rate basis and why the others were not chosen.
 
-    ``only_type`` restricts the choice to one type (what-if counterfactuals).
+    Untested, the choice stays in ``family``. Load-tested types compete by the cost of the fleet
+    the plan needs on their rate (``fleet_for(rate)`` instances at the peak), then by cost per
+    million requests: a type measured within the SLA in another family of the same kind (an
+    accelerator for a model held in accelerator memory, a CPU type otherwise) is a candidate too,
+    since the measurement outweighs the family table's default. ``only_type`` restricts the
+    choice to one type (what-if counterfactuals).
     """
     family_types = ruleset.by_family.get(family, ())
     if not family_types:
@@ -184,9 +200,12 @@ def select_instance(
     tests = measurements(profile, ruleset)
     usable, failing = _split_by_sla(tests, profile.sla.p99_latency_ms)
     rejected: list[tuple[str, str]] = [(m.instance.type, why) for m, why in failing]
+    if not usable:  # every fitting type would be assumed: walk them in preference order, stop when enough
+        return _select_untested(profile, ruleset, family, sizing, utilization, only_type, rejected, tests)
     candidates: list[Candidate] = []
-    for inst in family_types:
-        if only_type is not None and inst.type != only_type:
+    failed = {t for t, _ in rejected}
+    for inst in _pool(family_types, usable, sizing, family):
+        if (only_type is not None and inst.type != only_type) or inst.type in failed:
             continue
         fit = fit_model(inst, profile, sizing)
         if not fit.ok:
@@ -195,17 +214,82 @@ def select_instance(
         candidates.append(_basis(inst, fit, usable, sizing, profile.traffic.per_instance_rps))
     if not candidates:
         raise _does_not_fit(profile, ruleset, family, sizing, rejected)
-    measured = [c for c in candidates if c.source != "assumed"]
+    measured = [replace(c, fleet=fleet_for(c.rps)) for c in candidates if c.source != "assumed"]
     if measured:
         ranked = sorted(measured, key=lambda c: _measured_rank(c, sizing, utilization))
-        others = [c for c in candidates if c.source == "assumed"]
+        others = [c for c in candidates if c.source == "assumed" and c.instance.family == family]
     else:
-        ranked = _rank_assumed(candidates, sizing, profile, tests, family)
+        ranked = _rank_assumed([c for c in candidates if c.instance.family == family], sizing, profile, tests, family)
         others = []
     chosen = ranked[0]
     alternatives = _alternatives(chosen, ranked[1:], others, rejected, utilization)
-    index = family_types.index(chosen.instance)
-    return Selection(chosen, index, alternatives, _basis_steps(chosen, utilization))
+    index = ruleset.by_family[chosen.instance.family].index(chosen.instance)
+    steps = _basis_steps(chosen, utilization)
+    if chosen.instance.family != family:
+        steps.insert(
+            0,
+            f"{chosen.instance.type} (family {chosen.instance.family}) was load-tested within the SLA "
+            f"and its fleet costs least, ahead of family {family}, the family table's default",
+        )
+    return Selection(chosen, index, alternatives, steps)
+
+
+def _pool(
+    family_types: tuple[CatalogInstance, ...], usable: list[Measurement], sizing: SizingOutcome, family: str
+) -> list[CatalogInstance]:
+    """The family's types, then measured types of other families of the same kind."""
+    accelerated = sizing.fit_on == "accelerator_memory"
+    extra: list[CatalogInstance] = []
+    for m in usable:
+        inst = m.instance
+        if inst.family != family and (inst.accelerator is not None) == accelerated and inst not in extra:
+            extra.append(inst)
+    return [*family_types, *extra]
+
+
+def _select_untested(
+    profile: WorkloadProfile,
+    ruleset: CompiledRuleset,
+    family: str,
+    sizing: SizingOutcome,
+    utilization: float,
+    only_type: str | None,
+    rejected: list[tuple[str, str]],
+    tests: list[Measurement],
+) -> Selection:
+    """No load test applies: the first fitting type in the rule's order of preference, rate assumed."""
+    order = ruleset.newest_first[family] if sizing.prefer == "newest" else ruleset.by_family[family]
+    rate = profile.traffic.per_instance_rps or 0.0
+    fitting: list[Candidate] = []
+    for inst in order:
+        if only_type is not None and inst.type != only_type:
+            continue
+        fit = fit_model(inst, profile, sizing)
+        if not fit.ok:
+            rejected.append((inst.type, fit.why_not))
+        elif len(fitting) <= MAX_ALTERNATIVES:
+            fitting.append(Candidate(inst, fit, rate, "assumed", 1.0, None))
+        else:
+            break
+    if not fitting:
+        raise _does_not_fit(profile, ruleset, family, sizing, rejected)
+    if profile.traffic.per_instance_rps is None:
+        raise _throughput_unknown(tests, family)
+    chosen = fitting[0]
+    alternatives = _alternatives(chosen, fitting[1:], [], rejected, utilization)
+    return Selection(
+        chosen, ruleset.by_family[family].index(chosen.instance), alternatives, _basis_steps(chosen, utilization)
+    )
+
+
+def _throughput_unknown(tests: list[Measurement], family: str) -> ProfileRejected:
+    tested = ", ".join(sorted({m.instance.type for m in tests})) or "none"
+    return ProfileRejected(
+        "throughput-unknown",
+        f"no load test applies to family '{family}' (tested: {tested}; failing the SLA, not fitting the "
+        "model, or another chip), and no traffic.per_instance_rps was given to assume.",
+        "load_tests",
+    )
 
 
 def _split_by_sla(tests: list[Measurement], sla_ms: float) -> tuple[list[Measurement], list[tuple[Measurement, str]]]:
@@ -249,29 +333,22 @@ def _same_generation(a: CatalogInstance, b: CatalogInstance) -> bool:
 def _measured_rank(c: Candidate, sizing: SizingOutcome, utilization: float) -> tuple[float, ...]:
     # Cost per million requests at the planned utilisation; on a tie the newest generation, then the
     # smallest extrapolation, then the smaller type. Latency first ranks by the measured latency.
+    fleet = round(c.fleet_usd_per_hour, 9)
     cost = round(c.usd_per_million / utilization, 9)
     extrapolation = abs(math.log(c.factor))
     latency = c.measured_on.p99_ms if c.measured_on and c.measured_on.p99_ms is not None else math.inf
     lead = (latency,) if sizing.prefer == "newest" else ()
-    return (*lead, cost, -c.instance.generation[0], extrapolation, c.instance.vcpus)
+    return (*lead, fleet, cost, -c.instance.generation[0], extrapolation, c.instance.vcpus)
 
 
 def _rank_assumed(
     candidates: list[Candidate], sizing: SizingOutcome, profile: WorkloadProfile, tests: list[Measurement], family: str
 ) -> list[Candidate]:
     if profile.traffic.per_instance_rps is None:
-        tested = ", ".join(sorted({m.instance.type for m in tests})) or "none"
-        raise ProfileRejected(
-            "throughput-unknown",
-            f"no load test applies to family '{family}' (tested: {tested}; failing the SLA, not fitting the "
-            "model, or another chip), and no traffic.per_instance_rps was given to assume.",
-            "load_tests",
-        )
+        raise _throughput_unknown(tests, family)
 
-    def cheapest_first(c: Candidate) -> tuple[object, ...]:
-        return (c.instance.usd_per_hour, -c.instance.generation[0], c.instance.vcpus, c.instance.type)
-
-    ordered = sorted(candidates, key=cheapest_first)
+    # The family's types come cheapest first (price, vCPUs, name); on equal price the newest wins.
+    ordered = sorted(candidates, key=lambda c: (c.instance.usd_per_hour, -c.instance.generation[0]))
     if sizing.prefer == "newest":  # the newest generation (g6e after g6), the cheapest within it
         ordered.sort(key=lambda c: c.instance.generation, reverse=True)
     return ordered
@@ -288,7 +365,8 @@ def _alternatives(
     # the fitting types ranked after the chosen one.
     out: list[tuple[str, str]] = [(t, why) for t, why in rejected if why.startswith("fails the SLA")]
     out += [(t, why) for t, why in rejected if not why.startswith("fails the SLA")][-2:]
-    out += [(other.instance.type, _why_not(chosen, other, utilization)) for other in ranked]
+    room = max(0, MAX_ALTERNATIVES - len(out))  # reasons are worded only for the alternatives shown
+    out += [(other.instance.type, _why_not(chosen, other, utilization)) for other in ranked[:room]]
     out += [(other.instance.type, "not load-tested: no rate to compare; load-test it to compare") for other in assumed]
     return out[:MAX_ALTERNATIVES]
 
@@ -309,6 +387,11 @@ def _why_not(chosen: Candidate, other: Candidate, utilization: float) -> str:
                 "test shows it faster"
             )
         return f"not preferred by the sizing rule ({fmt(b.usd_per_hour)} USD/h, generation {b.generation[0]})"
+    if other.fleet_usd_per_hour > chosen.fleet_usd_per_hour * (1 + 1e-9):
+        return (
+            f"costlier plan: {other.fleet} x {b.type} = {fmt(other.fleet_usd_per_hour)} USD/h vs {chosen.fleet} x "
+            f"{a.type} = {fmt(chosen.fleet_usd_per_hour)} USD/h at the peak ({other.source}, {fmt(other.rps)} rps)"
+        )
     mine, theirs = chosen.usd_per_million / utilization, other.usd_per_million / utilization
     if theirs > mine * (1 + 1e-9):
         return (
@@ -318,8 +401,8 @@ def _why_not(chosen: Candidate, other: Candidate, utilization: float) -> str:
     if b.generation < a.generation:
         return "older generation at the same cost per request"
     if other.factor != chosen.factor:
-        return f"same cost per request, but extrapolated further ({fmt(other.factor)} x) from the tested type"
-    return "same cost per request; ranked after by latency or size"
+        return f"same cost, but extrapolated further ({fmt(other.factor)} x) from the tested type"
+    return "same cost; ranked after by latency or size"
 
 
 def _basis_steps(c: Candidate, utilization: float) -> list[str]:

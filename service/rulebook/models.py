@@ -6,6 +6,7 @@ JSON Schema published for editors (``rules/schema/*.json``) is generated from th
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -123,6 +124,13 @@ class SizingOutcome(Strict):
         description="Model memory x this must fit: one device (sharding none), the devices of the "
         "tensor-parallel group, or host memory.",
     )
+    host_memory_headroom: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=4.0,
+        description="Accelerator types: host memory must hold the weights x this (they are loaded through it, "
+        "beside the OS and the serving container).",
+    )
     throughput_extrapolation: Literal["none", "vcpu_ratio_same_generation"] = Field(
         default="none",
         description="How a rate load-tested on one CPU type carries to another: not at all, or scaled by "
@@ -193,6 +201,12 @@ class AvailabilityOutcome(Strict):
     min_instances: int = Field(ge=1, le=1000)
     degraded_utilization: float = Field(
         default=1.0, ge=0.5, le=1.0, description="Share of per-instance capacity usable while an AZ is lost."
+    )
+    az_safe_up_to: Literal["max", "peak"] = Field(
+        default="max",
+        description="With survives_az_loss: the scaling target keeps every fleet size AZ-safe for loads up to "
+        "MaxCapacity's (max), or only up to the stated peak (peak: fewer instances at the peak, no AZ-loss "
+        "guarantee for load above the forecast).",
     )
 
     @model_validator(mode="after")
@@ -362,6 +376,12 @@ _FAMILY_OF_TYPE = re.compile(r"^ml\.([a-z]+)\d")
 _GENERATION = re.compile(r"^ml\.[a-z]+(\d+)([a-z-]*)\.")
 
 
+@functools.lru_cache(maxsize=1024)  # a catalog's few hundred names, parsed once
+def _generation_of(type_name: str) -> tuple[int, str]:
+    match = _GENERATION.match(type_name)
+    return (int(match.group(1)), match.group(2)) if match else (0, "")
+
+
 class CatalogInstance(Strict):
     type: str = Field(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
     vcpus: int = Field(ge=1, le=1024)
@@ -378,8 +398,7 @@ class CatalogInstance(Strict):
     @property
     def generation(self) -> tuple[int, str]:
         """(number, suffix) of the type's generation: ml.c6i.large -> (6, 'i'); newer compares greater."""
-        match = _GENERATION.match(self.type)
-        return (int(match.group(1)), match.group(2)) if match else (0, "")
+        return _generation_of(self.type)
 
     @property
     def family(self) -> str:

@@ -72,7 +72,7 @@ class TestThroughputBelongsToItsType:
         assert rec.instance.instance_type == "ml.g5.xlarge"
         assert rec.capacity.throughput_basis.source == "load_test"
         loser = next(a for a in rec.instance.alternatives if a.instance_type == "ml.g6.xlarge")
-        assert "costlier per request" in loser.rejected_because
+        assert "costlier plan" in loser.rejected_because
 
     def test_a_load_test_over_the_sla_is_not_a_candidate(self, ruleset: CompiledRuleset) -> None:
         tests = [
@@ -122,10 +122,10 @@ class TestModelsFitAsServed:
 
     def test_inferentia2_counts_neuroncores(self, ruleset: CompiledRuleset) -> None:
         data = _gpu(
-            14, workload={"model_kind": "llm"}, load_tests=[{"instance_type": "ml.inf2.xlarge", "per_instance_rps": 2}]
+            14, workload={"model_kind": "llm"}, load_tests=[{"instance_type": "ml.inf2.8xlarge", "per_instance_rps": 2}]
         )
         rec = evaluate(profile(data), compile_ruleset(_family_first(ruleset, "inf")))
-        assert rec.instance.instance_type == "ml.inf2.xlarge"
+        assert rec.instance.instance_type == "ml.inf2.8xlarge"  # the xlarge's 16 GiB host memory < 14 x 1.5
         assert rec.instance.tensor_parallel_degree == 2  # 14 x 1.3 = 18.2 GiB > one NeuronCore's 16 of the chip's 32
         assert any(w.code == "neuron_compilation_required" for w in rec.warnings)
 
@@ -263,3 +263,23 @@ def _family_first(ruleset: CompiledRuleset, family: str, extra_catalog: str = ""
     files["tables/family.yaml"] = files["tables/family.yaml"].replace("rules:\n", "rules:\n" + rule, 1)
     files["catalog.yaml"] += extra_catalog
     return parse_ruleset(files, label="test-rules")
+
+
+class TestAzSafeUpToThePeak:
+    def test_a_ruleset_may_keep_the_static_count_at_the_peak(self, ruleset: CompiledRuleset) -> None:
+        """az_safe_up_to: peak guards loads up to the stated peak only: the worked example keeps 4 + 4 + 4."""
+        files = dict(ruleset_files(RULES_DIR))
+        old = "{multi_az: true, az_count: 3, survives_az_loss: true, min_instances: 3, degraded_utilization: 1.0}"
+        assert files["tables/availability.yaml"].count(old) == 2
+        files["tables/availability.yaml"] = files["tables/availability.yaml"].replace(
+            old, old[:-1] + ", az_safe_up_to: peak}"
+        )
+        peak_rules = compile_ruleset(parse_ruleset(files, label="test-rules"))
+        rec = evaluate(profile(WORKED_EXAMPLE), peak_rules)
+        assert (rec.capacity.instances, rec.capacity.per_az) == (12, [4, 4, 4])
+        assert rec.scaling.target_value == 800.0  # 20 x 8/12 x 60
+        # every fleet size up to the peak's is AZ-safe; above the forecast it is not promised
+        for n in range(rec.capacity.min_instances, rec.capacity.instances + 1):
+            assert n * 800 / 60 <= (n - math.ceil(n / 3)) * 20
+        default = evaluate(profile(WORKED_EXAMPLE), ruleset)
+        assert default.capacity.instances == 13
