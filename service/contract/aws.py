@@ -7,9 +7,10 @@ Optional fields left at ``None`` are omitted from the JSON.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
+from msgspec import Meta
 
 __all__ = [
     "CreateEndpointConfig",
@@ -162,7 +163,16 @@ class MetricAlarm(_Payload, kw_only=True):
     Statistic: Literal["SampleCount", "Average", "Sum", "Minimum", "Maximum"] | None = None
     ExtendedStatistic: str | None = None
     Unit: str | None = None
-    AlarmActions: list[str] | None = None
+    AlarmActions: (
+        Annotated[
+            list[str],
+            Meta(
+                description="For step-scaling alarms, the placeholder {policy_arn:POLICY_NAME}: call "
+                "put_scaling_policy first and put the PolicyARN it returns for POLICY_NAME in its place."
+            ),
+        ]
+        | None
+    ) = None
     Metrics: list[MetricDataQuery] | None = None
 
 

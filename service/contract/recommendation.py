@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
 from service.contract.aws import (
     CreateEndpointConfig,
@@ -148,12 +149,27 @@ class Monitoring(_Out):
 
 
 class CostEstimate(_Out):
-    usd_per_hour: float
-    usd_per_month: float
-    usd_per_month_expected: float
-    usd_per_month_min: float
-    usd_per_month_peak: float
-    usd_per_million_requests: float
+    usd_per_hour: Annotated[float, Meta(description="The fleet at the peak, per hour.")]
+    usd_per_month: Annotated[
+        float,
+        Meta(
+            description="Deprecated: the peak fleet around the clock (= usd_per_month_peak); use "
+            "usd_per_month_expected for what the emitted plan will cost.",
+            extra_json_schema={"deprecated": True},
+        ),
+    ]
+    usd_per_month_expected: Annotated[
+        float,
+        Meta(
+            description="What the emitted payloads will run: the minimum fleet outside peaks, scheduled windows at "
+            "their capacity for their hours, the peak fleet for a share mean_rps/peak_rps of the month."
+        ),
+    ]
+    usd_per_month_min: Annotated[float, Meta(description="The minimum fleet (MinCapacity) all month.")]
+    usd_per_month_peak: Annotated[float, Meta(description="The fleet at the peak all month.")]
+    usd_per_million_requests: Annotated[
+        float, Meta(description="The expected fleet's cost per million requests at mean traffic (peak without it).")
+    ]
     price_as_of: str
     region: str
     basis: str

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _candidate(tmp_path: Path) -> Path:
     """The default rules, except classic ML below 100 RPS goes to general-purpose M instances."""
-    return write_candidate(tmp_path / "candidate", version="2026.12.0", classic_to_m_below_100=True)
+    return write_candidate(tmp_path / "candidate", version="2027.1.0", classic_to_m_below_100=True)
 
 
 async def test_impact_counts_changes_by_field_and_rule(
@@ -93,7 +93,7 @@ def test_diff_reports_moves_in_first_hit_tables_and_catalog_changes(tmp_path: Pa
         head + "  - id: periodic-without-windows" + second.rstrip("\n") + "\n  - id: periodic-scheduled" + first
     )
     catalog = target / "catalog.yaml"
-    catalog.write_text(catalog.read_text().replace("usd_per_hour: 0.102}", "usd_per_hour: 0.11}", 1))
+    catalog.write_text(catalog.read_text().replace("usd_per_hour: 0.102,", "usd_per_hour: 0.11,", 1))
     diff = diff_rulesets(load_ruleset(ROOT / "rules"), load_ruleset(target))
     kinds = {(c.rule_id, c.kind) for c in diff.rules}
     assert ("periodic-scheduled", "moved") in kinds
@@ -137,7 +137,7 @@ async def test_impact_over_the_api(client: AsyncTestClient, tmp_path: Path) -> N
     report = response.json()
     assert (report["decisions"], report["changed"]) == (2, 1)
     assert report["changed_by_field"] == {"family": 1, "instance_type": 1}
-    assert report["candidate_version"] == "2026.12.0"
+    assert report["candidate_version"] == "2027.1.0"
     files["tables/family.yaml"] = files["tables/family.yaml"].replace("because:", "becuase:", 1)
     refused = await client.post("/v1/rulesets/impact", json={"files": files})
     assert refused.status_code == 422

@@ -26,7 +26,7 @@ Client = AsyncTestClient  # type: ignore[type-arg]
 
 async def _store_candidate(database_url: str, tmp_path: Path) -> str:
     """Store a second ruleset version in which steady load gets 2x max capacity instead of 1.5x."""
-    loaded = load_ruleset(write_candidate(tmp_path / "candidate", version="2026.12.0", steady_factor="2.0"))
+    loaded = load_ruleset(write_candidate(tmp_path / "candidate", version="2027.1.0", steady_factor="2.0"))
     engine = create_engine(Settings(database_url=database_url))
     try:
         async with engine.begin() as conn:
@@ -70,11 +70,11 @@ async def test_replay_under_another_version_lists_the_differences(
     replay = (await client.post(f"/v1/decisions/{decision_id}/replay", params={"ruleset_version": version})).json()
     assert replay["original"]["identical"] is True
     other = replay["other"]
-    assert other["ruleset_version"] == "2026.12.0"
+    assert other["ruleset_version"] == "2027.1.0"
     assert other["identical"] is False
     fields = {d["field"]: (d["before"], d["after"]) for d in other["differences"]}
     assert fields["capacity.max_instances"] == (18, 24)
-    assert fields["ruleset.version"] == ("2026.11.0", "2026.12.0")
+    assert fields["ruleset.version"] == ("2026.12.0", "2027.1.0")
 
 
 async def test_replay_of_unknown_or_malformed_decision(client: Client) -> None:
