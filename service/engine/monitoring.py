@@ -41,7 +41,9 @@ def monitoring(
                 p99_latency_ms=p99_latency_ms,
                 vcpus=instance.vcpus,
                 gpus=gpus,
-                because=rule.because,
+                # The why is in monitoring.rationale; the alarm names its rule (AlarmDescription holds 1024
+                # characters, and one rule's reason may cover several alarms).
+                because=f"Rule {rule.id}; its reason is in the advisor's monitoring.rationale.",
                 per_instance_rps=per_instance_rps,
             )
             if alarm is None:
