@@ -28,6 +28,7 @@ __all__ = ["Candidate", "Fit", "Measurement", "Selection", "fit_model", "measure
 # Bytes per weight relative to 16-bit weights, for the ways out of a model that fits nowhere.
 _LOWER_PRECISIONS = (("fp8", 0.5), ("int4", 0.25))
 MAX_ALTERNATIVES = 6
+MAX_LARGER_UNTESTED = 2  # without a load test the next larger types differ only in size: two say enough
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +268,7 @@ def _select_untested(
         fit = fit_model(inst, profile, sizing)
         if not fit.ok:
             rejected.append((inst.type, fit.why_not))
-        elif len(fitting) <= MAX_ALTERNATIVES:
+        elif len(fitting) <= MAX_LARGER_UNTESTED:
             fitting.append(Candidate(inst, fit, rate, "assumed", 1.0, None))
         else:
             break
