@@ -60,8 +60,8 @@ class TestThroughputBelongsToItsType:
         warning = next(w for w in rec.warnings if w.code == "untested_instance_type")
         assert rec.instance.instance_type in warning.message
 
-    def test_candidates_rank_by_cost_per_request_not_price_per_hour(self, ruleset: CompiledRuleset) -> None:
-        """ml.g5.xlarge costs more an hour than ml.g6.xlarge but serves twice the rate: cheaper per request."""
+    def test_candidates_rank_by_the_cost_of_the_plan_not_price_per_hour(self, ruleset: CompiledRuleset) -> None:
+        """ml.g5.xlarge costs more an hour than ml.g6.xlarge but serves twice the rate: its fleet costs less."""
         tests = [
             {"instance_type": "ml.g6.xlarge", "per_instance_rps": 5, "p99_latency_ms": 200},
             {"instance_type": "ml.g5.xlarge", "per_instance_rps": 10, "p99_latency_ms": 150},
