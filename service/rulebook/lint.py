@@ -53,14 +53,13 @@ valid profile falls into, but a reported *absence* of gaps is always true.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from service.rulebook.fields import FIELDS, FieldSpec
+from service.rulebook.cells import cells_of, holds, render_condition, render_domain, render_selection
+from service.rulebook.fields import FIELDS
 from service.rulebook.loader import LoadedRuleset
-from service.rulebook.models import Ops
 
 __all__ = ["MAX_PROFILE_CLASSES", "LintFinding", "Severity", "lint_ruleset"]
 
@@ -91,226 +90,24 @@ class LintFinding:
 
 
 def lint_ruleset(
-    ruleset: LoadedRuleset, *, label: str = "rules", max_profile_classes: int = MAX_PROFILE_CLASSES
+    ruleset: LoadedRuleset, *, label: str | None = None, max_profile_classes: int = MAX_PROFILE_CLASSES
 ) -> list[LintFinding]:
     """Analyse every table of ``ruleset``; findings in table order, then by line.
 
-    ``label`` prefixes file names, as the loader's ``label`` does.
+    ``label`` prefixes file names (default: the ruleset's own, so findings name the files that were loaded).
     """
+    prefix = ruleset.label if label is None else label
     findings: list[LintFinding] = []
     for name, table in ruleset.tables.items():
         rules: Sequence[Any] = table.rules
-        rel = _table_file(ruleset, name, [rule.id for rule in rules])
+        rel = ruleset.table_files.get(name, f"tables/{name}.yaml")
         linter = _TableLinter(
-            file=f"{label}/{rel}",
+            file=f"{prefix}/{rel}",
             rules=[_RuleInfo(rule.id, ruleset.lines.get((rel, rule.id), 1), dict(rule.when)) for rule in rules],
         )
         found = linter.lint_first(max_profile_classes) if table.hit_policy == "first" else linter.lint_collect()
         findings.extend(sorted(found, key=lambda f: f.line))
     return findings
-
-
-# ---------------------------------------------------------------- locating a table's file
-
-
-def _table_file(ruleset: LoadedRuleset, name: str, rule_ids: list[str]) -> str:
-    """The relative path of the file defining table ``name``.
-
-    ``LoadedRuleset`` keeps rule lines by (file, rule id) but not which file holds which table;
-    rule ids are unique only within a table, so take the files that hold all of this table's
-    rule ids and, if that is not one file, the one whose ``table:`` key names this table.
-    """
-    candidates = sorted({rel for rel, _ in ruleset.lines})
-    holding = [rel for rel in candidates if all((rel, rid) in ruleset.lines for rid in rule_ids)]
-    if len(holding) == 1:
-        return holding[0]
-    names_it = re.compile(rf"^table:\s*['\"]?{re.escape(name)}['\"]?\s*(#.*)?$", re.MULTILINE)
-    for rel in holding or candidates:
-        if names_it.search(ruleset.files.get(rel, "")):
-            return rel
-    return f"tables/{name}.yaml"
-
-
-# ---------------------------------------------------------------- cells of one field
-
-
-_ABSENT: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class _Cell:
-    """A set of a field's values on which every condition of the table is constant.
-
-    ``kind``: ``absent``; ``value`` (an enum value); ``point`` (the number ``lo == hi``); or
-    ``open`` (the numbers strictly between ``lo`` and ``hi``). ``rep`` is one member.
-    """
-
-    kind: Literal["absent", "value", "point", "open"]
-    rep: Any
-    lo: float = 0.0
-    hi: float = 0.0
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _constants(cond: Any) -> Iterable[float]:
-    if isinstance(cond, Ops):
-        values: list[Any] = [cond.eq, *(cond.in_ or ()), *(cond.not_in or ())]
-        values += [cond.gt, cond.gte, cond.lt, cond.lte]
-    elif isinstance(cond, list):
-        values = list(cond)
-    else:
-        values = [cond]
-    for value in values:
-        if _is_number(value) and math.isfinite(value):
-            yield float(value)
-
-
-def _in_domain(spec: FieldSpec, x: float) -> bool:
-    above = x > spec.low if spec.low_open else x >= spec.low
-    below = x < spec.high if spec.high_open else x <= spec.high
-    return above and below and (not spec.integer or x == int(x))
-
-
-def _cells(spec: FieldSpec, conditions: Iterable[Any]) -> list[_Cell]:
-    cells: list[_Cell] = []
-    if spec.values is not None:
-        cells = [_Cell("value", value) for value in spec.values]
-    else:
-        cuts = sorted({spec.low, spec.high, *(c for cond in conditions for c in _constants(cond))})
-        cuts = [c for c in cuts if spec.low <= c <= spec.high]
-        for i, cut in enumerate(cuts):
-            if i > 0:
-                lo = cuts[i - 1]
-                rep = _inside(lo, cut, spec.integer)
-                if rep is not None:
-                    cells.append(_Cell("open", rep, lo, cut))
-            if _in_domain(spec, cut):
-                cells.append(_Cell("point", int(cut) if spec.integer else cut, cut, cut))
-    if spec.optional:
-        cells.append(_Cell("absent", _ABSENT))
-    return cells
-
-
-def _inside(lo: float, hi: float, integer: bool) -> float | int | None:
-    """A value strictly between ``lo`` and ``hi`` (an integer if ``integer``), or None."""
-    if integer:
-        n = math.floor(lo) + 1
-        return n if n < hi else None
-    mid = lo + (hi - lo) / 2
-    return mid if lo < mid < hi else None
-
-
-def _holds(cond: Any, value: Any) -> bool:
-    """Whether ``cond`` matches ``value``, as the engine evaluates it (absent never matches)."""
-    if value is _ABSENT:
-        return False
-    if isinstance(cond, list):
-        return any(_same(value, c) for c in cond)
-    if not isinstance(cond, Ops):
-        return _same(value, cond)
-    return (
-        (cond.eq is None or _same(value, cond.eq))
-        and (cond.in_ is None or any(_same(value, c) for c in cond.in_))
-        and (cond.not_in is None or not any(_same(value, c) for c in cond.not_in))
-        and (cond.gt is None or value > cond.gt)
-        and (cond.gte is None or value >= cond.gte)
-        and (cond.lt is None or value < cond.lt)
-        and (cond.lte is None or value <= cond.lte)
-    )
-
-
-def _same(value: Any, constant: Any) -> bool:
-    # The loader only lets numbers meet numbers and enum values meet values of their own type.
-    return bool(value == constant)
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def _num(x: float) -> str:
-    text = repr(float(x))
-    return text.removesuffix(".0")
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if _is_number(value):
-        return _num(value)
-    return str(value)
-
-
-def _render_condition(cond: Any) -> str:
-    if isinstance(cond, list):
-        return "[" + ", ".join(_scalar(v) for v in cond) + "]"
-    if not isinstance(cond, Ops):
-        return _scalar(cond)
-    parts: list[str] = []
-    for key, value in (
-        ("eq", cond.eq),
-        ("in", cond.in_),
-        ("not_in", cond.not_in),
-        ("gt", cond.gt),
-        ("gte", cond.gte),
-        ("lt", cond.lt),
-        ("lte", cond.lte),
-    ):
-        if value is not None:
-            parts.append(f"{key}: {_render_condition(value)}")
-    return "{" + ", ".join(parts) + "}"
-
-
-def _render_domain(spec: FieldSpec) -> str:
-    if spec.values is not None:
-        return "one of " + ", ".join(_scalar(v) for v in spec.values)
-    left = "(" if spec.low_open else "["
-    right = ")" if spec.high_open else "]"
-    kind = "integers" if spec.integer else "numbers"
-    return f"{kind} in {left}{_num(spec.low)}, {_num(spec.high)}{right}"
-
-
-def _render_run(field: str, spec: FieldSpec, run: list[_Cell]) -> str:
-    """A run of adjacent numeric cells as one interval (or one value)."""
-    first, last = run[0], run[-1]
-    if spec.integer:
-        low = int(first.rep) if first.kind == "point" else math.floor(first.lo) + 1
-        high = int(last.rep) if last.kind == "point" else math.ceil(last.hi) - 1
-        return f"{field}={low}" if low == high else f"{field} in [{low}, {high}]"
-    if first is last and first.kind == "point":
-        return f"{field}={_num(first.lo)}"
-    left = f"[{_num(first.lo)}" if first.kind == "point" else f"({_num(first.lo)}"
-    right = f"{_num(last.hi)}]" if last.kind == "point" else f"{_num(last.hi)})"
-    return f"{field} in {left}, {right}"
-
-
-def _render_selection(field: str, spec: FieldSpec, cells: list[_Cell], selected: int) -> str | None:
-    """Describe the cells of ``field`` whose bits are set in ``selected``; None if all are."""
-    if selected == (1 << len(cells)) - 1:
-        return None
-    parts: list[str] = []
-    chosen = [cell for i, cell in enumerate(cells) if selected >> i & 1]
-    if any(cell.kind == "absent" for cell in chosen):
-        parts.append(f"{field} absent")
-    values = [cell for cell in chosen if cell.kind == "value"]
-    if len(values) == 1:
-        parts.append(f"{field}={_scalar(values[0].rep)}")
-    elif values:
-        parts.append(f"{field} in {{{', '.join(_scalar(c.rep) for c in values)}}}")
-    run: list[_Cell] = []
-    for i, cell in enumerate(cells):
-        if cell.kind not in ("point", "open"):
-            continue
-        if selected >> i & 1:
-            run.append(cell)
-        elif run:
-            parts.append(_render_run(field, spec, run))
-            run = []
-    if run:
-        parts.append(_render_run(field, spec, run))
-    return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
 
 
 # ---------------------------------------------------------------- one table
@@ -332,7 +129,7 @@ class _TableLinter:
             self.fields.extend(f for f in rule.when if f not in self.fields)
         self.specs = [FIELDS[f] for f in self.fields]
         self.cells = [
-            _cells(spec, (r.when[f] for r in rules if f in r.when))
+            cells_of(spec, (r.when[f] for r in rules if f in r.when))
             for f, spec in zip(self.fields, self.specs, strict=True)
         ]
         # masks[r][i]: bit j set iff rule r's condition on field i holds on cell j (all set if untested)
@@ -348,7 +145,7 @@ class _TableLinter:
     def _field_mask(self, index: int, cond: Any) -> int:
         mask = 0
         for j, cell in enumerate(self.cells[index]):
-            if _holds(cond, cell.rep):
+            if holds(cond, cell.rep):
                 mask |= 1 << j
         return mask
 
@@ -366,8 +163,8 @@ class _TableLinter:
                 if field in rule.when and self.masks[r][i] == 0:
                     spec = self.specs[i]
                     message = (
-                        f"no valid value of {field} ({_render_domain(spec)}) satisfies "
-                        f"{_render_condition(rule.when[field])}"
+                        f"no valid value of {field} ({render_domain(spec)}) satisfies "
+                        f"{render_condition(rule.when[field])}"
                     )
                     findings.append(self._finding(rule, "error", "unsatisfiable", message))
                     dead.add(r)
@@ -461,7 +258,7 @@ class _TableLinter:
             parts = [
                 text
                 for i, field in enumerate(self.fields)
-                if (text := _render_selection(field, self.specs[i], self.cells[i], selection[i])) is not None
+                if (text := render_selection(field, self.specs[i], self.cells[i], selection[i])) is not None
             ]
             regions.append(", ".join(parts) if parts else "any profile")
         more = "; and more" if remaining else ""

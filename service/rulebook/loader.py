@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +70,20 @@ class LoadedRuleset:
     tables: Mapping[TableName, Any]  # table name -> validated *Table model
     files: Mapping[str, str]  # relative posix path -> text
     lines: Mapping[tuple[str, str], int]  # (relative path, rule id) -> line of the rule
+    # Where the files were read from, as error locations show it (``rules``, ``staging/rules``, ``stored:1.0``):
+    # lint findings name the same files as the loader's errors.
+    label: str = "rules"
+    table_files: Mapping[TableName, str] = field(default_factory=dict)  # table -> relative path of its file
 
 
-def ruleset_files(directory: Path) -> dict[str, str]:
-    """The files that make up a ruleset, by relative posix path, newlines normalised."""
+def ruleset_files(directory: Path, *, label: str | None = None) -> dict[str, str]:
+    """The files that make up a ruleset, by relative posix path, newlines normalised.
+
+    Errors name the files as ``label/relative/path`` (default: the directory as given).
+    """
+    shown = label if label is not None else directory.as_posix()
+    if not directory.is_dir():
+        raise RulesetInvalid([RuleFileError(shown, None, None, f"no such rules directory ({directory.absolute()})")])
     paths = [
         directory / "ruleset.yaml",
         directory / "catalog.yaml",
@@ -83,9 +93,10 @@ def ruleset_files(directory: Path) -> dict[str, str]:
     for path in paths:
         rel = path.relative_to(directory).as_posix()
         if not path.is_file():
-            raise RulesetInvalid([RuleFileError(rel, None, None, "file is missing")])
+            raise RulesetInvalid([RuleFileError(f"{shown}/{rel}", None, None, "file is missing")])
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise RulesetInvalid([RuleFileError(rel, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")])
+            error = RuleFileError(f"{shown}/{rel}", None, None, f"file is larger than {MAX_FILE_BYTES} bytes")
+            raise RulesetInvalid([error])
         files[rel] = path.read_text(encoding="utf-8").replace("\r\n", "\n")
     return files
 
@@ -102,62 +113,88 @@ def load_ruleset(directory: str | Path, *, label: str | None = None) -> LoadedRu
     ``label`` is the prefix shown in error locations (default: the directory as given).
     """
     directory = Path(directory)
-    files = ruleset_files(directory)
-    return parse_ruleset(files, label=label if label is not None else directory.as_posix())
+    shown = label if label is not None else directory.as_posix()
+    return parse_ruleset(ruleset_files(directory, label=shown), label=shown)
 
 
 def parse_ruleset(files: Mapping[str, str], *, label: str = "rules") -> LoadedRuleset:
     """Validate a ruleset given as file texts (e.g. read back from the audit store)."""
-    errors: list[RuleFileError] = []
-    manifest: RulesetManifest | None = None
-    catalog: Catalog | None = None
-    tables: dict[TableName, Any] = {}
-    table_files: dict[TableName, str] = {}
-    rule_lines: dict[tuple[str, str], int] = {}
-
+    parsed = _Parsed(label)
     for rel, text in files.items():
-        shown = f"{label}/{rel}"
+        parsed.add(rel, text)
+    errors = parsed.errors
+    if not errors:
+        missing = [t for t in REQUIRED_TABLES if t not in parsed.tables]
+        if missing:
+            errors.append(RuleFileError(f"{label}/tables", None, None, f"missing table(s): {', '.join(missing)}"))
+    if errors or parsed.manifest is None or parsed.catalog is None:
+        raise RulesetInvalid(errors)
+    return LoadedRuleset(
+        version=parsed.manifest.version,
+        description=parsed.manifest.description,
+        sha256=ruleset_sha256(files),
+        catalog=parsed.catalog,
+        tables={name: parsed.tables[name] for name in TABLE_ORDER if name in parsed.tables},
+        files=dict(files),
+        lines=parsed.rule_lines,
+        label=label,
+        table_files=parsed.table_files,
+    )
+
+
+class _Parsed:
+    """The files of one ruleset as they are validated, and every error found so far."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.errors: list[RuleFileError] = []
+        self.manifest: RulesetManifest | None = None
+        self.catalog: Catalog | None = None
+        self.tables: dict[TableName, Any] = {}
+        self.table_files: dict[TableName, str] = {}
+        self.rule_lines: dict[tuple[str, str], int] = {}
+        self._first_id: dict[str, str] = {}  # rule id -> where it is first used (file:line)
+
+    def add(self, rel: str, text: str) -> None:
+        shown = f"{self.label}/{rel}"
         try:
             data, lines = _parse_yaml(text)
         except _YamlError as exc:
-            errors.append(RuleFileError(shown, exc.line, None, exc.message))
-            continue
+            self.errors.append(RuleFileError(shown, exc.line, None, exc.message))
+            return
         if rel == "ruleset.yaml":
-            manifest = _validate(RulesetManifest, data, lines, shown, errors)
+            self.manifest = _validate(RulesetManifest, data, lines, shown, self.errors)
         elif rel == "catalog.yaml":
-            catalog = _validate(Catalog, data, lines, shown, errors)
+            self.catalog = _validate(Catalog, data, lines, shown, self.errors)
         else:
-            table = _validate(_TABLE_ADAPTER, data, lines, shown, errors)
-            if table is None:
-                continue
-            for index, rule in enumerate(table.rules):
-                rule_lines[(rel, rule.id)] = lines.get(("rules", index), 1)
-            if table.table in tables:
-                errors.append(
-                    RuleFileError(
-                        shown, 1, None, f"table '{table.table}' is also defined in {table_files[table.table]}"
-                    )
-                )
-                continue
-            tables[table.table] = table
-            table_files[table.table] = shown
+            self._check_ids(data, lines, shown)
+            self._add_table(rel, _validate(_TABLE_ADAPTER, data, lines, shown, self.errors), lines, shown)
 
-    if not errors:
-        missing = [t for t in REQUIRED_TABLES if t not in tables]
-        if missing:
-            errors.append(RuleFileError(f"{label}/tables", None, None, f"missing table(s): {', '.join(missing)}"))
-    if errors or manifest is None or catalog is None:
-        raise RulesetInvalid(errors)
-    ordered = {name: tables[name] for name in TABLE_ORDER if name in tables}
-    return LoadedRuleset(
-        version=manifest.version,
-        description=manifest.description,
-        sha256=ruleset_sha256(files),
-        catalog=catalog,
-        tables=ordered,
-        files=dict(files),
-        lines=rule_lines,
-    )
+    def _add_table(self, rel: str, table: Any, lines: dict[Path_, int], shown: str) -> None:
+        if table is None:
+            return
+        for index, rule in enumerate(table.rules):
+            self.rule_lines.setdefault((rel, rule.id), lines.get(("rules", index), 1))
+        if table.table in self.tables:
+            other = f"{self.label}/{self.table_files[table.table]}"
+            self.errors.append(RuleFileError(shown, 1, None, f"table '{table.table}' is also defined in {other}"))
+            return
+        self.tables[table.table] = table
+        self.table_files[table.table] = rel
+
+    def _check_ids(self, data: Any, lines: dict[Path_, int], shown: str) -> None:
+        """Rule ids are unique in the whole ruleset (rules/README.md: an id is never reused): a second use is
+        reported where it is, naming the first."""
+        rules = data.get("rules") if isinstance(data, dict) else None
+        for index, rule in enumerate(rules if isinstance(rules, list) else []):
+            rule_id = rule.get("id") if isinstance(rule, dict) else None
+            if not isinstance(rule_id, str):
+                continue
+            line = lines.get(("rules", index, "id"), lines.get(("rules", index)))
+            here = f"{shown}:{line}"
+            first = self._first_id.setdefault(rule_id, here)
+            if first != here:
+                self.errors.append(RuleFileError(shown, line, rule_id, f"duplicate id: first used at {first}"))
 
 
 # ---------------------------------------------------------------- YAML with line numbers

@@ -273,11 +273,8 @@ class _Table(Strict):
         if self.hit_policy != wanted:
             raise ValueError(f"table '{name}' needs hit_policy '{wanted}'")
         visible = fields_visible_to(name)  # type: ignore[arg-type]
-        seen: set[str] = set()
+        # Duplicate ids are checked by the loader, across tables and with the lines of both uses.
         for rule in rules:
-            if rule.id in seen:
-                raise ValueError(f"rule '{rule.id}': duplicate id")
-            seen.add(rule.id)
             for field, cond in rule.when.items():
                 _check_condition(name, rule.id, field, cond, visible)
         return self

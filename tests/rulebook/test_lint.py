@@ -248,13 +248,22 @@ def test_label_prefixes_the_file() -> None:
     assert finding.file == "staged/2026.1/tables/family.yaml"
 
 
-def test_table_file_found_when_rule_ids_repeat_across_tables() -> None:
-    # 'general-purpose' is a rule id in both tables; the sizing table lives in an oddly named file.
+def test_findings_name_the_files_that_were_loaded(tmp_path: Path) -> None:
+    staged = tmp_path / "staged"
+    for rel, text in ruleset_files(FIXTURES / "gap").items():
+        (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staged / rel).write_text(text)
+    (finding,) = lint_ruleset(load_ruleset(staged))
+    assert finding.file == f"{staged.as_posix()}/tables/family.yaml"
+
+
+def test_findings_name_the_file_that_holds_the_table() -> None:
+    # The sizing table lives in an oddly named file.
     sizing = _table(
         "sizing",
         [
             {
-                "id": "general-purpose",
+                "id": "general-memory",
                 "when": {"decision.family": ["c", "m", "r"]},
                 "then": {"fit_on": "memory"},
             }

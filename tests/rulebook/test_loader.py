@@ -63,10 +63,36 @@ class TestErrors:
         errors = _errors(rules_copy)
         assert len(errors) == 1 and errors[0].startswith("rules/tables/sizing.yaml:") and "invalid YAML" in errors[0]
 
-    def test_duplicate_rule_id(self, rules_copy: Path) -> None:
+    def test_duplicate_rule_id_is_reported_at_the_duplicate_naming_the_first(self, rules_copy: Path) -> None:
         family = rules_copy / "tables" / "family.yaml"
+        first = _line_of(family, "id: memory-bound")
+        duplicate = _line_of(family, "id: graph-models")
+        assert first < duplicate
         _replace(family, "id: graph-models", "id: memory-bound")
-        assert any("duplicate id" in e and "memory-bound" in e for e in _errors(rules_copy))
+        assert _errors(rules_copy) == [
+            f"rules/tables/family.yaml:{duplicate} rule 'memory-bound': duplicate id: "
+            f"first used at rules/tables/family.yaml:{first}"
+        ]
+
+    def test_rule_ids_are_unique_across_tables(self, rules_copy: Path) -> None:
+        family, scaling = rules_copy / "tables" / "family.yaml", rules_copy / "tables" / "scaling.yaml"
+        first = _line_of(family, "id: memory-bound")
+        _replace(scaling, "id: bursty-step", "id: memory-bound")
+        again = _line_of(scaling, "id: memory-bound")
+        assert _errors(rules_copy) == [
+            f"rules/tables/scaling.yaml:{again} rule 'memory-bound': duplicate id: "
+            f"first used at rules/tables/family.yaml:{first}"
+        ]
+
+    def test_a_missing_rules_directory_is_named(self, tmp_path: Path) -> None:
+        missing = tmp_path / "nowhere" / "rules"
+        with pytest.raises(RulesetInvalid) as info:
+            load_ruleset(missing)
+        assert str(info.value) == f"{missing}: no such rules directory ({missing})"
+
+    def test_a_missing_file_is_named_under_the_label(self, rules_copy: Path) -> None:
+        (rules_copy / "catalog.yaml").unlink()
+        assert _errors(rules_copy) == ["rules/catalog.yaml: file is missing"]
 
     def test_missing_table_file(self, rules_copy: Path) -> None:
         (rules_copy / "tables" / "availability.yaml").unlink()
