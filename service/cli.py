@@ -20,7 +20,15 @@ from service.loadtests_cli import load_tests
 
 __all__ = ["main"]
 
-_RULES_DIR = click.argument("directory", required=False, default="rules", type=click.Path(path_type=Path))
+
+def _default_rules_dir() -> Path:
+    """ADVISOR_RULES_DIR: the ruleset shipped with the package unless set (service/settings.py)."""
+    from service.settings import get_settings
+
+    return get_settings().rules_dir
+
+
+_RULES_DIR = click.argument("directory", required=False, default=_default_rules_dir, type=click.Path(path_type=Path))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +38,13 @@ def main() -> None:
 
 @main.command()
 @click.argument("profile", type=click.File("rb"))
-@click.option("--rules", "rules_dir", default="rules", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--rules",
+    "rules_dir",
+    default=_default_rules_dir,
+    type=click.Path(path_type=Path),
+    help="Ruleset directory. Default: ADVISOR_RULES_DIR (the ruleset shipped with the package).",
+)
 @click.option(
     "--what-if",
     "with_what_if",
@@ -176,7 +190,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     if settings.should_migrate_on_start:
         from service.db.migrate import upgrade
 
-        asyncio.run(upgrade(settings.database_url))
+        asyncio.run(upgrade(settings.database_url, migrations_dir=settings.migrations_dir))
     with _prometheus_multiproc_dir(workers):
         uvicorn.run(
             "service.app:create_app",
@@ -290,8 +304,8 @@ def db_upgrade() -> None:
     from service.db.migrate import upgrade
     from service.settings import get_settings
 
-    url = get_settings().database_url
-    asyncio.run(upgrade(url))
+    settings = get_settings()
+    asyncio.run(upgrade(settings.database_url, migrations_dir=settings.migrations_dir))
     click.echo("database is at the latest migration")
 
 

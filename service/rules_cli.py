@@ -105,10 +105,17 @@ async def _impact(compiled: CompiledRuleset, since: datetime | None, limit: int 
         await engine.dispose()
 
 
+def _default_rules_dir() -> Path:
+    from service.settings import get_settings
+
+    return get_settings().rules_dir
+
+
 @click.command("activate")
-@click.argument("directory", required=False, default="rules", type=click.Path(path_type=Path))
+@click.argument("directory", required=False, default=_default_rules_dir, type=click.Path(path_type=Path))
 def activate_command(directory: Path) -> None:
-    """Validate, lint and activate the ruleset in DIRECTORY on every running worker (ADVISOR_DATABASE_URL)."""
+    """Validate, lint and activate the ruleset in DIRECTORY (default: ADVISOR_RULES_DIR) on every running worker
+    (ADVISOR_DATABASE_URL)."""
     from service.rulebook.loader import RulesetInvalid, load_ruleset
 
     try:

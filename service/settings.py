@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["AccessScope", "ApiKey", "Settings", "get_settings"]
+__all__ = ["AccessScope", "ApiKey", "Settings", "get_settings", "shipped_dir"]
 
 SQLITE_DEFAULT_URL = "sqlite+aiosqlite:///./advisor.db"
+
+
+def shipped_dir(name: str) -> Path:
+    """The package's own copy of the top-level ``name/`` directory (``migrations`` or ``rules``).
+
+    A wheel carries it inside the package, at ``service/_data/<name>`` (pyproject.toml: ``force-include``); a
+    checkout (an editable install, the tests) has no such copy and uses the top-level directory itself. Either
+    way the result does not depend on the working directory.
+    """
+    packaged = resources.files("service").joinpath("_data", name)
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / name
+
 
 # access control
 # What a key may do: `decide` (POST /v1/recommendations), `audit:read` (GET /v1/decisions*, GET /v1/rulesets*,
@@ -45,7 +60,16 @@ class Settings(BaseSettings):
         description="Apply migrations when `advisor serve` starts. Default: yes for SQLite, no for Postgres "
         "(run `advisor db upgrade` as a deploy step instead).",
     )
-    rules_dir: Path = Field(default=Path("rules"), description="Ruleset directory activated at start-up.")
+    rules_dir: Path = Field(
+        default_factory=lambda: shipped_dir("rules"),
+        description="Ruleset directory activated at start-up, and the rule commands' default. Default: the ruleset "
+        "shipped in the package (in a checkout, its top-level `rules/`), whatever the working directory.",
+    )
+    migrations_dir: Path = Field(
+        default_factory=lambda: shipped_dir("migrations"),
+        description="Alembic migrations directory. Default: the migrations shipped in the package (in a checkout, "
+        "its top-level `migrations/`).",
+    )
     host: str = Field(default="127.0.0.1", description="Address `advisor serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `advisor serve` binds to.")
     max_body_bytes: int = Field(default=65_536, ge=1024, le=16_777_216, description="Request body limit; 413 above.")

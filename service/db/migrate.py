@@ -9,7 +9,6 @@ already at head).
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.engine import create_single_use_engine, is_postgres_url, sqlite_database_path
+from service.settings import get_settings
 
 __all__ = [
-    "MIGRATIONS_DIR",
     "MIGRATION_LOCK_KEY",
     "alembic_config",
     "current_revision",
@@ -35,10 +34,6 @@ __all__ = [
     "upgrade",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# An installed package (the container image) has no repository around it: ADVISOR_MIGRATIONS_DIR points there.
-MIGRATIONS_DIR = Path(os.environ.get("ADVISOR_MIGRATIONS_DIR") or REPO_ROOT / "migrations")
-
 # Key of the Postgres advisory lock serialising migrations (first 8 bytes of sha256(b"advisor:migrations")).
 MIGRATION_LOCK_KEY = 4071953280453403638
 
@@ -46,15 +41,15 @@ MIGRATION_LOCK_KEY = 4071953280453403638
 SQLITE_MIGRATION_BUSY_TIMEOUT_S = 60.0
 
 
-def alembic_config(database_url: str | None = None) -> Config:
-    """An alembic ``Config`` for this repository's migrations, e.g. for ``alembic.command.revision``.
+def alembic_config(database_url: str | None = None, migrations_dir: Path | None = None) -> Config:
+    """An alembic ``Config`` for the migrations in ``migrations_dir`` (default: the settings' ``migrations_dir``, the
+    ones shipped with this code), e.g. for ``alembic.command.revision``.
 
     With ``database_url``, env.py can also connect by itself (standalone use, no migration lock).
     """
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir or get_settings().migrations_dir))
     config.set_main_option("path_separator", "os")
-    config.set_main_option("prepend_sys_path", str(REPO_ROOT))
     config.set_main_option("file_template", "%%(year)d-%%(month).2d-%%(day).2d-%%(rev)s_%%(slug)s")
     config.set_main_option("timezone", "UTC")
     if database_url is not None:
@@ -62,27 +57,27 @@ def alembic_config(database_url: str | None = None) -> Config:
     return config
 
 
-def head_revision() -> str | None:
+def head_revision(migrations_dir: Path | None = None) -> str | None:
     """The newest revision in ``migrations/versions``."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return _scripts(migrations_dir).get_current_head()
 
 
-async def upgrade(database_url: str, revision: str = "head") -> None:
+async def upgrade(database_url: str, revision: str = "head", *, migrations_dir: Path | None = None) -> None:
     """``alembic upgrade <revision>`` on ``database_url``; a no-op when already there."""
 
     def run(connection: Connection) -> None:
-        config = alembic_config()
+        config = alembic_config(migrations_dir=migrations_dir)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
     await _run_locked(database_url, run)
 
 
-async def downgrade(database_url: str, revision: str = "base") -> None:
+async def downgrade(database_url: str, revision: str = "base", *, migrations_dir: Path | None = None) -> None:
     """``alembic downgrade <revision>`` on ``database_url`` (``base`` drops everything)."""
 
     def run(connection: Connection) -> None:
-        config = alembic_config()
+        config = alembic_config(migrations_dir=migrations_dir)
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
 
@@ -97,25 +92,29 @@ async def current_revision(database_url: str) -> str | None:
     return next(iter(heads), None)
 
 
-async def is_up_to_date(database_url: str) -> bool:
+async def is_up_to_date(database_url: str, *, migrations_dir: Path | None = None) -> bool:
     """Whether the database is at the newest revision of this code."""
-    expected = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    expected = set(_scripts(migrations_dir).get_heads())
     return await _current_heads(database_url) == expected
 
 
-async def missing_revisions(database_url: str) -> list[str]:
+async def missing_revisions(database_url: str, *, migrations_dir: Path | None = None) -> list[str]:
     """This code's migrations the database has not had, oldest first.
 
     Empty when the database is at this code's head, or at a revision this code does not know: a newer release
     migrated it, and a release must run on the schema of the next one (deploy/README.md), so that is no reason to
     refuse. An empty database lacks them all.
     """
-    script = ScriptDirectory.from_config(alembic_config())
+    script = _scripts(migrations_dir)
     lower = await current_revision(database_url) or "base"
     known = {revision.revision for revision in script.walk_revisions()}
     if lower != "base" and lower not in known:
         return []
     return [revision.revision for revision in script.iterate_revisions("heads", lower)][::-1]
+
+
+def _scripts(migrations_dir: Path | None) -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(migrations_dir=migrations_dir))
 
 
 async def _current_heads(database_url: str) -> set[str]:
