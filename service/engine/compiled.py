@@ -1,7 +1,9 @@
 """Rules compiled once at load: each condition becomes a predicate, each table a matcher.
 
 Evaluation then only calls small closures over a flat dict of facts; nothing is re-parsed or
-re-validated per request.
+re-validated per request. Conditions on enum fields (whose values the rulebook lists) are
+answered for every value at load, as one bitmask of the rules each value admits; a lookup then
+narrows a table to the rules left to check, and only their numeric conditions run.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from service.rulebook.fields import TableName
+from service.rulebook.fields import FIELDS, TableName
 from service.rulebook.loader import LoadedRuleset
 from service.rulebook.models import Catalog, CatalogInstance, Ops
 
@@ -39,19 +41,87 @@ class CompiledRule:
 
 
 @dataclass(frozen=True, slots=True)
+class _EnumIndex:
+    """Per enum field: the bitmask of rules each value admits (bit i = rule i), and the rules admitted
+    when the value is absent (those with no condition on the field)."""
+
+    field: str
+    by_value: Mapping[Any, int]
+    absent: int
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledTable:
     name: TableName
     hit_policy: str
     rules: tuple[CompiledRule, ...]
+    index: tuple[_EnumIndex, ...] = ()
+    # Per rule, the checks the index does not answer (numeric ranges, fields without listed values).
+    residual: tuple[tuple[tuple[str, Predicate], ...], ...] = ()
+
+    def _candidates(self, facts: Mapping[str, Any]) -> int:
+        mask = (1 << len(self.rules)) - 1
+        for entry in self.index:
+            mask &= entry.by_value.get(facts.get(entry.field), entry.absent)
+            if not mask:
+                break
+        return mask
+
+    def _passes(self, i: int, facts: Mapping[str, Any]) -> bool:
+        for field, check in self.residual[i]:  # noqa: SIM110 - no generator per call on the hot path
+            if not check(facts.get(field)):
+                return False
+        return True
 
     def first(self, facts: Mapping[str, Any]) -> CompiledRule | None:
-        for rule in self.rules:
-            if rule.matches(facts):
-                return rule
+        mask = (1 << len(self.rules)) - 1
+        for entry in self.index:  # inlined _candidates: this is the hot path of every evaluation
+            mask &= entry.by_value.get(facts.get(entry.field), entry.absent)
+        residual = self.residual
+        while mask:
+            low = mask & -mask
+            i = low.bit_length() - 1
+            for field, check in residual[i]:
+                if not check(facts.get(field)):
+                    break
+            else:
+                return self.rules[i]
+            mask ^= low
         return None
 
     def collect(self, facts: Mapping[str, Any]) -> list[CompiledRule]:
-        return [rule for rule in self.rules if rule.matches(facts)]
+        found: list[CompiledRule] = []
+        mask = self._candidates(facts)
+        while mask:
+            low = mask & -mask
+            i = low.bit_length() - 1
+            if self._passes(i, facts):
+                found.append(self.rules[i])
+            mask ^= low
+        return found
+
+
+def _indexed(name: TableName, hit_policy: str, rules: tuple[CompiledRule, ...]) -> CompiledTable:
+    """A table with its enum conditions answered for every listed value (see the module docstring)."""
+    enum_fields = sorted(
+        {f for rule in rules for f, _ in rule.checks if FIELDS.get(f) is not None and FIELDS[f].values is not None}
+    )
+    index = []
+    for field in enum_fields:
+        values = FIELDS[field].values or ()
+        by_value: dict[Any, int] = {}
+        absent = 0
+        for i, rule in enumerate(rules):
+            check = dict(rule.checks).get(field)
+            if check is None:
+                absent |= 1 << i
+            for value in values:
+                if check is None or check(value):
+                    by_value[value] = by_value.get(value, 0) | 1 << i
+        index.append(_EnumIndex(field, by_value, absent))
+    indexed = set(enum_fields)
+    residual = tuple(tuple((f, c) for f, c in rule.checks if f not in indexed) for rule in rules)
+    return CompiledTable(name, hit_policy, rules, tuple(index), residual)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -74,10 +144,10 @@ class CompiledRuleset:
 def compile_ruleset(ruleset: LoadedRuleset) -> CompiledRuleset:
     """Compile a validated ruleset for evaluation."""
     tables = {
-        name: CompiledTable(
-            name=name,
-            hit_policy=table.hit_policy,
-            rules=tuple(
+        name: _indexed(
+            name,
+            table.hit_policy,
+            tuple(
                 CompiledRule(
                     id=rule.id,
                     checks=tuple((field, _predicate(cond)) for field, cond in rule.when.items()),
@@ -128,20 +198,29 @@ def _predicate(cond: Any) -> Predicate:
     if cond.not_in is not None:
         none_of = frozenset(cond.not_in)
         parts.append(lambda v: v not in none_of)
-    if cond.gt is not None:
-        gt = cond.gt
-        parts.append(lambda v: v > gt)
-    if cond.gte is not None:
-        gte = cond.gte
-        parts.append(lambda v: v >= gte)
-    if cond.lt is not None:
-        lt = cond.lt
-        parts.append(lambda v: v < lt)
-    if cond.lte is not None:
-        lte = cond.lte
-        parts.append(lambda v: v <= lte)
+    ranged = _range(cond)
+    if ranged is not None:
+        if not parts:
+            return ranged
+        parts.append(ranged)
     if len(parts) == 1:
         only = parts[0]
         return lambda v: v is not None and only(v)
     frozen = tuple(parts)
     return lambda v: v is not None and all(p(v) for p in frozen)
+
+
+def _range(cond: Ops) -> Predicate | None:
+    """gt/gte/lt/lte as one None-safe comparison chain: one call per check, not one per bound."""
+    lo = cond.gt if cond.gt is not None else cond.gte
+    hi = cond.lt if cond.lt is not None else cond.lte
+    lo_open, hi_open = cond.gt is not None, cond.lt is not None
+    if lo is None and hi is None:
+        return None
+    if hi is None:
+        return (lambda v: v is not None and v > lo) if lo_open else (lambda v: v is not None and v >= lo)
+    if lo is None:
+        return (lambda v: v is not None and v < hi) if hi_open else (lambda v: v is not None and v <= hi)
+    if lo_open:
+        return (lambda v: v is not None and lo < v < hi) if hi_open else (lambda v: v is not None and lo < v <= hi)
+    return (lambda v: v is not None and lo <= v < hi) if hi_open else (lambda v: v is not None and lo <= v <= hi)
