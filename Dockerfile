@@ -4,29 +4,32 @@
 #        docker run --rm -p 8000:8000 -e ADVISOR_DATABASE_URL=... advisor
 # Default command migrates (under an advisory lock) and then serves; in Kubernetes run the
 # migration as a Job before the rollout and start pods with `advisor serve` only.
+#
+# The first stage builds the wheel; the image installs that wheel and nothing else: the migrations and the default
+# ruleset are inside it (ADVISOR_RULES_DIR, e.g. a mounted ConfigMap, replaces the ruleset).
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-RUN python -m venv /opt/advisor
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN /opt/advisor/bin/pip install --no-compile . && /opt/advisor/bin/python -m compileall -q /opt/advisor
+COPY migrations ./migrations
+COPY rules ./rules
+RUN python -m pip wheel --no-deps --wheel-dir /dist .
 
 FROM python:3.11-slim
 LABEL org.opencontainers.image.title="advisor" \
       org.opencontainers.image.description="Rule-based advice for ML inference infrastructure, every decision audited"
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN groupadd --system --gid 65532 advisor && useradd --system --uid 65532 --gid advisor --home /app advisor
+# The wheel is mounted from the build stage for the install, not copied into a layer.
+RUN --mount=type=bind,from=build,source=/dist,target=/dist \
+    python -m venv /opt/advisor && /opt/advisor/bin/pip install /dist/advisor-*.whl
 WORKDIR /app
-COPY --from=build /opt/advisor /opt/advisor
-COPY rules ./rules
-COPY migrations ./migrations
 ENV PATH=/opt/advisor/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     ADVISOR_HOST=0.0.0.0 \
     ADVISOR_PORT=8000 \
-    ADVISOR_RULES_DIR=/app/rules \
-    ADVISOR_MIGRATIONS_DIR=/app/migrations \
     ADVISOR_DATABASE_URL=sqlite+aiosqlite:////tmp/advisor.db
 USER 65532:65532
 EXPOSE 8000

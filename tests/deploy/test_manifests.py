@@ -367,7 +367,7 @@ def test_secrets_are_referenced_never_inlined(docs: list[Doc]) -> None:
 
 def test_advisor_environment_names_real_settings_with_valid_values(docs: list[Doc]) -> None:
     """A misspelt ADVISOR_* variable is silently ignored by the service: catch it here."""
-    known = set(Settings.model_fields) | {"migrations_dir", "api_keys"}
+    known = set(Settings.model_fields)
     for workload in workloads(docs):
         literal: dict[str, str] = {}
         for name, entry in env_of(main_container(workload)).items():
