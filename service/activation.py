@@ -22,10 +22,10 @@ from service.db.repository import AuditRepository
 from service.engine import CompiledRuleset, compile_ruleset
 from service.observability.outages import OutageReport
 from service.registry import RulesetRegistry
-from service.rulebook.lint import lint_ruleset
+from service.rulebook.lint import LintFinding, lint_ruleset
 from service.rulebook.loader import LoadedRuleset, RuleFileError, RulesetInvalid
 
-__all__ = ["ActivationResult", "Activator"]
+__all__ = ["ActivationResult", "Activator", "validate"]
 
 logger = logging.getLogger("service.activation")
 
@@ -38,6 +38,15 @@ class ActivationResult:
     warnings: list[str]
 
 
+def validate(loaded: LoadedRuleset) -> tuple[CompiledRuleset, list[LintFinding]]:
+    """Lint and compile without touching the database: RulesetInvalid on any lint error; the findings otherwise."""
+    findings = lint_ruleset(loaded, label="rules")
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise RulesetInvalid([RuleFileError(f.file, f.line, f.rule_id, f"{f.code}: {f.message}") for f in errors])
+    return compile_ruleset(loaded), findings
+
+
 class Activator:
     def __init__(self, engine: AsyncEngine, registry: RulesetRegistry, *, poll_interval_s: float = 1.0) -> None:
         self.engine, self.registry, self.poll_interval_s = engine, registry, poll_interval_s
@@ -47,11 +56,7 @@ class Activator:
 
     async def activate(self, loaded: LoadedRuleset, *, by: str) -> ActivationResult:
         """Validate, lint, store and activate; RulesetInvalid (nothing changed) on any error."""
-        findings = lint_ruleset(loaded, label="rules")
-        errors = [f for f in findings if f.severity == "error"]
-        if errors:
-            raise RulesetInvalid([RuleFileError(f.file, f.line, f.rule_id, f"{f.code}: {f.message}") for f in errors])
-        compiled = compile_ruleset(loaded)
+        compiled, findings = validate(loaded)
         async with self._lock, self.engine.begin() as conn:
             activations = ActivationRepository(conn)
             await activations.lock()

@@ -27,15 +27,14 @@ from service.api.rulesets import RulesetController
 from service.api.whatif import WhatIfController
 from service.audit import AuditReader, AuditWriter
 from service.db.engine import create_engine
-from service.db.migrate import missing_revisions
 from service.decisions import DecisionService
 from service.engine.memo import RecommendationMemo
 from service.impact import ImpactRunner
 from service.observability.plugin import ObservabilityPlugin
 from service.registry import RulesetRegistry
 from service.replay import Replayer
-from service.rulebook.loader import load_ruleset
 from service.settings import Settings, get_settings
+from service.startup import Startup
 
 __all__ = ["API_VERSION", "create_app", "openapi_config"]
 
@@ -68,32 +67,30 @@ def openapi_config() -> OpenAPIConfig:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     engine = create_engine(settings)
-    registry = RulesetRegistry(engine)
+    registry = RulesetRegistry(engine, retry_after_s=settings.db_retry_after_s)
     reader = AuditReader(engine, retry_after_s=settings.db_retry_after_s)
     writer = AuditWriter.from_settings(engine, settings)  # group commit: one flusher per worker process
     decisions = DecisionService(registry, writer, RecommendationMemo(maxsize=settings.memo_entries))
     replayer = Replayer(reader, registry)
     impact = ImpactRunner(engine, registry)  # the registry: stored rulesets of decisions an older engine made
     activator = Activator(engine, registry, poll_interval_s=settings.ruleset_poll_interval_s)
+    startup = Startup(
+        activator,
+        database_url=settings.database_url,
+        migrations_dir=settings.migrations_dir,
+        migrate=settings.should_migrate_on_start,
+        rules_dir=settings.rules_dir if settings.activate_on_start else None,
+        activated_by=f"startup:{socket.gethostname()}",
+    )
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        # A release may need its migrations (0006: engine_version and its row type): refuse to start without them, so
-        # a rollout that ran ahead of `advisor db upgrade` stalls with the old pods serving instead of failing requests.
-        if missing := await missing_revisions(settings.database_url):
-            raise RuntimeError(
-                f"the database lacks this release's migrations {', '.join(missing)}: run `advisor db upgrade` first"
-            )
-        # Activation fails loudly: a ruleset that does not validate must never serve.
-        if settings.activate_on_start:
-            result = await activator.activate(load_ruleset(settings.rules_dir), by=f"startup:{socket.gethostname()}")
-            active = result.active
-        elif not await activator.sync() or registry.active is None:
-            raise RuntimeError("no ruleset has been activated yet: run `advisor rules activate` first")
-        else:
-            active = registry.active
-        poller = asyncio.create_task(activator.poll_forever(), name="ruleset-poller")
-        logger.info("ruleset %s (sha256 %s) active", active.version, active.sha256)
+        # Rules on disk that do not validate refuse the start: they must never serve. The database may not answer
+        # yet: the worker then serves unready (/readyz and decisions 503) and comes into service once it does, then
+        # follows activations (service.startup).
+        startup.prepare()
+        await startup.attempt()
+        bringup = asyncio.create_task(startup.run(), name="startup-and-ruleset-poller")
         await writer.start()
         # Everything built so far (routes, OpenAPI schema, rulesets, pools) lives as long as the process: moved out
         # of the collector's reach, full collections stop re-walking it under load (measured: p99 halved).
@@ -106,9 +103,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             gc.set_threshold(*thresholds)
             await writer.stop()  # graceful: commits every queued decision before the engine goes
-            poller.cancel()
+            bringup.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await poller
+                await bringup
             await engine.dispose()
 
     return Litestar(
@@ -128,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "activator": Provide(lambda: activator, sync_to_thread=False),
             "rules_dir": Provide(lambda: settings.rules_dir, sync_to_thread=False),
             "impact": Provide(lambda: impact, sync_to_thread=False),
+            "startup": Provide(lambda: startup, sync_to_thread=False),
         },
         # The decision service is read from the state by POST /v1/recommendations, the hot path, instead of being
         # injected: Litestar's dependency resolution cost about 3 % of that route's CPU time.

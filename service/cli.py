@@ -180,17 +180,15 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     from service.settings import get_settings
 
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)  # before migrations: alembic logs the same way
+    configure_logging(settings.log_level, settings.log_format)
     bind = host or settings.host
     if (refusal := serve_refusal(settings, bind)) is not None:
         click.echo(f"error: {refusal}", err=True)
         sys.exit(2)
     if not settings.api_keys:
         click.echo("local mode: no API keys configured; serving on loopback only", err=True)
-    if settings.should_migrate_on_start:
-        from service.db.migrate import upgrade
-
-        asyncio.run(upgrade(settings.database_url, migrations_dir=settings.migrations_dir))
+    # ADVISOR_MIGRATE_ON_START: each worker migrates (under the migration lock) once the database answers, which
+    # it need not do yet: the service starts unready instead of refusing to start (service/startup.py).
     with _prometheus_multiproc_dir(workers):
         uvicorn.run(
             "service.app:create_app",

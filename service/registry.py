@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.audit import DEFAULT_RETRY_AFTER_S, AuditUnavailable
 from service.db.repository import AuditRepository, RulesetRow
 from service.engine import CompiledRuleset, compile_ruleset
 from service.rulebook.loader import parse_ruleset
 
-__all__ = ["RulesetNotFound", "RulesetRegistry"]
+__all__ = ["NoActiveRuleset", "RulesetNotFound", "RulesetRegistry"]
 
 MAX_CACHED = 16
 
@@ -25,10 +26,24 @@ class RulesetNotFound(Exception):
         self.version = version
 
 
+class NoActiveRuleset(AuditUnavailable):
+    """No ruleset is active yet: the worker waits for the database to store and activate one (see service.startup).
+
+    An outage like any other for the caller (503 with Retry-After): no decision can be made or audited yet.
+    """
+
+    def __init__(self, *, retry_after_s: int) -> None:
+        super().__init__(
+            "no ruleset is active yet: this worker is waiting for the database to store and activate one",
+            retry_after_s=retry_after_s,
+        )
+
+
 @dataclass
 class RulesetRegistry:
     engine: AsyncEngine
     active: CompiledRuleset | None = None
+    retry_after_s: int = DEFAULT_RETRY_AFTER_S  # of the 503 answered while no ruleset is active
     _by_sha: dict[str, CompiledRuleset] = field(default_factory=dict)
 
     def set_active(self, compiled: CompiledRuleset) -> None:
@@ -45,10 +60,10 @@ class RulesetRegistry:
         return None
 
     async def for_version(self, version: str | None) -> CompiledRuleset:
-        """The active ruleset, or the newest stored one labelled ``version``."""
+        """The active ruleset, or the newest stored one labelled ``version``; NoActiveRuleset before one is active."""
         active = self.active
         if active is None:
-            raise RuntimeError("no ruleset is active")
+            raise NoActiveRuleset(retry_after_s=self.retry_after_s)
         if version is None or version == active.version:
             return active
         async with self.engine.connect() as conn:
