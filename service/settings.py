@@ -57,8 +57,8 @@ class Settings(BaseSettings):
     )
     migrate_on_start: bool | None = Field(
         default=None,
-        description="Apply migrations when `advisor serve` starts. Default: yes for SQLite, no for Postgres "
-        "(run `advisor db upgrade` as a deploy step instead).",
+        description="Apply missing migrations once the database answers (each worker, under the migration lock). "
+        "Default: yes for SQLite, no for Postgres (run `advisor db upgrade` as a deploy step instead).",
     )
     rules_dir: Path = Field(
         default_factory=lambda: shipped_dir("rules"),
