@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 ADMIN_URL_ENV = "ADVISOR_TEST_DATABASE_URL"
 REQUIRE_POSTGRES_ENV = "ADVISOR_REQUIRE_POSTGRES"
-DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"  # every cluster has it
 TEST_DATABASE_PREFIX = "advisor_t_"
 CONNECT_TIMEOUT_S = 5.0
 
