@@ -1,31 +1,35 @@
 """Structured logs: one JSON object a line (or a human-readable console line), for every logger in the process.
 
-structlog renders the standard library's log records (``ProcessorFormatter``), so the service's own lines, the
-access log, uvicorn's, alembic's and Litestar's all come out the same way on stderr: ``timestamp`` (UTC, ISO 8601),
-``level``, ``logger``, ``event`` (the message), the record's ``extra`` fields, and ``exception`` (the traceback as
-text, never the values of local variables). ``ADVISOR_LOG_FORMAT``: ``json``, ``console``, or ``auto`` (console when
-stderr is a terminal). ``ADVISOR_LOG_LEVEL`` sets the root level.
+Every line on stderr has ``timestamp`` (UTC, ISO 8601), ``level``, ``logger``, ``event`` (the message), the line's
+own fields, and ``exception`` (the traceback as text, never the values of local variables).
+``ADVISOR_LOG_FORMAT``: ``json``, ``console``, or ``auto`` (console when stderr is a terminal). ``ADVISOR_LOG_LEVEL``
+sets the level of every logger.
 
-The access log (logger ``service.access``, written by the request observer) is one line a request with
-``method``, ``route`` (template), ``path``, ``status``, ``duration_ms``, ``request_id``, ``caller``,
-``decision_id``, ``client`` (and ``trace_id`` while tracing is on). Request bodies (workload profiles) appear only at
-``DEBUG``, as ``body`` on the access line. uvicorn's own access log is turned off.
+Two kinds of logger write those lines:
+
+- The standard library's loggers (the service's modules, uvicorn, alembic, Litestar): one handler on the root logger
+  renders their records with structlog's ``ProcessorFormatter``; their ``extra`` fields become the line's fields.
+- The access log (``access_log()``, logger name ``service.access``), written once a request by the request observer,
+  is a structlog logger: a few processors, msgspec's encoder and a direct write to stderr, without a standard library
+  record (about half the CPU time of a record through a handler). One line a request with ``method``, ``route``
+  (template), ``path``, ``status``, ``duration_ms``, ``request_id``, ``caller``, ``decision_id``, ``client`` (and
+  ``trace_id`` while tracing is on). Request bodies (workload profiles) appear only at ``DEBUG``, as ``body`` on the
+  access line. uvicorn's own access log is turned off.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 from typing import Final, Literal, TextIO
 
 import msgspec
 import structlog
-from structlog.contextvars import STRUCTLOG_KEY_PREFIX
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-__all__ = ["ACCESS_LOGGER", "LogFormat", "configure_logging", "formatter", "renders_json"]
+__all__ = ["ACCESS_LOGGER", "LogFormat", "access_log", "configure_logging", "formatter", "renders_json"]
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -34,8 +38,15 @@ ACCESS_LOGGER: Final = "service.access"
 # uvicorn's loggers hand their records to the root logger; its access log is replaced by ours.
 _PROPAGATING = ("uvicorn", "uvicorn.error", "uvicorn.asgi", "litestar", "alembic")
 _SILENCED = ("uvicorn.access",)
+# Loggers whose INFO lines are detail: alembic announces each of its plugins ("setup plugin ...") when imported.
+_DETAIL = ("alembic.runtime.plugins",)
 # uvicorn's ANSI-coloured copy of the message; what another handler's formatter left on the record
 _DROPPED_EXTRAS = ("color_message", "message", "asctime")
+_LEADING = ("timestamp", "level", "logger", "event")
+_LEVEL_NAMES = {"warn": "warning", "exception": "error"}  # as structlog's add_log_level names them
+
+# One lock for both writers of stderr (the handler and the access log), so lines written from threads never mix.
+_STDERR_LOCK = threading.RLock()
 
 
 class StderrHandler(logging.StreamHandler[TextIO]):
@@ -43,6 +54,9 @@ class StderrHandler(logging.StreamHandler[TextIO]):
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
+
+    def createLock(self) -> None:
+        self.lock = _STDERR_LOCK
 
     @property
     def stream(self) -> TextIO:
@@ -53,11 +67,38 @@ class StderrHandler(logging.StreamHandler[TextIO]):
         pass
 
 
+class StderrLogger:
+    """The end of the structlog chain: writes each rendered line to whatever ``sys.stderr`` is now."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str = "service") -> None:
+        self.name = name  # the line's logger
+
+    def msg(self, message: str) -> None:
+        with _STDERR_LOCK:
+            sys.stderr.write(message + "\n")  # stderr is line-buffered: one write, flushed at the newline
+
+    debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
 def _timestamp(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    record = event_dict.get("_record")
-    created = record.created if isinstance(record, logging.LogRecord) else datetime.now(UTC).timestamp()
+    """When a standard library record was made."""
+    created = event_dict["_record"].created
     event_dict["timestamp"] = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
     return event_dict
+
+
+def _head(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """What add_log_level, add_logger_name, _timestamp and _leading_keys do for a structlog logger's line, in one
+    call: the line's fields after its timestamp, level, logger and event."""
+    return {
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": _LEVEL_NAMES.get(method_name, method_name),
+        "logger": logger.name,
+        "event": event_dict.pop("event", None),
+        **event_dict,
+    }
 
 
 def _drop_extras(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -66,21 +107,9 @@ def _drop_extras(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
-_LEADING = ("timestamp", "level", "logger", "event")
-
-
 def _leading_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """timestamp, level, logger and event first: the order a reader scans a line in."""
     return {**{k: event_dict.pop(k) for k in _LEADING if k in event_dict}, **event_dict}
-
-
-def _shared_processors() -> list[Processor]:
-    return [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        _timestamp,
-    ]
 
 
 _encoder = msgspec.json.Encoder(enc_hook=str)  # anything msgspec cannot encode is logged as its str()
@@ -97,79 +126,73 @@ def renders_json(log_format: LogFormat, stream: TextIO | None = None) -> bool:
     return log_format == "json"
 
 
-def _foreign_pre_chain() -> list[Processor]:
-    return [*_shared_processors(), structlog.stdlib.ExtraAdder(), _drop_extras]
-
-
-def formatter(log_format: LogFormat = "json") -> structlog.stdlib.ProcessorFormatter:
-    """The formatter every handler of the process uses: JSON lines, or the console renderer."""
-    processors: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
-    if renders_json(log_format):
-        # The traceback as text: never the values of local variables (they could hold profiles or keys).
-        processors += [
-            structlog.processors.format_exc_info,
-            _leading_keys,
-            structlog.processors.JSONRenderer(serializer=_dumps),
-        ]
-        return JSONLineFormatter(foreign_pre_chain=_foreign_pre_chain(), processors=processors)
-    # The console renderer prints the traceback itself (plain: no local variables either).
-    processors.append(
+def _renderers(as_json: bool) -> list[Processor]:
+    """The end of both chains: JSON (the traceback as text: never the values of local variables, which could hold
+    profiles or keys), or the console renderer (it prints a plain traceback itself)."""
+    if as_json:
+        return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(serializer=_dumps)]
+    return [
         structlog.dev.ConsoleRenderer(
             colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback, sort_keys=False
         )
+    ]
+
+
+def formatter(log_format: LogFormat = "json") -> structlog.stdlib.ProcessorFormatter:
+    """The formatter of the standard library's records: JSON lines, or the console renderer."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            _timestamp,
+            structlog.stdlib.ExtraAdder(),
+            _drop_extras,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _leading_keys,
+            *_renderers(renders_json(log_format)),
+        ],
     )
-    return structlog.stdlib.ProcessorFormatter(foreign_pre_chain=_foreign_pre_chain(), processors=processors)
 
 
-# The attributes every LogRecord has; the others are the record's ``extra`` fields. Unlike ExtraAdder's list this
-# one has "message" (set by a formatter that ran before), which the chain copies and then drops (_drop_extras).
-_RECORD_KEYS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
-_PREFIX_LEN: Final = len(STRUCTLOG_KEY_PREFIX)
-# What _drop_extras drops, and the two keys remove_processors_meta drops (should an extra field be so named).
-_FAST_PATH_DROPPED: Final = (*_DROPPED_EXTRAS, "_record", "_from_structlog")
+class _AsDetail(logging.Filter):
+    """Logs a library's INFO records at DEBUG, so they show only when ``ADVISOR_LOG_LEVEL=DEBUG``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= logging.getLogger().getEffectiveLevel()
 
 
-class JSONLineFormatter(structlog.stdlib.ProcessorFormatter):
-    """The JSON formatter: a plain record is rendered here in one pass; anything else by structlog's processor chain.
+_access: FilteringBoundLogger | None = None
 
-    Every request writes an access line, so this is on the hot path: the chain (a copy of the record, then ten
-    processor calls) took 11 µs to format an access line, this takes 4 µs; in a loaded worker the whole
-    access-log call fell from about 55 to 37 µs. A plain record (no exception, no stack, not from a structlog
-    logger, no ``exc_info`` among the bound context variables) gets the event dict the chain would build, in its
-    order; ``tests/observability/test_json_formatter.py`` holds the two paths to the same output. One difference
-    is left: the chain renders a copy of the record made by the current log record factory, so attributes a
-    custom factory adds appear in its output for a record that factory did not make; none is installed here.
-    """
 
-    def format(self, record: logging.LogRecord) -> str:
-        if record.exc_info or record.exc_text or record.stack_info or hasattr(record, "_logger"):
-            return super().format(record)
-        level = record.levelname.lower()  # add_log_level, as structlog names a foreign record's level
-        # Built in _leading_keys's order. A key set again below keeps its place and takes the value the chain
-        # would leave: a context variable does not replace one (setdefault), an extra field does (ExtraAdder
-        # comes after add_log_level, add_logger_name and _timestamp).
-        ed: EventDict = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": "warning" if level == "warn" else "error" if level == "exception" else level,
-            "logger": record.name,
-            "event": record.getMessage(),
-        }
-        context = contextvars.copy_context()  # merge_contextvars
-        for var in context:
-            if var.name.startswith(STRUCTLOG_KEY_PREFIX) and context[var] is not Ellipsis:
-                ed.setdefault(var.name[_PREFIX_LEN:], context[var])
-        if "exc_info" in ed:  # bound as a context variable: format_exc_info turns it into "exception"
-            return super().format(record)
-        for key, value in record.__dict__.items():  # ExtraAdder
-            if key not in _RECORD_KEYS:
-                ed[key] = value
-        for key in _FAST_PATH_DROPPED:
-            ed.pop(key, None)
-        return _dumps(ed)
+def access_log() -> FilteringBoundLogger:
+    """The access logger, as ``configure_logging`` last configured it (INFO and JSON until it is called)."""
+    if _access is None:
+        _configure_structlog(logging.INFO, as_json=renders_json("auto"))
+    assert _access is not None
+    return _access
+
+
+def _configure_structlog(level: int, *, as_json: bool) -> None:
+    """structlog's loggers (the access log): filtered by level when called, rendered by a short chain, written
+    straight to stderr, each logger built once (``cache_logger_on_first_use``)."""
+    global _access
+    structlog.configure(
+        processors=[_head, *_renderers(as_json)],
+        logger_factory=StderrLogger,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
+    # Bound now, under this configuration: a later configure_logging (another level) builds another one.
+    _access = structlog.get_logger(ACCESS_LOGGER).bind()
 
 
 def configure_logging(level: str = "INFO", log_format: LogFormat = "auto") -> None:
-    """Route every log record of the process through one structlog-rendered handler on the root logger.
+    """Route every log record of the process through one structlog-rendered handler on the root logger, and
+    configure structlog's own loggers the same way.
 
     Idempotent: a handler installed by an earlier call is replaced, other handlers (a test runner's) are kept.
     """
@@ -189,13 +212,9 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "auto") -> No
         silenced = logging.getLogger(name)
         silenced.handlers.clear()
         silenced.propagate = False
-    structlog.configure(
-        processors=[
-            *_shared_processors(),
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
+    for name in _DETAIL:
+        detail = logging.getLogger(name)
+        for old in [f for f in detail.filters if isinstance(f, _AsDetail)]:
+            detail.removeFilter(old)
+        detail.addFilter(_AsDetail())
+    _configure_structlog(root.getEffectiveLevel(), as_json=renders_json(log_format))

@@ -3,9 +3,12 @@
 - ``GET /metrics``: Prometheus exposition (``service.observability.metrics``). Not in the OpenAPI schema and, like
   ``/healthz``, open: no API key (it carries route names, counts, latencies and the active ruleset's version and
   sha256, never callers or profiles; keep it off the public ingress).
-- ``RequestObserver``: the outermost ASGI layer (it wraps Litestar's router, so requests that match no route are
-  seen too). Per request it assigns the request id (echoed as ``X-Request-ID``), observes the request counter and
-  latency histogram, writes the one access-log line and, while tracing is on, makes the server span.
+- The request observer: ``RequestObserver``, the first middleware of every route, begins each request (request id,
+  echoed as ``X-Request-ID``; start time; the server span while tracing is on) before authentication and the rate
+  limit; Litestar's ``before_send`` hook (``observe_send``) sees every response, including the 401/403/429 its
+  exception handling sends and the 404/405 of requests no route matched (begun by the ``after_exception`` hook,
+  ``observe_exception``, as the router refuses them), and with the last body message observes the request counter
+  and latency histogram, writes the one access-log line and ends the span.
 - Logging: replaces Litestar's logging config with one that calls ``configure_logging`` (each worker process builds
   its own application, so each configures its own logging).
 - Live metric sources (audit queue, database pool, active ruleset) are registered for the application's lifetime;
@@ -25,29 +28,38 @@ from typing import TYPE_CHECKING, Any, Final
 from litestar import Request, Response, get
 from litestar.enums import ScopeType
 from litestar.logging.config import BaseLoggingConfig
+from litestar.middleware import ASGIMiddleware
 from litestar.plugins import InitPlugin
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy.pool import QueuePool
 
 from service.api.auth import Principal
 from service.api.context import REQUEST_ID_HEADER, assign_request_id
 from service.observability import metrics, tracing
-from service.observability.logging import ACCESS_LOGGER, LogFormat, configure_logging
+from service.observability.logging import LogFormat, access_log, configure_logging
 
 if TYPE_CHECKING:
     from litestar import Litestar
     from litestar.config.app import AppConfig
-    from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
     from litestar.types.callable_types import GetLogger
-    from opentelemetry.trace import Span
+    from opentelemetry.trace import Span, Tracer
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from service.audit import AuditWriter
     from service.registry import RulesetRegistry
     from service.settings import Settings
 
-__all__ = ["METRICS_PATH", "UNMATCHED_ROUTE", "ObservabilityLoggingConfig", "ObservabilityPlugin", "RequestObserver"]
+__all__ = [
+    "METRICS_PATH",
+    "UNMATCHED_ROUTE",
+    "ObservabilityLoggingConfig",
+    "ObservabilityPlugin",
+    "RequestObserver",
+    "observe_exception",
+    "observe_send",
+]
 
 METRICS_PATH: Final = "/metrics"
 UNMATCHED_ROUTE: Final = "<unmatched>"
@@ -55,8 +67,7 @@ UNMATCHED_ROUTE: Final = "<unmatched>"
 MAX_LOGGED_BODY: Final = 16_384
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _DECISION_LOCATION: Final = b"/v1/decisions/"
-
-access_log = logging.getLogger(ACCESS_LOGGER)
+_EXCHANGE: Final = "advisor.exchange"
 
 
 @get(METRICS_PATH, include_in_schema=False, sync_to_thread=False)
@@ -67,66 +78,110 @@ def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(content=body, media_type=content_type.replace("; charset=utf-8", ""))
 
 
-class RequestObserver:
-    """Per HTTP request: counter and latency histogram, one access-log line, and the server span (tracing on)."""
+class _Exchange:
+    """One request as the observer sees it, kept in ``scope["state"]`` from its start to its last body message."""
 
-    __slots__ = ("app",)
+    __slots__ = ("body", "done", "location", "log", "request_id", "span", "started", "status")
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
-            return
-        started = perf_counter()
-        request_id = assign_request_id(scope)
-        answer: list[Any] = [500, None]  # status, Location header: a request that sends nothing counts as a 500
+    def __init__(self, scope: Scope) -> None:
+        self.started = perf_counter()
+        self.request_id = assign_request_id(scope)  # as the response header's value
+        self.log = access_log()
+        self.status: int | None = None
+        self.location: bytes | None = None
+        self.body: list[bytes] | None = None
+        self.done = False
         tracer = tracing.current_tracer()
-        # The Location header only names the decision in the span and the access log line.
-        wants_location = tracer is not None or access_log.isEnabledFor(logging.INFO)
+        self.span = None if tracer is None else _server_span(tracer, scope)
+        scope["state"][_EXCHANGE] = self
 
-        async def observed_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                answer[0] = message["status"]
-                headers = message.get("headers") or ()
-                if wants_location:
-                    for name, value in headers:
-                        if name.lower() == b"location":
-                            answer[1] = value
-                message["headers"] = [*headers, (REQUEST_ID_HEADER, request_id)]
-            await send(message)
-
-        body: list[bytes] | None = None
-        if access_log.isEnabledFor(logging.DEBUG):
-            receive, body = _capturing(receive)
-        if tracer is None:
-            try:
-                await self.app(scope, receive, observed_send)
-            finally:
-                _observe(scope, perf_counter() - started, answer[0], answer[1], body, None)
-            return
-        method = _method(scope)
-        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        with tracer.start_as_current_span(
-            method,
-            context=propagate.extract(carrier),
-            kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "url.path": scope["path"],
-                "url.scheme": scope.get("scheme", "http"),
-                "client.address": (scope.get("client") or ("",))[0],
-            },
-        ) as span:
-            try:
-                await self.app(scope, receive, observed_send)
-            finally:
-                _observe(scope, perf_counter() - started, answer[0], answer[1], body, span)
+    def finish(self, scope: Scope) -> None:
+        """Count, log and end the span, once (a request that sent nothing counts as a 500)."""
+        if not self.done:
+            self.done = True
+            _observe(scope, self, perf_counter() - self.started)
 
 
-def _method(scope: HTTPScope) -> str:
-    method = scope["method"]
+def _exchange(scope: Scope) -> _Exchange:
+    """The request's exchange; begun now if no route matched (the router refused it before any middleware ran)."""
+    exchange: _Exchange | None = scope["state"].get(_EXCHANGE)
+    return _Exchange(scope) if exchange is None else exchange
+
+
+class RequestObserver(ASGIMiddleware):
+    """The first middleware of every route: begins the exchange (start time, request id, server span) before
+    authentication, the rate limit and the scope check, so the requests they refuse are observed too.
+
+    What a request answers is seen by :func:`observe_send`, Litestar's ``before_send`` hook, through which every
+    message of every response passes, also those Litestar's exception handling sends after this middleware has
+    returned (a ``401`` raised by the scope check) and those of requests that matched no route (``404``, ``405``;
+    :func:`observe_exception` begins those)."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        exchange = _Exchange(scope)
+        if exchange.log.is_enabled_for(logging.DEBUG):
+            receive, exchange.body = _capturing(receive)
+        answered_later = False
+        try:
+            if exchange.span is None:
+                await next_app(scope, receive, send)
+            else:
+                with trace.use_span(exchange.span, record_exception=False, set_status_on_exception=False):
+                    await next_app(scope, receive, send)
+        except Exception:
+            # Litestar's exception handler answers it, unless the answer had begun (then nothing more is sent).
+            answered_later = exchange.status is None
+            raise
+        finally:
+            if not answered_later:
+                exchange.finish(scope)
+
+
+async def observe_send(message: Message, scope: Scope) -> None:
+    """``before_send``: the status and Location of the answer, its X-Request-ID header, and the end of the exchange
+    with the last body message."""
+    if scope["type"] != ScopeType.HTTP:
+        return
+    if message["type"] == "http.response.start":
+        exchange = _exchange(scope)
+        exchange.status = message["status"]
+        headers = message.get("headers") or ()
+        if exchange.span is not None or exchange.log.is_enabled_for(logging.INFO):
+            # The Location of a 201 names the decision, in the span and the access line.
+            for name, value in headers:
+                if name.lower() == b"location":
+                    exchange.location = value
+        message["headers"] = [*headers, (REQUEST_ID_HEADER, exchange.request_id)]
+    elif message["type"] == "http.response.body" and not message.get("more_body", False):
+        _exchange(scope).finish(scope)
+
+
+async def observe_exception(_: Exception, scope: Scope) -> None:
+    """``after_exception``: begins the exchange of a request no route matched, before its 404 or 405 is made."""
+    if scope["type"] == ScopeType.HTTP:
+        _exchange(scope)
+
+
+def _server_span(tracer: Tracer, scope: Scope) -> Span:
+    method = _method(scope)
+    carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    return tracer.start_span(
+        method,
+        context=propagate.extract(carrier),
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": method,
+            "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http"),
+            "client.address": (scope.get("client") or ("",))[0],
+        },
+    )
+
+
+def _method(scope: Scope) -> str:
+    method: str = scope["method"]  # type: ignore[typeddict-item]
     return method if method in _METHODS else "OTHER"
 
 
@@ -142,51 +197,54 @@ def _capturing(receive: Receive) -> tuple[Receive, list[bytes]]:
     return capture, chunks
 
 
-def _observe(
-    scope: HTTPScope, seconds: float, status: int, location: bytes | None, body: list[bytes] | None, span: Span | None
-) -> None:
+def _observe(scope: Scope, exchange: _Exchange, seconds: float) -> None:
     method = _method(scope)
-    route: str = scope.get("path_template") or UNMATCHED_ROUTE  # set by Litestar's router once a route matched
+    route: str = scope.get("path_template") or UNMATCHED_ROUTE  # set by the router once a route matched
+    status = exchange.status or 500
     metrics.observe_request(method, route, status, seconds)
-    logged = access_log.isEnabledFor(logging.INFO)
+    span, log = exchange.span, exchange.log
+    logged = log.is_enabled_for(logging.INFO)
     if span is None and not logged:
         return
-    decision_id = _decision_id(scope, location)
-    request_id = scope.get("state", {}).get("request_id")
+    decision_id = _decision_id(scope, exchange.location)
     if span is not None:
-        if route != UNMATCHED_ROUTE:
-            span.update_name(f"{method} {route}")
-            span.set_attribute("http.route", route)
-        span.set_attribute("http.response.status_code", status)
-        if request_id:
-            span.set_attribute("advisor.request_id", request_id)
-        if decision_id:
-            span.set_attribute(tracing.DECISION_ID, decision_id)
-        if status >= 500:
-            span.set_status(Status(StatusCode.ERROR))
+        _end_span(span, method, route, status, exchange.request_id.decode("latin-1"), decision_id)
     if not logged:
         return
     user = scope.get("user")
     client = scope.get("client")
     fields: dict[str, Any] = {
-        "method": scope["method"],
+        "method": scope["method"],  # type: ignore[typeddict-item]
         "route": route,
         "path": scope["path"],
         "status": status,
         "duration_ms": round(seconds * 1000, 3),
-        "request_id": request_id,
+        "request_id": exchange.request_id.decode("latin-1"),
         "caller": user.caller if isinstance(user, Principal) else None,
         "decision_id": decision_id,
         "client": client[0] if client else None,
     }
     if span is not None:
         fields["trace_id"] = format(span.get_span_context().trace_id, "032x")
-    if body is not None:
-        fields["body"] = b"".join(body)[:MAX_LOGGED_BODY].decode("utf-8", "replace")
-    access_log.info("request", extra=fields)
+    if exchange.body is not None:
+        fields["body"] = b"".join(exchange.body)[:MAX_LOGGED_BODY].decode("utf-8", "replace")
+    log.info("request", **fields)
 
 
-def _decision_id(scope: HTTPScope, location: bytes | None) -> str | None:
+def _end_span(span: Span, method: str, route: str, status: int, request_id: str, decision_id: str | None) -> None:
+    if route != UNMATCHED_ROUTE:
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
+    span.set_attribute("advisor.request_id", request_id)
+    if decision_id:
+        span.set_attribute(tracing.DECISION_ID, decision_id)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
+
+
+def _decision_id(scope: Scope, location: bytes | None) -> str | None:
     """The decision a request made (the Location of a 201) or is about (the path's decision id)."""
     if location is not None and location.startswith(_DECISION_LOCATION):
         return location[len(_DECISION_LOCATION) :].decode("latin-1")
@@ -229,6 +287,9 @@ class ObservabilityPlugin(InitPlugin):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.append(metrics_endpoint)
+        app_config.middleware.insert(0, RequestObserver())  # first: outside authentication and the rate limit
+        app_config.before_send.append(observe_send)
+        app_config.after_exception.append(observe_exception)
         app_config.lifespan.append(self._lifespan)
         app_config.logging_config = ObservabilityLoggingConfig(self.settings.log_level, self.settings.log_format)
         return app_config
@@ -247,9 +308,7 @@ class ObservabilityPlugin(InitPlugin):
         )
 
     @asynccontextmanager
-    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        if not isinstance(app.asgi_handler, RequestObserver):
-            app.asgi_handler = RequestObserver(app.asgi_handler)
+    async def _lifespan(self, _: Litestar) -> AsyncIterator[None]:
         tracing.configure_from_env()
         source = self.live_values
         metrics.add_live_source(source)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager, redirect_stderr
 from typing import Any
 
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-
-from service.observability.logging import formatter
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 MakeClient = Callable[..., AbstractAsyncContextManager[Client]]
@@ -45,17 +42,13 @@ def matching(samples: Samples, name: str, **labels: str) -> Samples:
 
 
 @contextmanager
-def json_log_lines(level: int = logging.INFO) -> Iterator[list[dict[str, Any]]]:
-    """Every log record of the process, as the JSON the service prints, parsed (filled in when the block ends)."""
+def json_log_lines() -> Iterator[list[dict[str, Any]]]:
+    """Every line the process logs on stderr while the block runs, parsed (filled in when the block ends). The
+    ``make_client`` fixture's apps log JSON."""
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter("json"))
-    handler.setLevel(level)
-    root = logging.getLogger()
-    root.addHandler(handler)
     lines: list[dict[str, Any]] = []
     try:
-        yield lines
+        with redirect_stderr(stream):
+            yield lines
     finally:
-        root.removeHandler(handler)
         lines.extend(json.loads(line) for line in stream.getvalue().splitlines())

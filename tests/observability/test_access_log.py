@@ -7,14 +7,17 @@ import io
 import json
 import logging
 import uuid
+from contextlib import redirect_stderr
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from obsutil import Client, MakeClient, json_log_lines
+from obsutil import Client, MakeClient, json_log_lines, scrape, value
 from profiles import WORKED_EXAMPLE
 
 from service.api.auth import hash_key, new_key
-from service.observability.logging import ACCESS_LOGGER, configure_logging, formatter, renders_json
+from service.observability.logging import ACCESS_LOGGER, access_log, configure_logging, formatter, renders_json
 
 FIELDS = {"method", "route", "path", "status", "duration_ms", "request_id", "caller", "decision_id", "client"}
 
@@ -84,12 +87,9 @@ async def test_caller_is_the_api_key_name(make_client: MakeClient) -> None:
 
 async def test_profile_body_is_logged_only_at_debug(make_client: MakeClient) -> None:
     body, marker = _marked_profile()
-    try:
-        async with make_client(log_level="DEBUG") as debug_client:
-            with json_log_lines(logging.DEBUG) as lines:
-                assert (await debug_client.post("/v1/recommendations", json=body)).status_code == 201
-    finally:
-        configure_logging("INFO", "json")  # back to the default level for the tests after this one
+    async with make_client(log_level="DEBUG") as debug_client:
+        with json_log_lines() as lines:
+            assert (await debug_client.post("/v1/recommendations", json=body)).status_code == 201
     (post,) = _access(lines)
     assert json.loads(post["body"])["name"] == marker
 
@@ -116,17 +116,100 @@ def test_exceptions_are_logged_without_local_variables() -> None:
 
 def test_console_format_for_humans() -> None:
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter("console"))
-    logger = logging.getLogger(ACCESS_LOGGER)
-    logger.addHandler(handler)
     try:
-        logger.info("request", extra={"method": "POST", "route": "/v1/recommendations", "status": 201})
+        configure_logging("INFO", "console")
+        with redirect_stderr(stream):
+            access_log().info("request", method="POST", route="/v1/recommendations", status=201)
+            logging.getLogger("service").info("ruleset %s active", "2026.12.0")
     finally:
-        logger.removeHandler(handler)
-    text = stream.getvalue()
-    assert not text.startswith("{")
-    assert "request" in text and "route=/v1/recommendations" in text and "status=201" in text
+        configure_logging("INFO", "json")
+    access, service = stream.getvalue().splitlines()
+    assert not access.startswith("{") and not service.startswith("{")
+    assert "request" in access and "route=/v1/recommendations" in access and "status=201" in access
+    assert "[service.access]" in access and "ruleset 2026.12.0 active" in service
+
+
+def test_every_line_is_json_with_the_same_leading_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    """The access log (structlog) and the standard library's records render alike: timestamp, level, logger, event
+    first, then the fields; values JSON cannot hold as their str()."""
+    configure_logging("INFO", "json")
+    access_log().info("request", status=201, path=Path("/v1/recommendations"))
+    logging.getLogger("service.audit").warning("commit failed", extra={"rows": 3})
+    access_log().debug("not at INFO")
+    lines = capsys.readouterr().err.splitlines()
+    access, audit = (json.loads(line) for line in lines)
+    assert list(access) == ["timestamp", "level", "logger", "event", "status", "path"]
+    assert access | {"timestamp": None} == {
+        "timestamp": None,
+        "level": "info",
+        "logger": ACCESS_LOGGER,
+        "event": "request",
+        "status": 201,
+        "path": "/v1/recommendations",
+    }
+    assert list(audit) == ["timestamp", "level", "logger", "event", "rows"]
+    assert (audit["level"], audit["logger"], audit["event"], audit["rows"]) == (
+        "warning",
+        "service.audit",
+        "commit failed",
+        3,
+    )
+    for line in (access, audit):
+        assert datetime.fromisoformat(line["timestamp"]).utcoffset() == timedelta(0)
+
+
+async def test_warning_level_turns_the_access_log_off_not_the_metrics(make_client: MakeClient) -> None:
+    labels = {"method": "GET", "route": "/healthz", "status": "200"}
+    async with make_client(log_level="WARNING") as quiet:
+        before = value(await scrape(quiet), "advisor_http_requests_total", **labels)
+        with json_log_lines() as lines:
+            assert (await quiet.get("/healthz")).status_code == 200
+        after = value(await scrape(quiet), "advisor_http_requests_total", **labels)
+    assert _access(lines) == []
+    assert after - before == 1
+
+
+async def test_refused_requests_are_logged_with_their_request_id(make_client: MakeClient) -> None:
+    """Answers made outside the routes' middleware: no route (404), no such method (405), no key (401), too many
+    requests (429). Each is logged once and carries its X-Request-ID."""
+    key = new_key()
+    entry = {"name": "pipeline", "sha256": hash_key(key), "scopes": ["audit:read"]}
+    async with make_client(api_keys=[entry], rate_limit_per_minute=1) as keyed:
+        with json_log_lines() as lines:
+            answers = [
+                await keyed.get("/nowhere"),
+                await keyed.delete("/v1/recommendations"),
+                await keyed.get("/v1/rulesets"),
+                await keyed.get("/v1/rulesets", headers={"X-API-Key": key}),
+                await keyed.get("/v1/rulesets", headers={"X-API-Key": key, "X-Request-ID": "again-1"}),
+            ]
+    assert [a.status_code for a in answers] == [404, 405, 401, 200, 429]
+    access = _access(lines)
+    assert [(line["status"], line["route"]) for line in access] == [
+        (404, "<unmatched>"),
+        (405, "<unmatched>"),
+        (401, "/v1/rulesets"),
+        (200, "/v1/rulesets"),
+        (429, "/v1/rulesets"),
+    ]
+    assert [line["request_id"] for line in access] == [a.headers["x-request-id"] for a in answers]
+    assert access[-1]["request_id"] == "again-1" and access[-1]["caller"] == "key:pipeline"
+    assert all(line["duration_ms"] > 0 for line in access)
+
+
+def test_alembic_plugin_announcements_are_debug_detail(capsys: pytest.CaptureFixture[str]) -> None:
+    plugins = logging.getLogger("alembic.runtime.plugins")
+    try:
+        configure_logging("INFO", "json")
+        plugins.info("setup plugin %s", "alembic.autogenerate.schemas")
+        plugins.warning("a plugin failed")
+        assert [json.loads(line)["level"] for line in capsys.readouterr().err.splitlines()] == ["warning"]
+        configure_logging("DEBUG", "json")
+        plugins.info("setup plugin %s", "alembic.autogenerate.schemas")
+        (line,) = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        configure_logging("INFO", "json")
+    assert (line["level"], line["event"]) == ("debug", "setup plugin alembic.autogenerate.schemas")
 
 
 class _Tty(io.StringIO):
