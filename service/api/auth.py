@@ -6,9 +6,9 @@ How a request to the API (``/v1/...``) is handled, outermost first:
    to a :class:`Principal` (``scope["user"]``), or records why it could not (``scope["auth"]``: ``missing`` or
    ``invalid``). It never answers by itself: the open routes (``/healthz``, ``/readyz``, ``/docs``, ``/static``)
    do not look at it.
-2. The rate limiter (Litestar's ``RateLimitMiddleware``, only when keys are configured) counts requests to
-   ``/v1/`` per caller (API key; requests without a valid key by client address) and answers ``429`` with
-   ``Retry-After`` above ``ADVISOR_RATE_LIMIT_PER_MINUTE``.
+2. :class:`RateLimitMiddleware` (only when keys are configured) counts requests to ``/v1/`` per caller (API key;
+   requests without a valid key by client address) and answers ``429`` with ``Retry-After`` above
+   ``ADVISOR_RATE_LIMIT_PER_MINUTE`` a minute.
 3. :class:`ScopeMiddleware` enforces the scope each operation declares with ``opt=require_scope(...)``: ``401``
    without a valid key, ``403`` for a key that lacks the scope, before the body is read. (A middleware rather than
    a Litestar guard: Litestar copies the route handler object for every guard call, measured at 6 % of the CPU
@@ -33,19 +33,17 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from time import time
-from typing import TYPE_CHECKING, Any, Final, get_args
+from typing import TYPE_CHECKING, Final, get_args
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 from litestar.openapi.spec import Reference, SecurityRequirement, SecurityScheme
 
 from service.api.problems import Problem
+from service.api.rate_limit import RateLimitMiddleware
 from service.settings import AccessScope, ApiKey, Settings
 
 if TYPE_CHECKING:
-    from litestar import Litestar, Request
     from litestar.types import ASGIApp, Middleware, Receive, Scope, Send
 
 __all__ = [
@@ -66,6 +64,7 @@ __all__ = [
     "is_loopback",
     "log_access_mode",
     "new_key",
+    "rate_limit_identity",
     "require_scope",
     "security_for",
     "security_schemes",
@@ -269,43 +268,13 @@ def security_for(scope: AccessScope) -> list[SecurityRequirement]:
 # --- rate limit ------------------------------------------------------------------------------------------------
 
 
-def _rate_limit_identity(request: Request[Any, Any, Any]) -> str:
-    principal = request.scope.get("user")
+def rate_limit_identity(scope: Scope) -> str:
+    """Whom the rate limit counts: the API key's caller, or the client address for requests without a valid key."""
+    principal = scope.get("user")
     if isinstance(principal, Principal):
         return principal.caller
-    client = request.client
-    return f"unauthenticated@{client.host if client else 'unknown'}"
-
-
-def _is_api_request(request: Request[Any, Any, Any]) -> bool:
-    return str(request.scope["path"]).startswith(API_PREFIX)
-
-
-class CallerRateLimitMiddleware(RateLimitMiddleware):
-    """Litestar's rate limiter, answering its 429 as problem+json with ``Retry-After`` (Litestar sends only the
-    ``RateLimit-*`` headers)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        app: Litestar = scope["litestar_app"]
-        request: Request[Any, Any, Any] = app.request_class(scope)
-        if await self.should_check_request(request=request):
-            store = self.config.get_store_from_app(app)
-            key = self.cache_key_from_request(request)
-            async with self._lock:
-                history = await self.retrieve_cached_history(key, store)
-                if len(history.history) >= self.max_requests:
-                    retry_after = max(1, history.reset - int(time()))
-                    raise Problem(
-                        429,
-                        "too-many-requests",
-                        "Too many requests",
-                        f"{_rate_limit_identity(request)} may make {self.max_requests} requests per {self.unit}; "
-                        f"retry after {retry_after} s.",
-                        headers={**self.create_response_headers(cache_object=history), "Retry-After": str(retry_after)},
-                    )
-                await self.set_cached_history(key=key, cache_object=history, store=store)
-            send = self.create_send_wrapper(send=send, cache_object=history)
-        await self.app(scope, receive, send)
+    client = scope.get("client")
+    return f"unauthenticated@{client[0] if client else 'unknown'}"
 
 
 def access_control_middleware(settings: Settings) -> list[Middleware]:
@@ -315,14 +284,7 @@ def access_control_middleware(settings: Settings) -> list[Middleware]:
     """
     middleware: list[Middleware] = [AuthenticationMiddleware(Keyring(settings.api_keys))]
     if settings.api_keys and settings.rate_limit_per_minute:
-        middleware.append(
-            RateLimitConfig(
-                rate_limit=("minute", settings.rate_limit_per_minute),
-                identifier_for_request=_rate_limit_identity,
-                check_throttle_handler=_is_api_request,
-                middleware_class=CallerRateLimitMiddleware,
-            ).middleware
-        )
+        middleware.append(RateLimitMiddleware(settings.rate_limit_per_minute, API_PREFIX, rate_limit_identity))
     middleware.append(ScopeMiddleware())  # after the rate limit: refused requests count too
     return middleware
 

@@ -16,7 +16,19 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 
-from service.api.auth import ADMIN, AUDIT_READ, DECIDE, REQUIRED_SCOPE, Keyring, hash_key, is_loopback, new_key
+from service.api.auth import (
+    ADMIN,
+    AUDIT_READ,
+    DECIDE,
+    REQUIRED_SCOPE,
+    Keyring,
+    hash_key,
+    is_loopback,
+    new_key,
+    rate_limit_identity,
+)
+from service.api.problems import Problem
+from service.api.rate_limit import RateLimitMiddleware
 from service.app import create_app
 from service.cli import main
 from service.openapi import render_openapi
@@ -235,6 +247,71 @@ class TestRateLimit:
             # Requests without a valid key are counted by client address: 401, 401, then 429.
             for expected in (401, 401, 429):
                 assert (await client.get("/v1/rulesets", headers={"X-API-Key": "nope"})).status_code == expected
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _scope(caller: str, path: str = "/v1/rulesets") -> Any:
+    return {"type": "http", "path": path, "client": (caller, 1), "user": None}
+
+
+async def _limited(limiter: RateLimitMiddleware, caller: str, path: str = "/v1/rulesets") -> int:
+    """The status of one request through the limiter (200 when it lets the request through)."""
+    answered: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def send(message: Any) -> None:
+        answered.append(message)
+
+    try:
+        await limiter.handle(_scope(caller, path), None, send, app)  # type: ignore[arg-type]
+    except Problem as problem:
+        assert problem.headers is not None
+        assert int(problem.headers["Retry-After"]) == int(problem.headers["ratelimit-reset"])
+        return problem.status_code
+    return int(answered[0]["status"])
+
+
+class TestRateLimitWindow:
+    async def test_the_window_of_a_minute_reopens_and_counts_each_caller_apart(self) -> None:
+        clock = _Clock()
+        limiter = RateLimitMiddleware(2, "/v1/", rate_limit_identity, clock=clock)
+        assert [await _limited(limiter, "10.0.0.1") for _ in range(3)] == [200, 200, 429]
+        assert await _limited(limiter, "10.0.0.2") == 200
+        assert await _limited(limiter, "10.0.0.1", "/healthz") == 200  # not under the prefix: never counted
+        clock.now += 59.5
+        assert await _limited(limiter, "10.0.0.1") == 429
+        clock.now += 0.5
+        assert [await _limited(limiter, "10.0.0.1") for _ in range(3)] == [200, 200, 429]
+
+    async def test_retry_after_counts_down_to_the_end_of_the_window(self) -> None:
+        clock = _Clock()
+        limiter = RateLimitMiddleware(1, "/v1/", rate_limit_identity, clock=clock)
+        await _limited(limiter, "10.0.0.1")
+        clock.now += 45.2
+        with pytest.raises(Problem) as refused:
+            await limiter.handle(_scope("10.0.0.1"), None, None, None)  # type: ignore[arg-type]
+        assert refused.value.headers is not None and refused.value.headers["Retry-After"] == "15"
+        assert "unauthenticated@10.0.0.1 may make 1 requests a minute" in str(refused.value.detail)
+
+    async def test_closed_windows_are_forgotten(self) -> None:
+        clock = _Clock()
+        limiter = RateLimitMiddleware(5, "/v1/", rate_limit_identity, clock=clock)
+        for n in range(3000):
+            await _limited(limiter, f"10.0.{n // 250}.{n % 250}")
+        assert limiter.callers == 3000
+        clock.now += 61
+        for n in range(1100):
+            await _limited(limiter, f"10.1.{n // 250}.{n % 250}")
+        assert limiter.callers < 2000  # the 3000 closed windows went in a sweep
 
 
 class TestKeys:
