@@ -25,7 +25,7 @@ from service.registry import RulesetRegistry
 from service.rulebook.lint import LintFinding, lint_ruleset
 from service.rulebook.loader import LoadedRuleset, RuleFileError, RulesetInvalid
 
-__all__ = ["ActivationResult", "Activator", "validate"]
+__all__ = ["ActivationResult", "Activator", "RulesetVersionConflict", "validate"]
 
 logger = logging.getLogger("service.activation")
 
@@ -38,9 +38,21 @@ class ActivationResult:
     warnings: list[str]
 
 
+class RulesetVersionConflict(Exception):
+    """The ruleset's version is already stored with other files: one version names one ruleset, so the audit is
+    never ambiguous about which rules decided."""
+
+    def __init__(self, version: str, stored: list[str], sha256: str) -> None:
+        super().__init__(
+            f"ruleset version '{version}' is already stored with sha256 {', '.join(stored)}; these files hash to "
+            f"{sha256}: bump `version` in ruleset.yaml"
+        )
+        self.version, self.stored, self.sha256 = version, stored, sha256
+
+
 def validate(loaded: LoadedRuleset) -> tuple[CompiledRuleset, list[LintFinding]]:
     """Lint and compile without touching the database: RulesetInvalid on any lint error; the findings otherwise."""
-    findings = lint_ruleset(loaded, label="rules")
+    findings = lint_ruleset(loaded)  # the files as the loader named them
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         raise RulesetInvalid([RuleFileError(f.file, f.line, f.rule_id, f"{f.code}: {f.message}") for f in errors])
@@ -55,11 +67,13 @@ class Activator:
         self._lock = asyncio.Lock()
 
     async def activate(self, loaded: LoadedRuleset, *, by: str) -> ActivationResult:
-        """Validate, lint, store and activate; RulesetInvalid (nothing changed) on any error."""
+        """Validate, lint, store and activate; RulesetInvalid (nothing changed) on any error, RulesetVersionConflict
+        when another ruleset is stored under its version."""
         compiled, findings = validate(loaded)
         async with self._lock, self.engine.begin() as conn:
             activations = ActivationRepository(conn)
             await activations.lock()
+            await self._check_version(AuditRepository(conn), loaded)
             latest = await activations.latest()
             previous = latest.sha256 if latest else None
             changed = previous != loaded.sha256
@@ -80,6 +94,15 @@ class Activator:
             logger.info("ruleset %s (%s) activated by %s", loaded.version, loaded.sha256, by)
         return ActivationResult(compiled, previous, changed, [str(f) for f in findings])
 
+    async def _check_version(self, store: AuditRepository, loaded: LoadedRuleset) -> None:
+        """Refuse other files under a stored version; a ruleset already stored may be activated again, and if its
+        version was stored twice before this check existed, the registry learns that the version is ambiguous."""
+        stored = await store.ruleset_hashes(loaded.version)
+        if stored and loaded.sha256 not in stored:
+            raise RulesetVersionConflict(loaded.version, stored, loaded.sha256)
+        if len(stored) > 1:
+            self.registry.mark_ambiguous(loaded.version)
+
     async def sync(self) -> bool:
         """Adopt the newest activation if this worker runs another ruleset; True if it switched.
 
@@ -89,9 +112,11 @@ class Activator:
         async with self._lock:
             async with self.engine.connect() as conn:
                 latest = await ActivationRepository(conn).latest()
-            active = self.registry.active
-            if latest is None or (active is not None and active.sha256 == latest.sha256):
-                return False
+                active = self.registry.active
+                if latest is None or (active is not None and active.sha256 == latest.sha256):
+                    return False
+                if len(await AuditRepository(conn).ruleset_hashes(latest.version)) > 1:
+                    self.registry.mark_ambiguous(latest.version)
             compiled = await self.registry.for_sha256(latest.sha256)
             self.registry.set_active(compiled)
         logger.info("switched to ruleset %s (%s)", compiled.version, compiled.sha256)

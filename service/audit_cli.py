@@ -37,11 +37,12 @@ def verify(batch_size: int, anchor: str | None) -> None:
     """Walk every decision of ADVISOR_DATABASE_URL in seq order and check the hash chain.
 
     Prints `ok: N decisions, chain head <hash>` (exit 0), or the first broken link (exit 1): a changed row, a
-    deleted or inserted one, a deleted or appended tail. Exit 2 when the database cannot be read.
+    deleted or inserted one, a deleted or appended tail. Exit 2 when the database cannot be read (a missing one is
+    never created).
     """
     from service.audit import ChainReport, verify_chain
     from service.db.chain import ChainHead
-    from service.db.engine import create_single_use_engine
+    from service.db.readonly import DatabaseNotReady, existing_database, one_line
     from service.settings import get_settings
 
     expected: ChainHead | None = None
@@ -52,16 +53,17 @@ def verify(batch_size: int, anchor: str | None) -> None:
         expected = ChainHead(int(match[1]), match[2])
 
     async def run() -> ChainReport:
-        engine = create_single_use_engine(get_settings().database_url)
-        try:
+        # Never creates the database: a missing or unmigrated one is DatabaseNotReady.
+        async with existing_database(get_settings().database_url) as engine:
             return await verify_chain(engine, batch_size=batch_size, anchor=expected)
-        finally:
-            await engine.dispose()
 
     try:
         report = asyncio.run(run())
+    except DatabaseNotReady as exc:
+        click.echo(f"error: cannot verify the audit chain: {exc}", err=True)
+        sys.exit(2)
     except Exception as exc:
-        click.echo(f"error: cannot verify the audit chain: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"error: cannot verify the audit chain: {one_line(exc)}", err=True)
         sys.exit(2)
     if not report.ok:
         click.echo(f"audit chain BROKEN after {report.decisions} good decision(s); first broken link:", err=True)

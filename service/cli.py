@@ -87,31 +87,6 @@ def rules() -> None:
     """Validate, lint and test rule files."""
 
 
-@rules.command("check")
-@_RULES_DIR
-def rules_check(directory: Path) -> None:
-    """Validate and lint the ruleset in DIRECTORY: schema errors, unreachable rules, gaps."""
-    from service.rulebook.lint import lint_ruleset
-    from service.rulebook.loader import RulesetInvalid, load_ruleset
-
-    try:
-        ruleset = load_ruleset(directory)
-    except RulesetInvalid as exc:
-        click.echo(str(exc), err=True)
-        _fail(f"{len(exc.errors)} error(s); the ruleset cannot be activated")
-    findings = lint_ruleset(ruleset, label=directory.as_posix())
-    for finding in findings:
-        click.echo(str(finding), err=True)
-    errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        _fail(f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
-    rule_count = sum(len(t.rules) for t in ruleset.tables.values())
-    click.echo(
-        f"ok: ruleset {ruleset.version} sha256 {ruleset.sha256}: {len(ruleset.tables)} tables, "
-        f"{rule_count} rules, {len(ruleset.catalog.instances)} instance types, {len(findings)} warning(s)"
-    )
-
-
 @rules.command("test")
 @_RULES_DIR
 @click.option("--tests", "tests_dir", type=click.Path(path_type=Path), help="Default: DIRECTORY/tests.")
@@ -142,8 +117,9 @@ def rules_test(directory: Path, tests_dir: Path | None) -> None:
 
 
 def _register_review_commands() -> None:
-    from service.rules_cli import activate_command, diff_command, impact_command
+    from service.rules_cli import activate_command, check_command, diff_command, impact_command
 
+    rules.add_command(check_command)
     rules.add_command(activate_command)
     rules.add_command(diff_command)
     rules.add_command(impact_command)

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.audit import DEFAULT_RETRY_AFTER_S, AuditUnavailable
-from service.db.repository import AuditRepository, RulesetRow
+from service.db.repository import AmbiguousRulesetVersion, AuditRepository, RulesetRow
 from service.engine import CompiledRuleset, compile_ruleset
 from service.rulebook.loader import parse_ruleset
 
-__all__ = ["NoActiveRuleset", "RulesetNotFound", "RulesetRegistry"]
+__all__ = ["AmbiguousRulesetVersion", "NoActiveRuleset", "RulesetNotFound", "RulesetRegistry"]
 
 MAX_CACHED = 16
 
@@ -45,6 +45,8 @@ class RulesetRegistry:
     active: CompiledRuleset | None = None
     retry_after_s: int = DEFAULT_RETRY_AFTER_S  # of the 503 answered while no ruleset is active
     _by_sha: dict[str, CompiledRuleset] = field(default_factory=dict)
+    # Versions several stored rulesets carry (stored before activation refused that): a version names none of them.
+    _ambiguous: set[str] = field(default_factory=set)
 
     def set_active(self, compiled: CompiledRuleset) -> None:
         """Make ``compiled`` the active ruleset: one reference assignment, so a request that already
@@ -52,22 +54,35 @@ class RulesetRegistry:
         self._remember(compiled)
         self.active = compiled
 
+    def mark_ambiguous(self, version: str) -> None:
+        """Several stored rulesets carry ``version``: asking for it raises AmbiguousRulesetVersion, even when the
+        active ruleset is one of them (the activator tells, as it reads the store)."""
+        self._ambiguous.add(version)
+
     def active_for(self, version: str | None) -> CompiledRuleset | None:
         """The active ruleset if it answers for ``version`` (None: whichever is active), without any I/O."""
         active = self.active
-        if active is not None and (version is None or version == active.version):
+        if active is not None and (version is None or (version == active.version and version not in self._ambiguous)):
             return active
         return None
 
     async def for_version(self, version: str | None) -> CompiledRuleset:
-        """The active ruleset, or the newest stored one labelled ``version``; NoActiveRuleset before one is active."""
+        """The active ruleset, or the one stored ruleset labelled ``version``; NoActiveRuleset before one is active.
+
+        RulesetNotFound when no stored ruleset carries ``version``, AmbiguousRulesetVersion (naming their hashes) when
+        several do.
+        """
         active = self.active
         if active is None:
             raise NoActiveRuleset(retry_after_s=self.retry_after_s)
-        if version is None or version == active.version:
+        if version is None or (version == active.version and version not in self._ambiguous):
             return active
         async with self.engine.connect() as conn:
-            row = await AuditRepository(conn).get_ruleset_by_version(version)
+            try:
+                row = await AuditRepository(conn).get_ruleset_by_version(version)
+            except AmbiguousRulesetVersion:
+                self.mark_ambiguous(version)
+                raise
         if row is None:
             raise RulesetNotFound(version)
         return self._compiled(row)

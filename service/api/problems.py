@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERN
 
 from service.audit import AuditUnavailable, IdempotencyConflict, is_database_unavailable
 from service.engine import ProfileRejected
-from service.registry import RulesetNotFound
+from service.registry import AmbiguousRulesetVersion, RulesetNotFound
 
 __all__ = ["PROBLEM_BASE", "Problem", "problem_details_plugin", "unexpected_error_handler"]
 
@@ -105,6 +105,18 @@ def _from_unknown_ruleset(exc: RulesetNotFound) -> ProblemDetailsException:
     return Problem(404, "ruleset-not-found", "Unknown ruleset version", str(exc), version=exc.version)
 
 
+def _from_ambiguous_ruleset(exc: AmbiguousRulesetVersion) -> ProblemDetailsException:
+    # Several stored rulesets carry this version (stored before activation refused that): it names none of them.
+    return Problem(
+        409,
+        "ruleset-version-ambiguous",
+        "Ambiguous ruleset version",
+        str(exc),
+        version=exc.version,
+        sha256s=exc.sha256s,
+    )
+
+
 def _from_unavailable(exc: AuditUnavailable) -> ProblemDetailsException:
     # Fail closed: no decision is answered without its audit row, so without a database there is no answer.
     return Problem(
@@ -134,6 +146,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 HTTPException: _from_http,
                 ProfileRejected: _from_rejected,
                 RulesetNotFound: _from_unknown_ruleset,
+                AmbiguousRulesetVersion: _from_ambiguous_ruleset,
                 AuditUnavailable: _from_unavailable,
                 IdempotencyConflict: _from_idempotency_conflict,
             },

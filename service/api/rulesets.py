@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, PathParameter
 
-from service.activation import Activator
+from service.activation import Activator, RulesetVersionConflict
 from service.api.auth import ADMIN, AUDIT_READ, require_scope, security_for
 from service.api.context import caller_of
-from service.api.openapi_docs import error_responses
+from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.problems import Problem
 from service.api.schemas import (
     Activation,
@@ -31,6 +33,22 @@ from service.registry import RulesetRegistry
 from service.rulebook.loader import RulesetInvalid, load_ruleset, parse_ruleset
 
 __all__ = ["RulesetController"]
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_AMBIGUOUS = ResponseSpec(
+    data_container=ProblemDetails,
+    description="Several stored rulesets carry this version (stored before activation refused that): the problem "
+    "(`ruleset-version-ambiguous`) lists their `sha256s`.",
+    media_type="application/problem+json",
+    generate_examples=False,
+)
+_VERSION_TAKEN = ResponseSpec(
+    data_container=ProblemDetails,
+    description="Another ruleset is stored under this version (`ruleset-version-conflict`, naming `stored_sha256s` "
+    "and the refused `sha256`): bump `version` in ruleset.yaml. The active ruleset is unchanged.",
+    media_type="application/problem+json",
+    generate_examples=False,
+)
 
 
 def _detail(row: RulesetRow, active_sha: str | None) -> RulesetDetail:
@@ -95,25 +113,30 @@ class RulesetController(Controller):
     @get(
         "/{version:str}",
         operation_id="getRuleset",
-        summary="A stored ruleset by version, with its files",
-        description="The newest stored ruleset carrying this version label; its sha256 identifies the exact texts.",
+        summary="A stored ruleset by version (or sha256), with its files",
+        description="The stored ruleset carrying this version label; its sha256 identifies the exact texts. A version "
+        "several stored rulesets carry is a 409 listing their hashes; 64 hex digits ask for the ruleset with that "
+        "sha256.",
         opt=require_scope(AUDIT_READ),
         security=security_for(AUDIT_READ),
-        responses=error_responses(401, 403, 404, 422, 429, 503),
+        responses={**error_responses(401, 403, 404, 422, 429, 503), 409: _AMBIGUOUS},
     )
     async def get_ruleset(
         self,
         reader: NamedDependency[AuditReader],
         registry: NamedDependency[RulesetRegistry],
-        version: Annotated[str, PathParameter(max_length=64, description="Ruleset version, e.g. 2026.11.0.")],
+        version: Annotated[
+            str, PathParameter(max_length=64, description="Ruleset version, e.g. 2026.11.0, or a ruleset's sha256.")
+        ],
     ) -> RulesetDetail:
-        row = await reader.ruleset_by_version(version)
+        by_hash = _SHA256.match(version) is not None
+        row = await (reader.ruleset(version) if by_hash else reader.ruleset_by_version(version))
         if row is None:
             raise Problem(
                 404,
                 "ruleset-not-found",
                 "Unknown ruleset version",
-                f"no stored ruleset has version '{version[:64]}'.",
+                f"no stored ruleset has {'sha256' if by_hash else 'version'} '{version[:64]}'.",
             )
         return _detail(row, registry.active.sha256 if registry.active else None)
 
@@ -124,11 +147,11 @@ class RulesetController(Controller):
         description="Loads the rules directory the service was started with (e.g. an updated ConfigMap), "
         "validates and lints it, stores it and makes it active on every worker and replica within about "
         "a second. A ruleset with errors is refused (422, with file:line messages) and the previous one "
-        "keeps answering.",
+        "keeps answering. A ruleset whose version is already stored with other files is refused (409).",
         status_code=200,
         opt=require_scope(ADMIN),
         security=security_for(ADMIN),
-        responses=error_responses(401, 403, 422, 429),
+        responses={**error_responses(401, 403, 422, 429), 409: _VERSION_TAKEN},
     )
     async def reload(
         self, request: Request[Any, Any, Any], activator: NamedDependency[Activator], rules_dir: NamedDependency[Path]
@@ -143,6 +166,16 @@ class RulesetController(Controller):
                 "The ruleset is invalid",
                 f"{len(exc.errors)} error(s); the active ruleset is unchanged.",
                 errors=[{"message": str(e), "key": e.file, "source": "rules"} for e in exc.errors],
+            ) from exc
+        except RulesetVersionConflict as exc:
+            raise Problem(
+                409,
+                "ruleset-version-conflict",
+                "The ruleset version is already taken",
+                f"{exc}; the active ruleset is unchanged.",
+                version=exc.version,
+                stored_sha256s=exc.stored,
+                sha256=exc.sha256,
             ) from exc
         return ActivationResponse(
             version=result.active.version,

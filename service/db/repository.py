@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import operator
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import ColumnElement, Insert, Row, Uuid, bindparam, delete, func, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, Uuid, bindparam, delete, func, literal, select, tuple_, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.chain import ChainHead, chain_hash
 from service.db.errors import is_database_unavailable
-from service.db.tables import UTCDateTime, audit_chain_head, decisions, idempotency_keys, rulesets
+from service.db.ruleset_store import AmbiguousRulesetVersion, RulesetQueries, RulesetRow, RulesetSummary
+from service.db.tables import UTCDateTime, audit_chain_head, decisions, idempotency_keys
 
 __all__ = [
     "PG_APPEND_ROW_TYPE",
+    "AmbiguousRulesetVersion",
     "AuditRepository",
     "ChainedDecision",
     "DecisionRow",
@@ -82,26 +81,8 @@ class IdempotencyRecord:
     expires_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class RulesetSummary:
-    """A stored ruleset without its files (what ``list_rulesets`` returns)."""
-
-    sha256: str
-    version: str
-    description: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class RulesetRow(RulesetSummary):
-    """A stored ruleset with its files (relative path -> text)."""
-
-    files: Mapping[str, str]
-
-
 _DECISION_FIELDS = tuple(field.name for field in fields(DecisionRow))
 _DECISION_COLUMNS = tuple(decisions.c[name] for name in _DECISION_FIELDS)
-_SUMMARY_COLUMNS = tuple(rulesets.c[field.name] for field in fields(RulesetSummary))
 _INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
 _CHAIN_COLUMNS = (decisions.c.seq, decisions.c.prev_hash, decisions.c.row_hash)
 _PG_APPEND_COLUMNS = (*_DECISION_FIELDS, "seq", "prev_hash", "row_hash")
@@ -124,7 +105,7 @@ _IDEMPOTENCY_FIELDS = tuple(field.name for field in fields(IdempotencyRecord))
 _IDEMPOTENCY_COLUMNS = tuple(idempotency_keys.c[name] for name in _IDEMPOTENCY_FIELDS)
 
 
-class AuditRepository:
+class AuditRepository(RulesetQueries):
     """Reads and writes on one ``AsyncConnection``.
 
     It never commits or rolls back: the caller owns the transaction (e.g. ``async with engine.begin() as
@@ -143,46 +124,6 @@ class AuditRepository:
     async def ping(self) -> None:
         """Round-trip ``SELECT 1``; raises when the database is unreachable."""
         await self._conn.execute(select(literal(1)))
-
-    # --- rulesets -------------------------------------------------------------------------------------------
-
-    async def save_ruleset(
-        self,
-        sha256: str,
-        version: str,
-        description: str | None,
-        files: Mapping[str, str],
-        created_at: datetime,
-    ) -> None:
-        """Store a ruleset unless one with this ``sha256`` already exists (then nothing changes)."""
-        values = {
-            "sha256": sha256,
-            "version": version,
-            "description": description,
-            "files": json.dumps(dict(files), ensure_ascii=False, sort_keys=True, separators=(",", ":")),
-            "created_at": created_at,
-        }
-        await self._conn.execute(self._insert_ignoring_duplicates(values))
-
-    async def get_ruleset(self, sha256: str) -> RulesetRow | None:
-        row = (await self._conn.execute(select(rulesets).where(rulesets.c.sha256 == sha256))).first()
-        return None if row is None else _ruleset(row)
-
-    async def get_ruleset_by_version(self, version: str) -> RulesetRow | None:
-        """The newest (by ``created_at``) ruleset carrying this version label."""
-        query = (
-            select(rulesets)
-            .where(rulesets.c.version == version)
-            .order_by(rulesets.c.created_at.desc(), rulesets.c.sha256.desc())
-            .limit(1)
-        )
-        row = (await self._conn.execute(query)).first()
-        return None if row is None else _ruleset(row)
-
-    async def list_rulesets(self) -> list[RulesetSummary]:
-        """Every stored ruleset, newest first, without the files (fetch those with ``get_ruleset``)."""
-        query = select(*_SUMMARY_COLUMNS).order_by(rulesets.c.created_at.desc(), rulesets.c.sha256.desc())
-        return [RulesetSummary(**row._asdict()) for row in await self._conn.execute(query)]
 
     # --- decisions ------------------------------------------------------------------------------------------
 
@@ -459,22 +400,6 @@ class AuditRepository:
     async def count_idempotency_keys(self) -> int:
         count = await self._conn.scalar(select(func.count()).select_from(idempotency_keys))
         return int(count or 0)
-
-    # --- helpers --------------------------------------------------------------------------------------------
-
-    def _insert_ignoring_duplicates(self, values: Mapping[str, Any]) -> Insert:
-        dialect = self._conn.dialect.name
-        if dialect == "postgresql":
-            return postgresql.insert(rulesets).values(values).on_conflict_do_nothing(index_elements=["sha256"])
-        if dialect == "sqlite":
-            return sqlite.insert(rulesets).values(values).on_conflict_do_nothing(index_elements=["sha256"])
-        raise NotImplementedError(f"unsupported dialect {dialect}")
-
-
-def _ruleset(row: Row[Any]) -> RulesetRow:
-    data = row._asdict()
-    data["files"] = json.loads(data["files"])
-    return RulesetRow(**data)
 
 
 def _chained(rows: Sequence[DecisionRow], head: ChainHead) -> list[ChainedDecision]:

@@ -11,25 +11,27 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from candidates import write_candidate
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 
 from service.activation import Activator
 from service.app import create_app
 from service.cli import main
-from service.db import create_engine
+from service.db import AuditRepository, create_engine
 from service.registry import RulesetRegistry
 from service.rulebook.loader import load_ruleset
-from service.settings import Settings
+from service.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 Client = AsyncTestClient  # type: ignore[type-arg]
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _copy_rules(tmp_path: Path) -> Path:
@@ -166,6 +168,7 @@ def test_two_worker_processes_follow_an_activation(pg_database_url: str, tmp_pat
             assert time.monotonic() < deadline, "two workers never answered"
             time.sleep(0.2)
         new_sha = _bump(rules, "2027.1.0")
+        get_settings.cache_clear()  # read again from the CLI's environment
         result = CliRunner(env={"ADVISOR_DATABASE_URL": pg_database_url}).invoke(
             main, ["rules", "activate", str(rules)]
         )
@@ -220,3 +223,119 @@ async def test_a_failing_poll_logs_one_traceback_then_that_it_works_again(
         ("ruleset poll failed; still serving the current ruleset", True),  # not the database: every time
         (f"{subject}: working again, after failing for 0.0 s (4 failed poll(s) in all)", False),
     ]
+
+
+# ---------------------------------------------------------------- one version, one ruleset
+
+
+async def test_reload_of_other_files_under_a_stored_version_is_refused(rules_client: tuple[Client, Path]) -> None:
+    client, rules = rules_client
+    before = (await _decide(client))["ruleset"]
+    edited = load_ruleset(write_candidate(rules, steady_factor="2.0")).sha256  # a rule changed, the version did not
+    response = await client.post("/v1/rulesets/reload")
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert problem["code"] == "ruleset-version-conflict"
+    assert (problem["version"], problem["stored_sha256s"], problem["sha256"]) == (
+        before["version"],  # type: ignore[index]
+        [before["sha256"]],  # type: ignore[index]
+        edited,
+    )
+    assert before["sha256"] in problem["detail"] and edited in problem["detail"]  # type: ignore[index]
+    assert (await _decide(client))["ruleset"] == before
+    assert len((await client.get("/v1/rulesets/activations")).json()["items"]) == 1
+
+
+async def _activate_cli(database_url: str, directory: Path) -> Result:
+    def invoke() -> Result:
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(
+                main, ["rules", "activate", str(directory)], env={"ADVISOR_DATABASE_URL": database_url}
+            )
+        finally:
+            get_settings.cache_clear()
+
+    return await asyncio.to_thread(invoke)
+
+
+async def test_cli_activation_of_other_files_under_a_stored_version_is_refused(
+    database_url: str, tmp_path: Path
+) -> None:
+    rules = write_candidate(tmp_path / "staged", version="2027.1.3")
+    first = load_ruleset(rules).sha256
+    activated = await _activate_cli(database_url, rules)
+    assert activated.exit_code == 0, activated.output
+    assert activated.stdout == f"activated ruleset 2027.1.3 sha256 {first}\n"
+    edited = load_ruleset(write_candidate(rules, version="2027.1.3", steady_factor="2.0")).sha256
+    refused = await _activate_cli(database_url, rules)
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"error: ruleset version '2027.1.3' is already stored with sha256 {first}; these files hash to {edited}: "
+        "bump `version` in ruleset.yaml; the active ruleset is unchanged\n"
+    )
+    again = await _activate_cli(database_url, write_candidate(rules, version="2027.1.3"))  # the stored files again
+    assert again.exit_code == 0, again.output
+    assert again.stdout == f"already active: ruleset 2027.1.3 sha256 {first}\n"
+
+
+async def test_cli_lint_errors_name_the_files_activated(database_url: str, tmp_path: Path) -> None:
+    rules = write_candidate(tmp_path / "staged", version="2027.1.4")
+    family = rules / "tables" / "family.yaml"
+    family.write_text(
+        family.read_text().replace(
+            "rules:\n", "rules:\n  - id: everything-m\n    then: {family: m}\n    because: all general purpose\n", 1
+        )
+    )
+    result = await _activate_cli(database_url, rules)
+    assert result.exit_code == 1
+    unreachable = [line for line in result.stderr.splitlines() if "unreachable" in line]
+    assert unreachable and all(line.startswith(f"{rules.as_posix()}/tables/family.yaml:") for line in unreachable)
+
+
+async def test_a_version_stored_twice_before_is_ambiguous_and_each_is_read_by_hash(
+    rules_client: tuple[Client, Path], database_url: str, tmp_path: Path
+) -> None:
+    """A database from before activation refused a second ruleset under one version."""
+    client, rules = rules_client
+    one = load_ruleset(write_candidate(tmp_path / "one", version="2027.1.5"))
+    two = load_ruleset(write_candidate(tmp_path / "two", version="2027.1.5", steady_factor="2.0"))
+    engine = create_engine(Settings(database_url=database_url))
+    try:
+        async with engine.begin() as conn:
+            for loaded, at in ((one, T0), (two, T0 + timedelta(hours=1))):
+                await AuditRepository(conn).save_ruleset(
+                    loaded.sha256, loaded.version, loaded.description, loaded.files, at
+                )
+    finally:
+        await engine.dispose()
+    hashes = [one.sha256, two.sha256]
+
+    def assert_ambiguous(response: httpx.Response) -> None:
+        assert response.status_code == 409, response.text
+        problem = response.json()
+        assert (problem["code"], problem["version"], problem["sha256s"]) == (
+            "ruleset-version-ambiguous",
+            "2027.1.5",
+            hashes,
+        )
+        assert all(sha in problem["detail"] for sha in hashes)
+
+    assert_ambiguous(await client.get("/v1/rulesets/2027.1.5"))
+    for loaded in (one, two):
+        stored = await client.get(f"/v1/rulesets/{loaded.sha256}")
+        assert stored.status_code == 200, stored.text
+        assert (stored.json()["version"], stored.json()["files"]) == ("2027.1.5", dict(loaded.files))
+    assert_ambiguous(await client.post("/v1/recommendations?ruleset_version=2027.1.5", json=WORKED_EXAMPLE))
+    decided = await _decide(client)
+    assert_ambiguous(await client.post(f"/v1/decisions/{decided['decision_id']}/replay?ruleset_version=2027.1.5"))
+
+    # One of them may be activated again (it is stored); its version still names neither.
+    write_candidate(rules, version="2027.1.5")
+    reloaded = await client.post("/v1/rulesets/reload")
+    assert reloaded.status_code == 200, reloaded.text
+    assert reloaded.json()["sha256"] == one.sha256
+    assert (await _decide(client))["ruleset"] == {"version": "2027.1.5", "sha256": one.sha256}
+    assert_ambiguous(await client.post("/v1/recommendations?ruleset_version=2027.1.5", json=WORKED_EXAMPLE))
+    listed = (await client.get("/v1/rulesets")).json()["items"]
+    assert sorted(r["sha256"] for r in listed if r["version"] == "2027.1.5") == sorted(hashes)

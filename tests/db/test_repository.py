@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
 from service.db import AuditRepository, DecisionRow, RulesetRow, RulesetSummary
+from service.db.repository import AmbiguousRulesetVersion
 
 T0 = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
 SHA_A = "a" * 64
@@ -237,20 +238,26 @@ async def test_save_ruleset_is_idempotent(engine: AsyncEngine) -> None:
         assert await repo.get_ruleset(SHA_B) is None
 
 
-async def test_get_ruleset_by_version_returns_newest(engine: AsyncEngine) -> None:
+async def test_a_version_stored_twice_is_ambiguous_and_each_is_read_by_hash(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         repo = AuditRepository(conn)
-        # Same label on two contents; the newer one is saved first so insertion order can't give the answer.
+        # Same label on two contents (stored before activation refused it); the newer one is saved first so
+        # insertion order can't give the order of the hashes.
         await repo.save_ruleset(SHA_B, "1.0", "newer", {"b": "2"}, T0 + timedelta(hours=1))
         await repo.save_ruleset(SHA_A, "1.0", "older", {"a": "1"}, T0)
         await repo.save_ruleset("c" * 64, "2.0", None, {}, T0 + timedelta(hours=2))
     async with engine.connect() as conn:
         repo = AuditRepository(conn)
-        newest = await repo.get_ruleset_by_version("1.0")
-        assert newest is not None
-        assert newest.sha256 == SHA_B
-        assert newest.files == {"b": "2"}
+        with pytest.raises(AmbiguousRulesetVersion) as ambiguous:
+            await repo.get_ruleset_by_version("1.0")
+        assert ambiguous.value.sha256s == [SHA_A, SHA_B]
+        assert SHA_A in str(ambiguous.value) and SHA_B in str(ambiguous.value)
+        assert await repo.ruleset_hashes("1.0") == [SHA_A, SHA_B]
+        assert [(await repo.get_ruleset(sha)).files for sha in (SHA_A, SHA_B)] == [{"a": "1"}, {"b": "2"}]  # type: ignore[union-attr]
+        only = await repo.get_ruleset_by_version("2.0")
+        assert only is not None and only.sha256 == "c" * 64
         assert await repo.get_ruleset_by_version("9.9") is None
+        assert await repo.ruleset_hashes("9.9") == []
         listed = await repo.list_rulesets()
     assert [r.sha256 for r in listed] == ["c" * 64, SHA_B, SHA_A]
     assert all(type(r) is RulesetSummary for r in listed)
