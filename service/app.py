@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, Server, Tag
 
 from service.activation import Activator
 from service.api.auth import access_control_middleware, log_access_mode, security_schemes
+from service.api.body_schema import BodySchemaPlugin
 from service.api.decisions import DecisionController
 from service.api.docs_ui import docs_render_plugins, docs_static_router
 from service.api.health import healthz, readyz
@@ -38,7 +39,7 @@ from service.startup import Startup
 
 __all__ = ["API_VERSION", "create_app", "openapi_config"]
 
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"  # CHANGELOG.md: the contract changes of each version
 logger = logging.getLogger("service")
 
 
@@ -49,7 +50,9 @@ def openapi_config() -> OpenAPIConfig:
         description=(
             "Rule-based advice for ML inference infrastructure on SageMaker: instance family and type, "
             "instance count, scaling method with exact AWS payloads, and a multi-AZ plan. Every part of an "
-            "answer names the rule that decided it; every decision is audited."
+            "answer names the rule that decided it; every decision is audited. Errors are RFC 9457 problem details "
+            "whose `code` is kebab-case (`invalid-request`, `model-does-not-fit`); the `code` of a warning in an "
+            "answer is snake_case (`untested_instance_type`)."
         ),
         path="/docs",
         render_plugins=docs_render_plugins(),
@@ -136,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[log_access_mode(settings)],
         plugins=[
             problem_details_plugin(),
+            BodySchemaPlugin(),  # request bodies documented as msgspec checks them
             # /metrics, the per-request metrics, access log and server span, logging and tracing set-up
             ObservabilityPlugin(settings, engine=engine, writer=writer, registry=registry),
         ],

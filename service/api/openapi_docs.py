@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar.openapi.datastructures import ResponseSpec
 
@@ -27,20 +27,38 @@ class ProblemDetails(msgspec.Struct, kw_only=True):
     title: str
     detail: str
     type: str | None = None
-    code: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    code: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="What went wrong, stable and kebab-case (`invalid-request`, `model-does-not-fit`); the "
+            "last segment of `type`.",
+        ),
+    ] = None
+    errors: Annotated[
+        list[dict[str, Any]] | None,
+        msgspec.Meta(
+            description="Each failing input: `key` its full path (`traffic.peak_rps`, `load_tests[0].instance_type`; "
+            "empty for the body as a whole), `message` what to change, `source` where it is (`body`, `query`, "
+            "`header`, `path`).",
+        ),
+    ] = None
 
 
 _DESCRIPTIONS = {
-    400: "Malformed JSON or query parameters.",
+    400: "The body is not usable JSON: empty (`empty-body`); malformed, not UTF-8, starting with a byte order mark "
+    "or holding a number beyond the range of a double such as 1e400 (`malformed-json`); arrays and objects nested "
+    "more than 32 levels (`body-nested-too-deeply`); a key repeated in one object (`duplicate-key`); otherwise a "
+    "malformed request (`bad-request`).",
     401: "No API key, or one this service does not know (answered with `WWW-Authenticate: Bearer`): send "
     "`Authorization: Bearer <key>` or `X-API-Key: <key>`.",
     403: "The API key lacks the scope this operation needs (named in `required_scope`, and as the role in the "
     "operation's security requirement).",
     404: "Not found (unknown decision, or unknown ruleset version).",
-    413: "Request body larger than the configured limit.",
+    413: "Request body larger than the configured limit (`body-too-large`; the limit in bytes is stated in "
+    "`detail` and in `limit_bytes`).",
     415: "Content-Type is not application/json.",
-    422: "Invalid input: the problem names each failing field; or a profile that cannot be advised on.",
+    422: "Invalid input (`invalid-request`): `errors` lists every failing field by its full path, values of the "
+    "wrong JSON type included (a number sent as a string); or a profile that cannot be advised on (`code` says why).",
     429: "Too many requests from this caller (API key) this minute: retry after `Retry-After` seconds.",
     503: "Not ready: the database does not answer or no ruleset is active.",
 }

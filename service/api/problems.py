@@ -60,6 +60,7 @@ def _from_http(exc: HTTPException) -> ProblemDetailsException:
             errors=[_clean(e) for e in errors],
         )
     code = {
+        400: "bad-request",
         404: "not-found",
         405: "method-not-allowed",
         413: "body-too-large",
@@ -84,17 +85,19 @@ def _clean(error: Any) -> Any:
 
 
 def _validation_detail(detail: str, errors: list[Any]) -> str:
-    messages = [e.get("message") for e in errors if isinstance(e, dict) and e.get("message")]
-    return "; ".join(str(m) for m in messages) or detail
+    """``key: message; ...`` as for a body (``service.api.json_body``), or Litestar's detail without errors."""
+    described = [f"{e.get('key')}: {e['message']}" for e in errors if isinstance(e, dict) and e.get("message")]
+    return "; ".join(described) or detail
 
 
 def _from_rejected(exc: ProfileRejected) -> ProblemDetailsException:
-    extra: dict[str, Any] = {"code": exc.code}
+    code = exc.code.replace("_", "-")  # problem codes are kebab-case, whatever a rule wrote
+    extra: dict[str, Any] = {"code": code}
     if exc.field:
         extra["errors"] = [{"message": exc.message, "key": exc.field, "source": "body"}]
     return ProblemDetailsException(
         status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-        type_=PROBLEM_BASE + exc.code.replace("_", "-"),
+        type_=PROBLEM_BASE + code,
         title="The profile cannot be advised on",
         detail=exc.message,
         extra=extra,

@@ -2,27 +2,58 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
+from litestar.enums import MediaType
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
+from litestar.params import HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from service.api.auth import DECIDE, require_scope, security_for
+from service.api.body_schema import RecommendationOperation
 from service.api.context import caller_of, request_id_of, require_json
-from service.api.decision_options import DECISION_OPTION_PARAMETERS, decision_options
-from service.api.encoded import EncodedJSONResponse
-from service.api.openapi_docs import WORKED_EXAMPLE, ProblemDetails, error_responses
-from service.api.profile_body import read_profile
+from service.api.json_body import read_json
+from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.schemas import RecommendationResponse
+from service.contract import WorkloadProfile
 from service.decisions import DecisionService
 
-__all__ = ["DECISIONS_STATE_KEY", "RecommendationController"]
+__all__ = [
+    "DECISIONS_STATE_KEY",
+    "IDEMPOTENCY_KEY_HEADER",
+    "IDEMPOTENCY_KEY_PATTERN",
+    "RULESET_VERSION_MAX_LENGTH",
+    "RecommendationController",
+]
 
 DECISIONS_STATE_KEY = "decisions"  # the app state's DecisionService (service.app)
+
+RULESET_VERSION_MAX_LENGTH = 64
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"  # 1-255 printable ASCII, no space at either end
+
+RulesetVersion = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=RULESET_VERSION_MAX_LENGTH,
+        description="Evaluate with this stored ruleset version instead of the active one.",
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name=IDEMPOTENCY_KEY_HEADER,
+        min_length=1,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Makes retries safe: a repeat with the same key and the same request (body and "
+        "`ruleset_version`) answers the original decision, byte for byte, without storing a new one; the same key "
+        "with a different request is a 409. Keys are scoped by caller and remembered for a configured period "
+        "(default 24 h). 1-255 printable ASCII characters.",
+    ),
+]
 
 _IDEMPOTENCY_CONFLICT = ResponseSpec(
     data_container=ProblemDetails,
@@ -30,30 +61,12 @@ _IDEMPOTENCY_CONFLICT = ResponseSpec(
     media_type="application/problem+json",
     generate_examples=False,
 )
-
-
-# What the handler reads itself, documented as Litestar documented its ``data`` and parameters before.
-_PROFILE_BODY = RequestBody(
-    content={
-        "application/json": OpenAPIMediaType(
-            schema=Schema(
-                all_of=[Reference(ref="#/components/schemas/WorkloadProfile")],
-                examples=[WORKED_EXAMPLE],
-                title="WorkloadProfile",
-            )
-        )
-    },
-    required=True,
+_CREATED = ResponseSpec(
+    data_container=RecommendationResponse,
+    description="The recommendation, with the id of its audit record (`Location: /v1/decisions/{decision_id}`).",
+    media_type=MediaType.JSON,
+    generate_examples=False,
 )
-
-
-@dataclass
-class RecommendationOperation(Operation):
-    """The operation as Litestar builds it, plus the body and the parameters the handler reads itself."""
-
-    def __post_init__(self) -> None:
-        self.request_body = _PROFILE_BODY
-        self.parameters = [*(self.parameters or []), *DECISION_OPTION_PARAMETERS]
 
 
 class RecommendationController(Controller):
@@ -72,28 +85,31 @@ class RecommendationController(Controller):
         ),
         status_code=HTTP_201_CREATED,
         before_request=require_json,
-        response_description="The recommendation, with the id of its audit record.",
         operation_class=RecommendationOperation,
-        responses={**error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503), 409: _IDEMPOTENCY_CONFLICT},
+        responses={
+            HTTP_201_CREATED: _CREATED,
+            **error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503),
+            409: _IDEMPOTENCY_CONFLICT,
+        },
     )
     async def create(
         self,
         request: Request[Any, Any, State],
-    ) -> EncodedJSONResponse[RecommendationResponse]:
-        profile, body = await read_profile(request)  # the body (see profile_body.py), then the options
-        options = decision_options(request)  # ruleset_version and Idempotency-Key (see decision_options.py)
+        ruleset_version: RulesetVersion = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        profile, body = await read_json(request, WorkloadProfile)
         decisions: DecisionService = request.app.state[DECISIONS_STATE_KEY]
         decided = await decisions.decide(
             profile,
             body,
-            ruleset_version=options.ruleset_version,
+            ruleset_version=ruleset_version,
             caller=caller_of(request),
             request_id=request_id_of(request),
-            idempotency_key=options.idempotency_key,
+            idempotency_key=idempotency_key,
         )
-        return EncodedJSONResponse(
-            decided.body,  # the exact bytes that were audited
-            status_code=HTTP_201_CREATED,
-            headers={"Location": f"/v1/decisions/{decided.decision_id}"}
-            | ({"Idempotent-Replayed": "true"} if decided.replayed else {}),
-        )
+        headers = {"Location": f"/v1/decisions/{decided.decision_id}"}
+        if decided.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        # The exact bytes that were audited, sent as they are: the answer is encoded once.
+        return Response(decided.body, status_code=HTTP_201_CREATED, media_type=MediaType.JSON, headers=headers)

@@ -9,11 +9,13 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body, PathParameter
+from litestar.params import PathParameter
 
 from service.activation import Activator, RulesetVersionConflict
 from service.api.auth import ADMIN, AUDIT_READ, require_scope, security_for
-from service.api.context import caller_of
+from service.api.body_schema import ImpactOperation
+from service.api.context import caller_of, require_json
+from service.api.json_body import read_json
 from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.problems import Problem
 from service.api.schemas import (
@@ -199,11 +201,12 @@ class RulesetController(Controller):
         status_code=200,
         opt=require_scope(ADMIN),
         security=security_for(ADMIN),
-        responses=error_responses(401, 403, 422, 429),
+        before_request=require_json,
+        operation_class=ImpactOperation,
+        responses=error_responses(400, 401, 403, 413, 415, 422, 429),
     )
-    async def impact(
-        self, data: Annotated[ImpactRequest, Body(title="ImpactRequest")], impact: NamedDependency[ImpactRunner]
-    ) -> ImpactReport:
+    async def impact(self, request: Request[Any, Any, Any], impact: NamedDependency[ImpactRunner]) -> ImpactReport:
+        data, _ = await read_json(request, ImpactRequest, check_schema=True)
         try:
             candidate = compile_ruleset(parse_ruleset(data.files, label="candidate"))
         except RulesetInvalid as exc:
@@ -214,10 +217,7 @@ class RulesetController(Controller):
                 f"{len(exc.errors)} error(s).",
                 errors=[{"message": str(e), "key": e.file, "source": "body"} for e in exc.errors],
             ) from exc
-        since = data.since
-        if since is not None and since.tzinfo is None:
-            raise Problem(422, "invalid-request", "The request is invalid", "since needs a time zone.")
-        return await impact.run(candidate, since=since, limit=data.limit, sample_size=data.sample_size)
+        return await impact.run(candidate, since=data.since, limit=data.limit, sample_size=data.sample_size)
 
     @get(
         "/activations",

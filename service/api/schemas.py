@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 
 from service.contract import Recommendation, WorkloadProfile
+from service.rulebook.loader import REQUIRED_TABLES
 
 __all__ = [
     "Activation",
@@ -119,10 +120,21 @@ class ActivationList(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Activation]
 
 
+# ruleset.yaml, catalog.yaml and a file for each table a ruleset must have (msgspec checks the count, the published
+# schema, which the endpoint also checks, names the two files).
+_CANDIDATE_FILES = msgspec.Meta(
+    min_length=2 + len(REQUIRED_TABLES),
+    max_length=64,
+    description="File path (as under rules/) -> text. ruleset.yaml, catalog.yaml and at least the tables "
+    f"{', '.join(REQUIRED_TABLES)}, each in a file of its own (tables/<name>.yaml).",
+    extra_json_schema={"required": ["ruleset.yaml", "catalog.yaml"]},
+)
+
+
 class ImpactRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """A candidate ruleset, as its files (the layout of rules/: ruleset.yaml, catalog.yaml, tables/*.yaml)."""
 
-    files: Annotated[dict[str, Annotated[str, msgspec.Meta(max_length=1_000_000)]], msgspec.Meta(max_length=64)]
-    since: datetime | None = None
+    files: Annotated[dict[str, Annotated[str, msgspec.Meta(max_length=1_000_000)]], _CANDIDATE_FILES]
+    since: Annotated[datetime, msgspec.Meta(tz=True, description="Decisions made at or after this time.")] | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100_000
     sample_size: Annotated[int, msgspec.Meta(ge=0, le=100)] = 20

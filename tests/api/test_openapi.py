@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from service.api.auth import hash_key, new_key
+from service.api.body_schema import body_components
 from service.app import create_app
 from service.db.migrate import upgrade
 from service.openapi import render_openapi
@@ -44,6 +46,57 @@ def test_every_operation_is_documented() -> None:
     post = spec["paths"]["/v1/recommendations"]["post"]
     examples = post["requestBody"]["content"]["application/json"]["schema"]["examples"]
     assert examples[0]["traffic"] == {"peak_rps": 150, "per_instance_rps": 20, "burstiness": "steady"}
+
+
+def _objects(node: object) -> list[dict[str, object]]:
+    """Every schema of type ``object`` with properties in ``node``."""
+    if isinstance(node, list):
+        return [found for item in node for found in _objects(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node] if node.get("type") == "object" and "properties" in node else []
+    return own + [found for value in node.values() for found in _objects(value)]
+
+
+def test_request_bodies_are_documented_as_the_server_checks_them() -> None:
+    """Every body object refuses unknown fields (as msgspec does), and the published components are the ones the
+    server validates rejected bodies against."""
+    spec = json.loads(render_openapi())
+    impact = spec["paths"]["/v1/rulesets/impact"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    published = spec["components"]["schemas"] | {"ImpactRequest": impact}  # the impact body is given in place
+    for name, checked in body_components().items():
+        assert published[name] == _without_null_defaults(checked), name  # the document drops `default: null`
+    bodies = [
+        operation["requestBody"]["content"]["application/json"]["schema"]
+        for item in spec["paths"].values()
+        for operation in item.values()
+        if "requestBody" in operation
+    ]
+    assert len(bodies) == 2
+    reachable = _objects(bodies) + _objects([published[name] for name in body_components()])
+    assert len(reachable) >= 7 and all(obj.get("additionalProperties") is False for obj in reachable)
+    files = impact["properties"]["files"]
+    assert files["required"] == ["ruleset.yaml", "catalog.yaml"] and files["minProperties"] == 6  # tables, too
+
+
+def _without_null_defaults(node: object) -> object:
+    if isinstance(node, list):
+        return [_without_null_defaults(item) for item in node]
+    if isinstance(node, dict):
+        return {k: _without_null_defaults(v) for k, v in node.items() if not (k == "default" and v is None)}
+    return node
+
+
+def test_every_reference_resolves() -> None:
+    text = render_openapi()
+    spec = json.loads(text)
+    for ref in set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', text)):
+        assert ref in spec["components"]["schemas"], ref
+
+
+def test_the_problem_code_conventions_are_stated() -> None:
+    description = json.loads(render_openapi())["info"]["description"]
+    assert "kebab-case" in description and "snake_case" in description
 
 
 def _free_port() -> int:
