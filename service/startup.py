@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.activation import Activator, validate
+from service.activation import Activator, RulesetVersionConflict, validate
 from service.db.errors import is_database_unavailable
 from service.db.migrate import missing_revisions, upgrade
 from service.rulebook.loader import LoadedRuleset, load_ruleset
@@ -148,7 +148,8 @@ class Startup:
             raise NoActivation()
 
     def _failed(self, exc: Exception) -> None:
-        operator = isinstance(exc, MigrationsMissing | NoActivation)
+        # What an operator must fix (migrations, an activation, a version bump): one line, no traceback.
+        operator = isinstance(exc, MigrationsMissing | NoActivation | RulesetVersionConflict)
         unavailable = not operator and is_database_unavailable(exc)
         if operator:
             cause = str(exc)

@@ -121,3 +121,22 @@ async def test_a_worker_starts_on_a_database_a_newer_release_migrated(database_u
         await engine.dispose()
     async with make_client() as client:
         assert (await client.post("/v1/recommendations", json=WORKED_EXAMPLE)).status_code == 201
+
+
+async def test_rules_on_disk_reusing_a_stored_version_keep_the_worker_unready_naming_why(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = create_single_use_engine(database_url)
+    try:  # the shipped rules are stored under their version
+        await Activator(engine, RulesetRegistry(engine)).activate(load_ruleset(RULES_DIR), by="test")
+    finally:
+        await engine.dispose()
+    edited = write_candidate(tmp_path / "rules", steady_factor="2.0")  # other files, the same version
+    app = create_app(Settings(database_url=database_url, rules_dir=edited, ruleset_poll_interval_s=0.2))
+    async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert "already stored" in str(ready.json()["checks"]) and "bump `version`" in str(ready.json()["checks"])
+        assert (await client.post("/v1/recommendations", json=WORKED_EXAMPLE)).status_code == 503
+    conflicts = [r for r in caplog.records if "already stored" in r.getMessage()]
+    assert conflicts and all(r.exc_info is None for r in conflicts)  # an operator's fix: one line, no traceback
