@@ -161,8 +161,6 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     if (refusal := serve_refusal(settings, bind)) is not None:
         click.echo(f"error: {refusal}", err=True)
         sys.exit(2)
-    if not settings.api_keys:
-        click.echo("local mode: no API keys configured; serving on loopback only", err=True)
     # ADVISOR_MIGRATE_ON_START: each worker migrates (under the migration lock) once the database answers, which
     # it need not do yet: the service starts unready instead of refusing to start (service/startup.py).
     with _prometheus_multiproc_dir(workers):
