@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.enums import MediaType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, QueryParameter
+from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_201_CREATED
 
 from service.api.auth import DECIDE, require_scope, security_for
@@ -97,7 +98,7 @@ class RecommendationController(Controller):
         request: Request[Any, Any, State],
         ruleset_version: RulesetVersion = None,
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[bytes]:
+    ) -> ASGIResponse:
         profile, body = await read_json(request, WorkloadProfile)
         decisions: DecisionService = request.app.state[DECISIONS_STATE_KEY]
         decided = await decisions.decide(
@@ -111,5 +112,6 @@ class RecommendationController(Controller):
         headers = {"Location": f"/v1/decisions/{decided.decision_id}"}
         if decided.replayed:
             headers["Idempotent-Replayed"] = "true"
-        # The exact bytes that were audited, sent as they are: the answer is encoded once.
-        return Response(decided.body, status_code=HTTP_201_CREATED, media_type=MediaType.JSON, headers=headers)
+        # The exact bytes that were audited, sent as they are: the answer is encoded once, and no response object
+        # is built around it (documented by _CREATED).
+        return ASGIResponse(body=decided.body, status_code=HTTP_201_CREATED, media_type=MediaType.JSON, headers=headers)
