@@ -31,7 +31,7 @@ from service import __version__
 from service.activation import Activator
 from service.audit import AuditWriter
 from service.contract import WorkloadProfile
-from service.db.engine import create_engine
+from service.db.connection import create_engine
 from service.db.migrate import upgrade
 from service.db.repository import DecisionRow
 from service.engine import compile_ruleset, evaluate

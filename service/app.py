@@ -27,7 +27,7 @@ from service.api.recommendations import DECISIONS_STATE_KEY, RecommendationContr
 from service.api.rulesets import RulesetController
 from service.api.whatif import WhatIfController
 from service.audit import AuditReader, AuditWriter
-from service.db.engine import create_engine
+from service.db.connection import create_engine
 from service.decisions import DecisionService
 from service.engine.memo import RecommendationMemo
 from service.impact import ImpactRunner

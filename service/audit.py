@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.db.chain import GENESIS_HASH, ChainHead, chain_hash
-from service.db.engine import read_snapshot, write_transaction
+from service.db.connection import read_snapshot, write_transaction
 from service.db.errors import is_database_unavailable
 from service.db.repository import (
     AuditRepository,

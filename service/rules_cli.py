@@ -271,7 +271,7 @@ async def _activate(loaded: LoadedRuleset) -> ActivationResult:
     import socket
 
     from service.activation import Activator
-    from service.db.engine import create_engine
+    from service.db.connection import create_engine
     from service.registry import RulesetRegistry
     from service.settings import get_settings
 

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from uuid_utils.compat import uuid7
 
-from service.db.engine import create_engine, write_transaction
+from service.db.connection import create_engine, write_transaction
 from service.db.repository import AuditRepository
 from service.settings import Settings
 

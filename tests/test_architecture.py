@@ -46,7 +46,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "service.audit",
         "service.decisions",
     ),
-    "api": ("sqlalchemy", "service.db.engine", "service.db.tables"),
+    "api": ("sqlalchemy", "service.db.connection", "service.db.tables"),
 }
 # The rule-test runner reads test files from disk: it is tooling beside the engine, not the engine.
 EXEMPT = {"engine/casetests.py": ("pathlib",)}

@@ -5,7 +5,7 @@ costs ~0.1 s of start-up that the commands reading the store (``rules impact``, 
 """
 
 from service.db.chain import ChainHead, chain_hash
-from service.db.engine import create_engine
+from service.db.connection import create_engine
 from service.db.repository import (
     AuditRepository,
     ChainedDecision,

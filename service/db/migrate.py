@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.engine import create_single_use_engine, is_postgres_url, sqlite_database_path
+from service.db.connection import create_single_use_engine, is_postgres_url, sqlite_database_path
 from service.settings import get_settings
 
 __all__ = [

@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.engine import create_single_use_engine, is_sqlite_url, sqlite_database_path
+from service.db.connection import create_single_use_engine, is_sqlite_url, sqlite_database_path
 
 __all__ = ["STORE_TABLES", "DatabaseNotReady", "existing_database", "one_line", "shown_url"]
 

@@ -17,7 +17,7 @@ from recorded import record_copy
 
 from service import __version__
 from service.cli import main
-from service.db.engine import create_engine
+from service.db.connection import create_engine
 from service.db.history import stream_history
 from service.engine import compile_ruleset
 from service.impact import ImpactAnalysis, render_markdown

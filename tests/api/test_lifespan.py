@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from service.activation import Activator
 from service.app import create_app
-from service.db.engine import create_single_use_engine
+from service.db.connection import create_single_use_engine
 from service.db.migrate import current_revision, downgrade, head_revision, upgrade
 from service.registry import RulesetRegistry
 from service.rulebook.loader import RulesetInvalid, load_ruleset

@@ -15,7 +15,7 @@ from profiles import WORKED_EXAMPLE
 from recorded import record_copy, with_leaf
 
 from service import __version__
-from service.db.engine import create_engine
+from service.db.connection import create_engine
 from service.db.repository import AuditRepository
 from service.rulebook.loader import load_ruleset
 from service.settings import Settings

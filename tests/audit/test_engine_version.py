@@ -21,7 +21,7 @@ from service import __version__
 from service.audit import verify_chain
 from service.db import AuditRepository, DecisionRow, create_engine
 from service.db.chain import GENESIS_HASH, chain_hash
-from service.db.engine import write_transaction
+from service.db.connection import write_transaction
 from service.db.migrate import current_revision, downgrade, head_revision, upgrade
 from service.db.tables import UTCDateTime, audit_chain_head
 from service.settings import Settings

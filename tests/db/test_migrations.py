@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from service.db import metadata
-from service.db.engine import create_single_use_engine
+from service.db.connection import create_single_use_engine
 from service.db.migrate import (
     MIGRATION_LOCK_KEY,
     alembic_config,

@@ -13,7 +13,7 @@ from obsutil import Client, MakeClient, matching, parse, scrape, value
 from profiles import WORKED_EXAMPLE
 
 from service.api.auth import hash_key, new_key
-from service.db.engine import create_engine
+from service.db.connection import create_engine
 from service.observability import metrics
 from service.observability.plugin import ObservabilityPlugin
 from service.registry import RulesetRegistry

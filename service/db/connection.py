@@ -1,4 +1,8 @@
-"""Async engine construction for the two supported backends (Postgres via asyncpg, SQLite via aiosqlite)."""
+"""Connections to the audit store: the async engine and its pool for the two supported backends (Postgres via
+asyncpg, SQLite via aiosqlite), and the read-snapshot and write-transaction scopes the services open on it.
+
+Named ``connection`` rather than ``engine`` so it is not mistaken for the rules engine, ``service.engine``.
+"""
 
 from __future__ import annotations
 
