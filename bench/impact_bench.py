@@ -28,15 +28,15 @@ import asyncpg
 import msgspec
 
 from service import __version__
-from service.activation import Activator
-from service.audit import AuditWriter
 from service.contract import WorkloadProfile
 from service.db.connection import create_engine
 from service.db.migrate import upgrade
 from service.db.repository import DecisionRow
 from service.engine import compile_ruleset, evaluate
-from service.registry import RulesetRegistry
 from service.rulebook.loader import load_ruleset
+from service.services.activation import Activator
+from service.services.audit import AuditWriter
+from service.services.registry import RulesetRegistry
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,7 +29,7 @@ import asyncpg
 import httpx
 
 from service.api.openapi_docs import WORKED_EXAMPLE
-from service.decisions import response_body
+from service.services.decisions import response_body
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"

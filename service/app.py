@@ -16,7 +16,6 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Server, Tag
 
-from service.activation import Activator
 from service.api.auth import access_control_middleware, log_access_mode, security_schemes
 from service.api.body_schema import BodySchemaPlugin
 from service.api.decisions import DecisionController
@@ -26,16 +25,17 @@ from service.api.problems import problem_details_plugin, unexpected_error_handle
 from service.api.recommendations import DECISIONS_STATE_KEY, RecommendationController
 from service.api.rulesets import RulesetController
 from service.api.whatif import WhatIfController
-from service.audit import AuditReader, AuditWriter
 from service.db.connection import create_engine
-from service.decisions import DecisionService
 from service.engine.memo import RecommendationMemo
-from service.impact import ImpactRunner
 from service.observability.plugin import ObservabilityPlugin
-from service.registry import RulesetRegistry
-from service.replay import Replayer
+from service.services.activation import Activator
+from service.services.audit import AuditReader, AuditWriter
+from service.services.decisions import DecisionService
+from service.services.impact import ImpactRunner
+from service.services.registry import RulesetRegistry
+from service.services.replay import Replayer
+from service.services.startup import Startup
 from service.settings import Settings, get_settings
-from service.startup import Startup
 
 __all__ = ["API_VERSION", "create_app", "openapi_config"]
 
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         # Rules on disk that do not validate refuse the start: they must never serve. The database may not answer
         # yet: the worker then serves unready (/readyz and decisions 503) and comes into service once it does, then
-        # follows activations (service.startup).
+        # follows activations (service.services.startup).
         startup.prepare()
         await startup.attempt()
         bringup = asyncio.create_task(startup.run(), name="startup-and-ruleset-poller")

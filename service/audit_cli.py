@@ -40,9 +40,9 @@ def verify(batch_size: int, anchor: str | None) -> None:
     deleted or inserted one, a deleted or appended tail. Exit 2 when the database cannot be read (a missing one is
     never created).
     """
-    from service.audit import ChainReport, verify_chain
     from service.db.chain import ChainHead
     from service.db.readonly import DatabaseNotReady, existing_database, one_line
+    from service.services.audit import ChainReport, verify_chain
     from service.settings import get_settings
 
     expected: ChainHead | None = None

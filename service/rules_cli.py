@@ -17,10 +17,10 @@ import click
 import msgspec
 
 if TYPE_CHECKING:
-    from service.activation import ActivationResult
     from service.engine import CompiledRuleset
-    from service.impact import ImpactReport
     from service.rulebook.loader import LoadedRuleset
+    from service.services.activation import ActivationResult
+    from service.services.impact import ImpactReport
 
 __all__ = ["activate_command", "check_command", "diff_command", "impact_command"]
 
@@ -218,7 +218,7 @@ def impact_command(candidate: Path, since: datetime | None, limit: int | None, f
     if fmt == "json":
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(report), indent=2).decode() + "\n")
     else:
-        from service.impact import render_markdown
+        from service.services.impact import render_markdown
 
         sys.stdout.write(render_markdown(report))
 
@@ -230,8 +230,8 @@ async def _impact(
 
     from service.db.history import stream_history
     from service.db.readonly import existing_database
-    from service.impact import ImpactAnalysis
-    from service.registry import RulesetRegistry
+    from service.services.impact import ImpactAnalysis
+    from service.services.registry import RulesetRegistry
 
     async with existing_database(database_url) as engine:
         # Decisions another engine version recorded are replayed under their own stored ruleset too.
@@ -249,8 +249,8 @@ async def _impact(
 def activate_command(directory: Path) -> None:
     """Validate, lint and activate the ruleset in DIRECTORY (default: ADVISOR_RULES_DIR) on every running worker
     (ADVISOR_DATABASE_URL). Refused when another ruleset is stored under its version."""
-    from service.activation import RulesetVersionConflict
     from service.rulebook.loader import RulesetInvalid, load_ruleset
+    from service.services.activation import RulesetVersionConflict
 
     try:
         loaded = load_ruleset(directory)
@@ -270,9 +270,9 @@ async def _activate(loaded: LoadedRuleset) -> ActivationResult:
     import getpass
     import socket
 
-    from service.activation import Activator
     from service.db.connection import create_engine
-    from service.registry import RulesetRegistry
+    from service.services.activation import Activator
+    from service.services.registry import RulesetRegistry
     from service.settings import get_settings
 
     engine = create_engine(get_settings())

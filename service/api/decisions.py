@@ -17,8 +17,8 @@ from service.api.auth import AUDIT_READ, require_scope, security_for
 from service.api.openapi_docs import error_responses
 from service.api.problems import Problem
 from service.api.schemas import DecisionPage, DecisionRecord, DecisionSummary
-from service.audit import AuditReader
-from service.replay import DecisionNotFound, Replayer, ReplayResult
+from service.services.audit import AuditReader
+from service.services.replay import DecisionNotFound, Replayer, ReplayResult
 
 __all__ = ["DecisionController"]
 
@@ -76,7 +76,7 @@ class DecisionController(Controller):
         summary="An audited decision",
         description="The profile as received, the recommendation as answered (byte for byte), the ruleset "
         "version and sha256 and the engine version (advisor release) that made it, the caller and the request id.",
-        responses=error_responses(401, 403, 404, 422, 429, 503),
+        responses=error_responses(400, 401, 403, 404, 422, 429, 503),
     )
     async def get_decision(
         self,
@@ -104,7 +104,7 @@ class DecisionController(Controller):
         operation_id="listDecisions",
         summary="Audited decisions, newest first",
         description="Cursor pagination: pass `next_cursor` back as `cursor` until it is null.",
-        responses=error_responses(401, 403, 422, 429, 503),
+        responses=error_responses(400, 401, 403, 422, 429, 503),
     )
     async def list_decisions(
         self,
@@ -173,7 +173,7 @@ class DecisionController(Controller):
         "the fields that differ. Each outcome's `cause` says whether a difference comes from the engine, the rules "
         "or both; `summary` says it in words. Nothing is audited.",
         status_code=200,
-        responses=error_responses(401, 403, 404, 422, 429, 503),
+        responses=error_responses(400, 401, 403, 404, 422, 429, 503),
     )
     async def replay(
         self,

@@ -10,9 +10,9 @@ from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from service.api.schemas import Health
-from service.audit import AuditReader
-from service.registry import RulesetRegistry
-from service.startup import Startup, describe_cause
+from service.services.audit import AuditReader
+from service.services.registry import RulesetRegistry
+from service.services.startup import Startup, describe_cause
 
 __all__ = ["healthz", "readyz"]
 

@@ -45,10 +45,10 @@ class ProblemDetails(msgspec.Struct, kw_only=True):
 
 
 _DESCRIPTIONS = {
-    400: "The body is not usable JSON: empty (`empty-body`); malformed, not UTF-8, starting with a byte order mark "
-    "or holding a number beyond the range of a double such as 1e400 (`malformed-json`); arrays and objects nested "
-    "more than 32 levels (`body-nested-too-deeply`); a key repeated in one object (`duplicate-key`); otherwise a "
-    "malformed request (`bad-request`).",
+    400: "A malformed request (`bad-request`); for an operation with a JSON body, a body that is not usable JSON: "
+    "empty (`empty-body`); malformed, not UTF-8, starting with a byte order mark or holding a number beyond the "
+    "range of a double such as 1e400 (`malformed-json`); arrays and objects nested more than 32 levels "
+    "(`body-nested-too-deeply`); a key repeated in one object (`duplicate-key`).",
     401: "No API key, or one this service does not know (answered with `WWW-Authenticate: Bearer`): send "
     "`Authorization: Bearer <key>` or `X-API-Key: <key>`.",
     403: "The API key lacks the scope this operation needs (named in `required_scope`, and as the role in the "

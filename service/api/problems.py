@@ -14,9 +14,9 @@ from litestar.plugins.problem_details import (
 )
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
 
-from service.audit import AuditUnavailable, IdempotencyConflict, is_database_unavailable
 from service.engine import ProfileRejected
-from service.registry import AmbiguousRulesetVersion, RulesetNotFound
+from service.services.audit import AuditUnavailable, IdempotencyConflict, is_database_unavailable
+from service.services.registry import AmbiguousRulesetVersion, RulesetNotFound
 
 __all__ = ["PROBLEM_BASE", "Problem", "problem_details_plugin", "unexpected_error_handler"]
 

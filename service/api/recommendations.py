@@ -19,7 +19,7 @@ from service.api.json_body import read_json
 from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.schemas import RecommendationResponse
 from service.contract import WorkloadProfile
-from service.decisions import DecisionService
+from service.services.decisions import DecisionService
 
 __all__ = [
     "DECISIONS_STATE_KEY",

@@ -11,7 +11,6 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
 
-from service.activation import Activator, RulesetVersionConflict
 from service.api.auth import ADMIN, AUDIT_READ, require_scope, security_for
 from service.api.body_schema import ImpactOperation
 from service.api.context import caller_of, require_json
@@ -27,12 +26,13 @@ from service.api.schemas import (
     RulesetList,
     RulesetSummary,
 )
-from service.audit import AuditReader
 from service.db.repository import RulesetRow
 from service.engine import compile_ruleset
-from service.impact import ImpactReport, ImpactRunner
-from service.registry import RulesetRegistry
 from service.rulebook.loader import RulesetInvalid, load_ruleset, parse_ruleset
+from service.services.activation import Activator, RulesetVersionConflict
+from service.services.audit import AuditReader
+from service.services.impact import ImpactReport, ImpactRunner
+from service.services.registry import RulesetRegistry
 
 __all__ = ["RulesetController"]
 
@@ -121,7 +121,7 @@ class RulesetController(Controller):
         "sha256.",
         opt=require_scope(AUDIT_READ),
         security=security_for(AUDIT_READ),
-        responses={**error_responses(401, 403, 404, 422, 429, 503), 409: _AMBIGUOUS},
+        responses={**error_responses(400, 401, 403, 404, 422, 429, 503), 409: _AMBIGUOUS},
     )
     async def get_ruleset(
         self,

@@ -13,10 +13,10 @@ from litestar.params import PathParameter
 from service.api.auth import AUDIT_READ, require_scope, security_for
 from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.problems import Problem
-from service.audit import AuditReader
 from service.contract import WhatIfReport
-from service.registry import RulesetRegistry
-from service.whatif import DecisionNotFound, StoredDecisionUnusable, WhatIfRunner
+from service.services.audit import AuditReader
+from service.services.registry import RulesetRegistry
+from service.services.whatif import DecisionNotFound, StoredDecisionUnusable, WhatIfRunner
 
 __all__ = ["WhatIfController"]
 
@@ -49,7 +49,7 @@ class WhatIfController(Controller):
         "decision's (negative: cheaper), and a note on what changed and what it rests on. Counterfactuals the "
         "engine refuses (e.g. the model fits no type of a family) are listed in `not_possible` with the reason. "
         "Computed on demand and not audited; `POST /v1/recommendations` does not compute them.",
-        responses={**error_responses(401, 403, 404, 422, 429, 503), 409: _UNUSABLE},
+        responses={**error_responses(400, 401, 403, 404, 422, 429, 503), 409: _UNUSABLE},
     )
     async def what_if(
         self,

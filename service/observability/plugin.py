@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from service.audit import AuditWriter
-    from service.registry import RulesetRegistry
+    from service.services.audit import AuditWriter
+    from service.services.registry import RulesetRegistry
     from service.settings import Settings
 
 __all__ = [

@@ -21,12 +21,12 @@ from click.testing import CliRunner, Result
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 
-from service.activation import Activator
 from service.app import create_app
 from service.cli import main
 from service.db import AuditRepository, create_engine
-from service.registry import RulesetRegistry
 from service.rulebook.loader import load_ruleset
+from service.services.activation import Activator
+from service.services.registry import RulesetRegistry
 from service.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,9 +20,9 @@ from service.cli import main
 from service.db.connection import create_engine
 from service.db.history import stream_history
 from service.engine import compile_ruleset
-from service.impact import ImpactAnalysis, render_markdown
 from service.rulebook.diff import diff_rulesets
 from service.rulebook.loader import load_ruleset
+from service.services.impact import ImpactAnalysis, render_markdown
 from service.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +112,7 @@ def test_fast_field_scan_agrees_with_a_full_decode() -> None:
     from profiles import profile
 
     from service.engine import evaluate
-    from service.impact import stored_fields
+    from service.services.impact import stored_fields
 
     ruleset = compile_ruleset(load_ruleset(ROOT / "rules"))
     for sla in (0.95, 0.99, 0.999, 0.9999):

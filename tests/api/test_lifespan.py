@@ -14,12 +14,12 @@ from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 from sqlalchemy import text
 
-from service.activation import Activator
 from service.app import create_app
 from service.db.connection import create_single_use_engine
 from service.db.migrate import current_revision, downgrade, head_revision, upgrade
-from service.registry import RulesetRegistry
 from service.rulebook.loader import RulesetInvalid, load_ruleset
+from service.services.activation import Activator
+from service.services.registry import RulesetRegistry
 from service.settings import Settings
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"

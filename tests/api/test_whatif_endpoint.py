@@ -13,9 +13,9 @@ from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 
 from service.api.auth import API_KEY_HEADER
-from service.audit import AuditReader
 from service.cli import main
 from service.db.repository import DecisionRow
+from service.services.audit import AuditReader
 
 ROOT = Path(__file__).resolve().parents[2]
 Client = AsyncTestClient  # type: ignore[type-arg]

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
 from service.app import create_app
-from service.audit import AuditWriter
 from service.db import AuditRepository, DecisionRow
+from service.services.audit import AuditWriter
 from service.settings import Settings
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"

@@ -11,8 +11,8 @@ import pytest
 from auditutil import MakeClient, MakeWriter, app_client, seed
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.audit import AuditWriter
 from service.db import create_engine
+from service.services.audit import AuditWriter
 from service.settings import Settings
 
 

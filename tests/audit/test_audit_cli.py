@@ -13,9 +13,9 @@ from click.testing import CliRunner, Result
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.audit import verify_chain
 from service.cli import main
 from service.db import AuditRepository
+from service.services.audit import verify_chain
 from service.settings import get_settings
 
 

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.audit import AuditWriter, ChainReport, verify_chain
 from service.db import AuditRepository, DecisionRow, create_engine
 from service.db.chain import GENESIS_HASH, ChainHead, canonical_timestamp, chain_hash
 from service.db.chain import _encode as chain_encode
+from service.services.audit import AuditWriter, ChainReport, verify_chain
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -407,7 +407,7 @@ WORKER_SCRIPT = textwrap.dedent(
     import asyncio, sys
     from datetime import UTC, datetime
     from uuid_utils.compat import uuid7
-    from service.audit import AuditWriter
+    from service.services.audit import AuditWriter
     from service.db import DecisionRow, create_engine
     from service.settings import Settings
 

@@ -12,9 +12,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.audit import AuditWriter, verify_chain
 from service.db import AuditRepository, DecisionRow, create_engine
 from service.db.migrate import alembic_config, downgrade, upgrade
+from service.services.audit import AuditWriter, verify_chain
 from service.settings import Settings
 
 CHAIN_REVISION = "0003"

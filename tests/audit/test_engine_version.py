@@ -18,12 +18,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import __version__
-from service.audit import verify_chain
 from service.db import AuditRepository, DecisionRow, create_engine
 from service.db.chain import GENESIS_HASH, chain_hash
 from service.db.connection import write_transaction
 from service.db.migrate import current_revision, downgrade, head_revision, upgrade
 from service.db.tables import UTCDateTime, audit_chain_head
+from service.services.audit import verify_chain
 from service.settings import Settings
 
 BEFORE = "0005"  # the revision before engine_version

@@ -14,8 +14,8 @@ from auditutil import MakeClient, MakeWriter, count_decisions, decision
 from profiles import WORKED_EXAMPLE
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.audit import IdempotencyConflict, IdempotencyKey
 from service.db import AuditRepository
+from service.services.audit import IdempotencyConflict, IdempotencyKey
 
 Client = httpx.AsyncClient
 

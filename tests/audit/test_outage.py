@@ -16,9 +16,9 @@ from profiles import WORKED_EXAMPLE
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from service.audit import AuditWriter, verify_chain
 from service.db import create_engine
 from service.db.errors import is_database_unavailable
+from service.services.audit import AuditWriter, verify_chain
 from service.settings import Settings
 
 Client = httpx.AsyncClient

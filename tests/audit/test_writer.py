@@ -16,8 +16,8 @@ from profiles import WORKED_EXAMPLE
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
-from service.audit import AuditUnavailable, AuditWriteFailed, AuditWriter
 from service.db import AuditRepository, DecisionRow, create_engine
+from service.services.audit import AuditUnavailable, AuditWriteFailed, AuditWriter
 from service.settings import Settings
 
 

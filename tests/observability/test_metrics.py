@@ -16,7 +16,7 @@ from service.api.auth import hash_key, new_key
 from service.db.connection import create_engine
 from service.observability import metrics
 from service.observability.plugin import ObservabilityPlugin
-from service.registry import RulesetRegistry
+from service.services.registry import RulesetRegistry
 from service.settings import Settings
 
 GPU_BURSTY: dict[str, Any] = {

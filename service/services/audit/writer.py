@@ -1,4 +1,4 @@
-"""The audit store's doors: the writer (the one commit boundary for decisions), the reader, the chain verifier.
+"""The audit writer: the one commit boundary for decisions.
 
 **Group commit.** ``AuditWriter.write(row)`` queues the row with a future and returns only once the transaction
 holding it has committed (or raises). One flusher task per process takes up to ``max_rows`` queued rows, waiting
@@ -13,8 +13,8 @@ about a quarter of the throughput in ``bench/http_bench.py``).
 **Tamper evidence.** Each batch transaction locks the one-row chain head (Postgres ``SELECT ... FOR UPDATE``;
 SQLite's ``BEGIN IMMEDIATE`` takes the database write lock), numbers its rows after the head's ``seq`` and
 chains their hashes (``service.db.chain``), inserts them and moves the head, so writers in any number of processes
-append one after another and the chain never forks. ``verify_chain`` walks it. On Postgres, a batch without
-idempotency keys that follows this writer's own last commit skips the lock: one statement, committed on its own,
+append one after another and the chain never forks. ``verify_chain`` (``chain.py``) walks it. On Postgres, a batch
+without idempotency keys that follows this writer's own last commit skips the lock: one statement, committed on its own,
 stores the rows only if the head is still where that commit left it (else the batch takes the locked way), so the
 chain cannot fork on that path either.
 
@@ -33,67 +33,31 @@ import asyncio
 import collections
 import contextlib
 import logging
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.db.chain import GENESIS_HASH, ChainHead, chain_hash
-from service.db.connection import read_snapshot, write_transaction
-from service.db.errors import is_database_unavailable
-from service.db.repository import (
-    AuditRepository,
-    DecisionRow,
-    IdempotencyRecord,
-    RulesetRow,
-    RulesetSummary,
-)
+from service.db.chain import ChainHead
+from service.db.connection import write_transaction
+from service.db.repository import AuditRepository, DecisionRow, IdempotencyRecord
 from service.observability import metrics
 from service.observability.outages import OutageReport
+from service.services.audit.errors import (
+    DEFAULT_RETRY_AFTER_S,
+    AuditUnavailable,
+    AuditWriteFailed,
+    IdempotencyConflict,
+    translate_unavailable,
+)
 from service.settings import Settings
 
-__all__ = [
-    "AuditReader",
-    "AuditUnavailable",
-    "AuditWriteFailed",
-    "AuditWriter",
-    "ChainBreak",
-    "ChainReport",
-    "IdempotencyConflict",
-    "IdempotencyKey",
-    "is_database_unavailable",
-    "translate_unavailable",
-    "verify_chain",
-]
-
+# The logger keeps the name it had before the services became a package: log queries and alerts match on it.
 logger = logging.getLogger("service.audit")
 
-DEFAULT_RETRY_AFTER_S = 2
 LOCKED_BATCHES_AFTER_CONTENTION = 8  # several writers take turns: the locked path queues them without retries
-
-
-class AuditWriteFailed(Exception):
-    """The transaction holding this decision did not commit; nothing of its batch was stored."""
-
-
-class AuditUnavailable(AuditWriteFailed):
-    """The database cannot be reached (or the writer is shutting down): nothing was stored, retry later."""
-
-    def __init__(self, message: str, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class IdempotencyConflict(Exception):
-    """The Idempotency-Key was already used, by this caller, for a different request."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"Idempotency-Key '{key}' was already used with a different request")
-        self.key = key
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,28 +73,8 @@ class IdempotencyKey:
         return (self.caller, self.key)
 
 
-@contextlib.contextmanager
-def translate_unavailable(retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> Iterator[None]:
-    """Re-raise "database unreachable" errors of the block as ``AuditUnavailable``; others pass unchanged."""
-    try:
-        yield
-    except AuditUnavailable:
-        raise
-    except Exception as exc:
-        if is_database_unavailable(exc):
-            raise AuditUnavailable(_describe(exc), retry_after_s=retry_after_s) from exc
-        raise
-
-
-def _describe(exc: BaseException) -> str:
-    return f"the audit database is unavailable ({type(exc).__name__})"
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-# --- writer ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True, eq=False)
@@ -538,193 +482,3 @@ def _per_waiter(exc: Exception, batch_size: int) -> AuditWriteFailed:
         failed = AuditWriteFailed(f"the audit transaction of {batch_size} decision(s) failed: {type(exc).__name__}")
     failed.__cause__ = exc
     return failed
-
-
-# --- reader ---------------------------------------------------------------------------------------------------
-
-
-class AuditReader:
-    """Read-only queries; each opens a connection for its duration and never writes.
-
-    An unreachable database raises ``AuditUnavailable``.
-    """
-
-    def __init__(self, engine: AsyncEngine, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> None:
-        self.engine = engine
-        self.retry_after_s = retry_after_s
-
-    async def decision(self, decision_id: uuid.UUID) -> DecisionRow | None:
-        with translate_unavailable(self.retry_after_s):
-            async with self.engine.connect() as conn:
-                return await AuditRepository(conn).get_decision(decision_id)
-
-    async def decisions(
-        self,
-        *,
-        limit: int,
-        after: tuple[datetime, uuid.UUID] | None,
-        family: str | None,
-        scaling_method: str | None,
-        ruleset_version: str | None,
-        since: datetime | None,
-        until: datetime | None,
-    ) -> list[DecisionRow]:
-        with translate_unavailable(self.retry_after_s):
-            async with self.engine.connect() as conn:
-                return await AuditRepository(conn).list_decisions(
-                    limit=limit,
-                    after=after,
-                    family=family,
-                    scaling_method=scaling_method,
-                    ruleset_version=ruleset_version,
-                    since=since,
-                    until=until,
-                )
-
-    async def rulesets(self) -> list[RulesetSummary]:
-        with translate_unavailable(self.retry_after_s):
-            async with self.engine.connect() as conn:
-                return await AuditRepository(conn).list_rulesets()
-
-    async def ruleset(self, sha256: str) -> RulesetRow | None:
-        with translate_unavailable(self.retry_after_s):
-            async with self.engine.connect() as conn:
-                return await AuditRepository(conn).get_ruleset(sha256)
-
-    async def ruleset_by_version(self, version: str) -> RulesetRow | None:
-        with translate_unavailable(self.retry_after_s):
-            async with self.engine.connect() as conn:
-                return await AuditRepository(conn).get_ruleset_by_version(version)
-
-    async def ping(self) -> None:
-        with translate_unavailable(self.retry_after_s):
-            async with self.engine.connect() as conn:
-                await AuditRepository(conn).ping()
-
-
-# --- verifier -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ChainBreak:
-    """The first broken link: at which ``seq`` (None for the head table) and what is wrong there."""
-
-    seq: int | None  # the row where the chain breaks (for a deleted tail: the first missing seq)
-    decision_id: uuid.UUID | None  # None where the row is missing
-    reason: str
-
-    def __str__(self) -> str:
-        if self.seq is None:
-            return self.reason
-        if self.decision_id is None:
-            return f"seq {self.seq}: {self.reason}"
-        return f"seq {self.seq} (decision {self.decision_id}): {self.reason}"
-
-
-@dataclass(frozen=True, slots=True)
-class ChainReport:
-    decisions: int  # rows walked (up to the break, if any)
-    head: ChainHead  # the last good link walked
-    broken: ChainBreak | None
-
-    @property
-    def ok(self) -> bool:
-        return self.broken is None
-
-    def __str__(self) -> str:
-        if self.broken is None:
-            return f"ok: {self.decisions} decisions, chain head {self.head.row_hash}"
-        return f"broken: {self.broken}"
-
-
-class _Broken(Exception):
-    def __init__(self, link: ChainBreak) -> None:
-        super().__init__(str(link))
-        self.link = link
-
-
-async def verify_chain(engine: AsyncEngine, *, batch_size: int = 1000, anchor: ChainHead | None = None) -> ChainReport:
-    """Walk every decision in ``seq`` order, recompute each hash, and report the first broken link.
-
-    Detects a changed row (its hash), a deleted or inserted one (a gap or repeat in ``seq``, or a ``prev_hash``
-    that is not the previous row's hash), and a deleted or appended tail (the ``audit_chain_head`` row against the
-    last decision). Rows are streamed, never all held in memory, in one read-only snapshot, so decisions committed
-    meanwhile neither confuse nor are part of the walk. ``anchor``: a head printed by an earlier verify (kept
-    elsewhere); that seq must still carry that hash, which also catches a chain rewritten from scratch.
-    """
-    count, seq, prev_hash = 0, 0, GENESIS_HASH
-
-    def broken(link: ChainBreak) -> NoReturn:
-        raise _Broken(link)
-
-    try:
-        async with read_snapshot(engine) as conn:
-            repo = AuditRepository(conn)
-            recorded = await repo.get_chain_head()
-            if recorded is None:
-                broken(ChainBreak(None, None, "the audit_chain_head row is missing — it was deleted"))
-            async for link in repo.stream_chain(batch_size=batch_size):
-                decision = link.decision
-                expected = seq + 1
-                if link.seq > expected:
-                    missing = f"seq {expected}" if link.seq == expected + 1 else f"seq {expected}..{link.seq - 1}"
-                    broken(ChainBreak(link.seq, decision.id, f"gap in seq: {missing} missing — a row was deleted"))
-                if link.seq < expected:
-                    broken(
-                        ChainBreak(
-                            link.seq,
-                            decision.id,
-                            f"seq {link.seq} again after seq {seq} (expected {expected}) — a row was inserted",
-                        )
-                    )
-                if link.seq > recorded.seq:
-                    broken(
-                        ChainBreak(
-                            link.seq,
-                            decision.id,
-                            f"beyond the chain head (seq {recorded.seq}) — a row was appended behind the service's "
-                            "back",
-                        )
-                    )
-                if link.prev_hash != prev_hash:
-                    before = f"seq {seq}" if seq else "the start of the chain"
-                    broken(
-                        ChainBreak(
-                            link.seq,
-                            decision.id,
-                            f"prev_hash does not match {before} — a row was deleted or inserted",
-                        )
-                    )
-                if chain_hash(link.seq, link.prev_hash, decision) != link.row_hash:
-                    broken(ChainBreak(link.seq, decision.id, "row hash mismatch — the row was changed"))
-                if anchor is not None and link.seq == anchor.seq and link.row_hash != anchor.row_hash:
-                    broken(
-                        ChainBreak(
-                            link.seq, decision.id, f"hash differs from the anchor {anchor.row_hash} — chain rewritten"
-                        )
-                    )
-                count, seq, prev_hash = count + 1, link.seq, link.row_hash
-            if anchor is not None and anchor.seq > seq:
-                broken(ChainBreak(None, None, f"the anchor seq {anchor.seq} is beyond the last decision (seq {seq})"))
-            if recorded.seq > seq:
-                missing = f"seq {seq + 1}" if recorded.seq == seq + 1 else f"seq {seq + 1}..{recorded.seq}"
-                broken(
-                    ChainBreak(
-                        seq + 1,
-                        None,
-                        f"missing: the chain head records seq {recorded.seq} but the last decision is seq {seq} "
-                        f"({missing} gone) — rows at the end were deleted",
-                    )
-                )
-            if recorded.row_hash != prev_hash:
-                broken(
-                    ChainBreak(
-                        None,
-                        None,
-                        f"chain head hash {recorded.row_hash} does not match seq {seq} ({prev_hash}) — the head "
-                        "row was changed",
-                    )
-                )
-    except _Broken as exc:
-        return ChainReport(decisions=count, head=ChainHead(seq, prev_hash), broken=exc.link)
-    return ChainReport(decisions=count, head=ChainHead(seq, prev_hash), broken=None)

@@ -14,11 +14,11 @@ from typing import Any, Literal
 import msgspec
 
 from service import __version__ as ENGINE_VERSION
-from service.audit import AuditReader
 from service.contract import WorkloadProfile
 from service.engine import ProfileRejected, evaluate
 from service.engine.compiled import CompiledRuleset
-from service.registry import RulesetRegistry
+from service.services.audit import AuditReader
+from service.services.registry import RulesetRegistry
 
 __all__ = ["Cause", "DecisionNotFound", "Difference", "ReplayOutcome", "ReplayResult", "Replayer", "differences"]
 

@@ -27,7 +27,7 @@ from service.contract import WorkloadProfile
 from service.db.history import HistoryRow, stream_history
 from service.engine import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide
-from service.impact_report import UNRECORDED, Cause, ChangedDecision, ImpactReport, Transition, render_markdown
+from service.services.impact_report import UNRECORDED, Cause, ChangedDecision, ImpactReport, Transition, render_markdown
 
 __all__ = [
     "FIELDS",

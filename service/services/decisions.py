@@ -1,6 +1,6 @@
 """Deciding and auditing: evaluate a profile, commit its audit row, only then answer.
 
-``AuditWriter.write`` (service.audit) is the one place decisions are committed; the answer to a POST is built
+``AuditWriter.write`` (service.services.audit) is the one place decisions are committed; the answer to a POST is built
 from the same bytes that were stored, so the audit row and the response cannot differ. Each row names the ruleset
 and the engine (this release, ``service.__version__``) that made the answer.
 
@@ -20,12 +20,12 @@ import msgspec
 import uuid_utils
 
 from service import __version__ as ENGINE_VERSION
-from service.audit import AuditWriter, IdempotencyKey, translate_unavailable
 from service.contract import WorkloadProfile
 from service.db.repository import DecisionRow
 from service.engine.memo import RecommendationMemo
 from service.observability import metrics, tracing
-from service.registry import RulesetRegistry
+from service.services.audit import AuditWriter, IdempotencyKey, translate_unavailable
+from service.services.registry import RulesetRegistry
 
 __all__ = ["Decided", "DecisionService", "request_fingerprint", "response_body"]
 

@@ -29,13 +29,14 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.activation import Activator, RulesetVersionConflict, validate
 from service.db.errors import is_database_unavailable
 from service.db.migrate import missing_revisions, upgrade
 from service.rulebook.loader import LoadedRuleset, load_ruleset
+from service.services.activation import Activator, RulesetVersionConflict, validate
 
 __all__ = ["MigrationsMissing", "NoActivation", "Startup", "describe_cause"]
 
+# Logger names stay as they were before the services became a package: log queries and alerts match on them.
 logger = logging.getLogger("service.startup")
 
 RETRY_UNREACHABLE_S = 0.5

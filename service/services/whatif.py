@@ -10,12 +10,12 @@ import uuid
 
 import msgspec
 
-from service.audit import AuditReader
 from service.contract import WhatIfReport, WorkloadProfile
 from service.engine import ProfileRejected
 from service.engine.whatif import what_if_report
-from service.registry import RulesetNotFound, RulesetRegistry
-from service.replay import DecisionNotFound
+from service.services.audit import AuditReader
+from service.services.registry import RulesetNotFound, RulesetRegistry
+from service.services.replay import DecisionNotFound
 
 __all__ = ["DecisionNotFound", "StoredDecisionUnusable", "WhatIfRunner"]
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.audit import DEFAULT_RETRY_AFTER_S, AuditUnavailable
 from service.db.repository import AmbiguousRulesetVersion, AuditRepository, RulesetRow
 from service.engine import CompiledRuleset, compile_ruleset
 from service.rulebook.loader import parse_ruleset
+from service.services.audit import DEFAULT_RETRY_AFTER_S, AuditUnavailable
 
 __all__ = ["AmbiguousRulesetVersion", "NoActiveRuleset", "RulesetNotFound", "RulesetRegistry"]
 
@@ -27,7 +27,7 @@ class RulesetNotFound(Exception):
 
 
 class NoActiveRuleset(AuditUnavailable):
-    """No ruleset is active yet: the worker waits for the database to store and activate one (see service.startup).
+    """No ruleset is active yet: the worker waits for the database to store and activate one (``startup``).
 
     An outage like any other for the caller (503 with Retry-After): no decision can be made or audited yet.
     """

@@ -1,4 +1,4 @@
-"""The report of an impact analysis (``service.impact``): its fields, as JSON answers them, and as markdown."""
+"""The report of an impact analysis (``service.services.impact``): its fields, as JSON answers them, and as markdown."""
 
 from __future__ import annotations
 

@@ -21,12 +21,13 @@ from service.db.errors import is_database_unavailable
 from service.db.repository import AuditRepository
 from service.engine import CompiledRuleset, compile_ruleset
 from service.observability.outages import OutageReport
-from service.registry import RulesetRegistry
 from service.rulebook.lint import LintFinding, lint_ruleset
 from service.rulebook.loader import LoadedRuleset, RuleFileError, RulesetInvalid
+from service.services.registry import RulesetRegistry
 
 __all__ = ["ActivationResult", "Activator", "RulesetVersionConflict", "validate"]
 
+# Logger names stay as they were before the services became a package: log queries and alerts match on them.
 logger = logging.getLogger("service.activation")
 
 

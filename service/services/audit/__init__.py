@@ -1,0 +1,33 @@
+"""The audit store's doors: the writer (``writer``: the one commit boundary for decisions, group commit, hash chain,
+idempotency keys), the reader (``reader``) and the chain verifier (``chain``); ``errors`` holds what they raise.
+
+The names are re-exported here, so callers import ``from service.services.audit import AuditWriter``.
+"""
+
+from service.db.errors import is_database_unavailable
+from service.services.audit.chain import ChainBreak, ChainReport, verify_chain
+from service.services.audit.errors import (
+    DEFAULT_RETRY_AFTER_S,
+    AuditUnavailable,
+    AuditWriteFailed,
+    IdempotencyConflict,
+    translate_unavailable,
+)
+from service.services.audit.reader import AuditReader
+from service.services.audit.writer import AuditWriter, IdempotencyKey, WriterStats
+
+__all__ = [
+    "DEFAULT_RETRY_AFTER_S",
+    "AuditReader",
+    "AuditUnavailable",
+    "AuditWriteFailed",
+    "AuditWriter",
+    "ChainBreak",
+    "ChainReport",
+    "IdempotencyConflict",
+    "IdempotencyKey",
+    "WriterStats",
+    "is_database_unavailable",
+    "translate_unavailable",
+    "verify_chain",
+]

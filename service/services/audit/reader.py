@@ -1,0 +1,70 @@
+"""The audit reader: read-only queries on the stored decisions and rulesets, for the API and the services."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.db.repository import AuditRepository, DecisionRow, RulesetRow, RulesetSummary
+from service.services.audit.errors import DEFAULT_RETRY_AFTER_S, translate_unavailable
+
+
+class AuditReader:
+    """Read-only queries; each opens a connection for its duration and never writes.
+
+    An unreachable database raises ``AuditUnavailable``.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> None:
+        self.engine = engine
+        self.retry_after_s = retry_after_s
+
+    async def decision(self, decision_id: uuid.UUID) -> DecisionRow | None:
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                return await AuditRepository(conn).get_decision(decision_id)
+
+    async def decisions(
+        self,
+        *,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        family: str | None,
+        scaling_method: str | None,
+        ruleset_version: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> list[DecisionRow]:
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                return await AuditRepository(conn).list_decisions(
+                    limit=limit,
+                    after=after,
+                    family=family,
+                    scaling_method=scaling_method,
+                    ruleset_version=ruleset_version,
+                    since=since,
+                    until=until,
+                )
+
+    async def rulesets(self) -> list[RulesetSummary]:
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                return await AuditRepository(conn).list_rulesets()
+
+    async def ruleset(self, sha256: str) -> RulesetRow | None:
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                return await AuditRepository(conn).get_ruleset(sha256)
+
+    async def ruleset_by_version(self, version: str) -> RulesetRow | None:
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                return await AuditRepository(conn).get_ruleset_by_version(version)
+
+    async def ping(self) -> None:
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                await AuditRepository(conn).ping()
