@@ -26,11 +26,10 @@ from service.api.schemas import (
     RulesetList,
     RulesetSummary,
 )
-from service.db.repository import RulesetRow
 from service.engine import compile_ruleset
 from service.rulebook.loader import RulesetInvalid, load_ruleset, parse_ruleset
 from service.services.activation import Activator, RulesetVersionConflict
-from service.services.audit import AuditReader
+from service.services.audit import AuditReader, RulesetRow
 from service.services.impact import ImpactReport, ImpactRunner
 from service.services.registry import RulesetRegistry
 

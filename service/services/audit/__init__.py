@@ -1,10 +1,12 @@
 """The audit store's doors: the writer (``writer``: the one commit boundary for decisions, group commit, hash chain,
 idempotency keys), the reader (``reader``) and the chain verifier (``chain``); ``errors`` holds what they raise.
 
-The names are re-exported here, so callers import ``from service.services.audit import AuditWriter``.
+The names are re-exported here, so callers import ``from service.services.audit import AuditWriter``; so are the
+row types the reader returns, so the API names them without importing the database layer.
 """
 
 from service.db.errors import is_database_unavailable
+from service.db.repository import DecisionRow, RulesetRow, RulesetSummary
 from service.services.audit.chain import ChainBreak, ChainReport, verify_chain
 from service.services.audit.errors import (
     DEFAULT_RETRY_AFTER_S,
@@ -24,8 +26,11 @@ __all__ = [
     "AuditWriter",
     "ChainBreak",
     "ChainReport",
+    "DecisionRow",
     "IdempotencyConflict",
     "IdempotencyKey",
+    "RulesetRow",
+    "RulesetSummary",
     "WriterStats",
     "is_database_unavailable",
     "translate_unavailable",
