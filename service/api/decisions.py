@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
@@ -20,7 +19,7 @@ from service.api.schemas import DecisionPage, DecisionRecord, DecisionSummary
 from service.services.audit import AuditReader
 from service.services.replay import DecisionNotFound, Replayer, ReplayResult
 
-__all__ = ["DecisionController"]
+__all__ = ["DecisionController", "DecisionId", "decision_uuid"]
 
 
 # Bounds that survive conversion to UTC on every backend (0001-01-01+00:02 overflows, for one).
@@ -28,39 +27,83 @@ MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(9998, 12, 31, tzinfo=UTC)
 
 
+# A cursor is the position after the last item of a page: its created_at in microseconds since 1970-01-01T00:00Z,
+# a dash, then its id in 32 hexadecimal digits. Every string of this form is a position to read after, so the
+# document's pattern says exactly which cursors the server accepts.
+CURSOR_PATTERN = r"^(0|[1-9][0-9]{0,16})-[0-9a-f]{32}$"
+_CURSOR = re.compile(CURSOR_PATTERN.strip("^$"))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _encode_cursor(created_at: datetime, decision_id: uuid.UUID) -> str:
-    raw = msgspec.json.encode([created_at, decision_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    if created_at.tzinfo is None:  # stored as UTC
+        created_at = created_at.replace(tzinfo=UTC)
+    return f"{(created_at - _EPOCH) // _MICROSECOND}-{decision_id.hex}"
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, decision_id = msgspec.json.decode(raw, type=tuple[datetime, uuid.UUID])
-    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+    if _CURSOR.fullmatch(cursor) is None:
         raise Problem(
             422,
             "invalid-cursor",
             "Invalid cursor",
             "cursor is not one this service issued.",
             errors=[{"message": "invalid cursor", "key": "cursor", "source": "query"}],
-        ) from exc
-    if created_at.tzinfo is None:
-        raise Problem(422, "invalid-cursor", "Invalid cursor", "cursor is not one this service issued.")
-    return created_at, decision_id
+        )
+    micros, hex_id = cursor.split("-")
+    return _EPOCH + int(micros) * _MICROSECOND, uuid.UUID(hex=hex_id)
 
 
-def _decision_uuid(decision_id: str) -> uuid.UUID:
+# since and until: RFC 3339 date-times with a time zone, within years every backend stores (read as text, so a
+# number such as 0.5 is not taken for seconds since 1970). Converting year 1 or 9999 to UTC can overflow, hence
+# the comparison only within the edge years.
+_TIME: dict[str, Any] = {"max_length": 64, "schema_extra": {"format": "date-time"}}
+
+
+def _time(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
     try:
-        return uuid.UUID(decision_id)
-    except ValueError as exc:
+        parsed = msgspec.convert(value, datetime)
+    except msgspec.ValidationError:
+        message = "not an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z"
+    else:
+        if parsed.tzinfo is None:
+            message = "needs a time zone, e.g. Z"
+        else:  # no decision lies outside 1970..9998: a bound beyond them selects the same as the year's edge
+            if parsed.year < 1970 or (parsed.year == 1970 and parsed < MIN_TIME):
+                return MIN_TIME
+            if parsed.year > 9998 or (parsed.year == 9998 and parsed > MAX_TIME):
+                return MAX_TIME
+            return parsed
+    raise Problem(
+        422,
+        "invalid-request",
+        "The request is invalid",
+        f"{name}: {message}.",
+        errors=[{"message": message, "key": name, "source": "query"}],
+    )
+
+
+# A decision id in the path: a UUID in its canonical form (8-4-4-4-12 hexadecimal digits), as `format: uuid` says.
+DecisionId = Annotated[
+    str, PathParameter(description="UUIDv7 returned as decision_id.", max_length=64, schema_extra={"format": "uuid"})
+]
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def decision_uuid(decision_id: str) -> uuid.UUID:
+    """The id in the path, or a 422 problem unless it is a UUID in its canonical form."""
+    if _CANONICAL_UUID.fullmatch(decision_id) is None:
         raise Problem(
             422,
             "invalid-decision-id",
             "Invalid decision id",
-            f"'{decision_id[:64]}' is not a UUID.",
+            f"'{decision_id[:64]}' is not a UUID (8-4-4-4-12 hexadecimal digits).",
             errors=[{"message": "not a UUID", "key": "decision_id", "source": "path"}],
-        ) from exc
+        )
+    return uuid.UUID(decision_id)
 
 
 class DecisionController(Controller):
@@ -81,9 +124,9 @@ class DecisionController(Controller):
     async def get_decision(
         self,
         reader: NamedDependency[AuditReader],
-        decision_id: Annotated[str, PathParameter(description="UUIDv7 returned as decision_id.", max_length=64)],
+        decision_id: DecisionId,
     ) -> DecisionRecord:
-        parsed = _decision_uuid(decision_id)
+        parsed = decision_uuid(decision_id)
         row = await reader.decision(parsed)
         if row is None:
             raise Problem(404, "decision-not-found", "Unknown decision", f"no decision has id {parsed}.")
@@ -110,30 +153,16 @@ class DecisionController(Controller):
         self,
         reader: NamedDependency[AuditReader],
         limit: Annotated[int, QueryParameter(ge=1, le=500, description="Page size.")] = 50,
-        cursor: Annotated[str | None, QueryParameter(max_length=200, description="From a previous page.")] = None,
+        cursor: Annotated[
+            str | None,
+            QueryParameter(max_length=200, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page."),
+        ] = None,
         family: FromQuery[Literal["c", "m", "r", "g", "p", "inf"] | None] = None,
         scaling_method: FromQuery[Literal["target_tracking", "step", "scheduled"] | None] = None,
         ruleset_version: Annotated[str | None, QueryParameter(max_length=64)] = None,
-        since: Annotated[datetime | None, QueryParameter(description="created_at >= since (RFC 3339).")] = None,
-        until: Annotated[datetime | None, QueryParameter(description="created_at < until (RFC 3339).")] = None,
+        since: Annotated[str | None, QueryParameter(description="created_at >= since (RFC 3339).", **_TIME)] = None,
+        until: Annotated[str | None, QueryParameter(description="created_at < until (RFC 3339).", **_TIME)] = None,
     ) -> DecisionPage:
-        for name, value in (("since", since), ("until", until)):
-            if value is not None and value.tzinfo is None:
-                raise Problem(
-                    422,
-                    "invalid-request",
-                    "The request is invalid",
-                    f"{name} needs a time zone.",
-                    errors=[{"message": "needs a time zone, e.g. Z", "key": name, "source": "query"}],
-                )
-            if value is not None and not MIN_TIME <= value <= MAX_TIME:
-                raise Problem(
-                    422,
-                    "invalid-request",
-                    "The request is invalid",
-                    f"{name} is outside the years 1970 to 9998.",
-                    errors=[{"message": "outside 1970..9998", "key": name, "source": "query"}],
-                )
         after = _decode_cursor(cursor) if cursor else None
         rows = await reader.decisions(
             limit=limit + 1,
@@ -141,8 +170,8 @@ class DecisionController(Controller):
             family=family,
             scaling_method=scaling_method,
             ruleset_version=ruleset_version,
-            since=since,
-            until=until,
+            since=_time("since", since),
+            until=_time("until", until),
         )
         page, more = rows[:limit], len(rows) > limit
         items = [
@@ -178,12 +207,12 @@ class DecisionController(Controller):
     async def replay(
         self,
         replayer: NamedDependency[Replayer],
-        decision_id: Annotated[str, PathParameter(description="UUIDv7 returned as decision_id.", max_length=64)],
+        decision_id: DecisionId,
         ruleset_version: Annotated[
             str | None, QueryParameter(max_length=64, description="Also replay under this stored ruleset version.")
         ] = None,
     ) -> ReplayResult:
-        parsed = _decision_uuid(decision_id)
+        parsed = decision_uuid(decision_id)
         try:
             return await replayer.replay(parsed, other_version=ruleset_version)
         except DecisionNotFound as exc:

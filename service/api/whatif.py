@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated
-
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import PathParameter
 
 from service.api.auth import AUDIT_READ, require_scope, security_for
+from service.api.decisions import DecisionId, decision_uuid
 from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.problems import Problem
 from service.contract import WhatIfReport
@@ -55,25 +52,12 @@ class WhatIfController(Controller):
         self,
         reader: NamedDependency[AuditReader],
         registry: NamedDependency[RulesetRegistry],
-        decision_id: Annotated[str, PathParameter(description="UUIDv7 returned as decision_id.", max_length=64)],
+        decision_id: DecisionId,
     ) -> WhatIfReport:
-        parsed = _decision_uuid(decision_id)
+        parsed = decision_uuid(decision_id)
         try:
             return await WhatIfRunner(reader, registry).report(parsed)
         except DecisionNotFound as exc:
             raise Problem(404, "decision-not-found", "Unknown decision", str(exc)) from exc
         except StoredDecisionUnusable as exc:
             raise Problem(409, exc.code, "The decision cannot be evaluated again", exc.message) from exc
-
-
-def _decision_uuid(decision_id: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(decision_id)
-    except ValueError as exc:
-        raise Problem(
-            422,
-            "invalid-decision-id",
-            "Invalid decision id",
-            f"'{decision_id[:64]}' is not a UUID.",
-            errors=[{"message": "not a UUID", "key": "decision_id", "source": "path"}],
-        ) from exc
