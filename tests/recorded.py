@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from storedrows import append_decisions
 from uuid_utils.compat import uuid7
 
 from service.db.connection import create_engine, write_transaction
@@ -43,7 +44,7 @@ async def record_copy(database_url: str, decision_id: str, *, engine_version: st
             row, id=uuid7(), created_at=datetime.now(UTC), engine_version=engine_version, **changes
         )
         async with write_transaction(engine) as conn:
-            await AuditRepository(conn).add_decisions([copy])
+            await append_decisions(conn, [copy])
     finally:
         await engine.dispose()
     return str(copy.id)

@@ -10,7 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import ColumnElement, Uuid, bindparam, delete, func, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, Uuid, bindparam, delete, literal, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -106,11 +106,7 @@ _IDEMPOTENCY_COLUMNS = tuple(idempotency_keys.c[name] for name in _IDEMPOTENCY_F
 
 
 class AuditRepository(RulesetQueries):
-    """Reads and writes on one ``AsyncConnection``.
-
-    It never commits or rolls back: the caller owns the transaction (e.g. ``async with engine.begin() as
-    conn``).
-    """
+    """Reads and writes on one ``AsyncConnection``; never commits or rolls back: the caller owns the transaction."""
 
     __slots__ = ("_conn",)
 
@@ -126,12 +122,6 @@ class AuditRepository(RulesetQueries):
         await self._conn.execute(select(literal(1)))
 
     # --- decisions ------------------------------------------------------------------------------------------
-
-    async def add_decisions(self, rows: Sequence[DecisionRow]) -> list[ChainedDecision]:
-        """Append decisions to the chain: ``lock_chain_head`` then ``append_decisions``."""
-        if not rows:
-            return []
-        return await self.append_decisions(rows, await self.lock_chain_head())
 
     async def lock_chain_head(self) -> ChainHead:
         """The end of the hash chain, locked until the transaction ends.
@@ -346,10 +336,6 @@ class AuditRepository(RulesetQueries):
         )
         return [DecisionRow(**row._asdict()) for row in await self._conn.execute(query)]
 
-    async def count_decisions(self) -> int:
-        count = await self._conn.scalar(select(func.count()).select_from(decisions))
-        return int(count or 0)
-
     # --- idempotency keys -----------------------------------------------------------------------------------
 
     async def find_idempotency_keys(
@@ -396,10 +382,6 @@ class AuditRepository(RulesetQueries):
             delete(idempotency_keys).where(tuple_(idempotency_keys.c.caller, idempotency_keys.c.key).in_(oldest))
         )
         return int(result.rowcount)
-
-    async def count_idempotency_keys(self) -> int:
-        count = await self._conn.scalar(select(func.count()).select_from(idempotency_keys))
-        return int(count or 0)
 
 
 def _chained(rows: Sequence[DecisionRow], head: ChainHead) -> list[ChainedDecision]:

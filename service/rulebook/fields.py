@@ -46,10 +46,6 @@ class FieldSpec:
     optional: bool = False
     decided_by: TableName | None = None
 
-    @property
-    def is_enum(self) -> bool:
-        return self.values is not None
-
 
 _FAMILIES = ("c", "m", "r", "g", "p", "inf")
 

@@ -15,7 +15,7 @@ report counts it apart (``changed_by_engine``, ``engine_changed_by_field``, each
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -222,10 +222,6 @@ class ImpactAnalysis:
                     "cause": "engine" if by_engine else "rules",
                 }
             )
-
-    def add_all(self, rows: Iterable[HistoryRow]) -> None:
-        for row in rows:
-            self.add(row)
 
     async def add_stream(self, rows: AsyncIterable[HistoryRow]) -> None:
         async for row in rows:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from storedrows import decision_count
 from uuid_utils.compat import uuid7
 
 from service.app import create_app
@@ -52,7 +53,7 @@ async def seed(engine: AsyncEngine) -> None:
 
 async def count_decisions(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        return await AuditRepository(conn).count_decisions()
+        return await decision_count(conn)
 
 
 class CommitCounter:

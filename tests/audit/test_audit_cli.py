@@ -12,6 +12,7 @@ from auditutil import MakeWriter, decision, unprotect
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from storedrows import append_decisions
 
 from service.cli import main
 from service.db import AuditRepository
@@ -93,10 +94,9 @@ async def test_verify_streams_instead_of_loading_the_table(engine: AsyncEngine) 
     """10 000 decisions of ~4 KB (about 40 MB of text) are walked within a few MB of memory."""
     filler = "x" * 4000
     async with engine.begin() as conn:
-        repo = AuditRepository(conn)
         for start in range(0, 10_000, 1000):
-            await repo.add_decisions(
-                [decision(i, profile=f'{{"pad":"{filler}","i":{i}}}') for i in range(start, start + 1000)]
+            await append_decisions(
+                conn, [decision(i, profile=f'{{"pad":"{filler}","i":{i}}}') for i in range(start, start + 1000)]
             )
     tracemalloc.start()
     try:

@@ -16,6 +16,7 @@ from dbutil import connect
 from profiles import WORKED_EXAMPLE
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from storedrows import append_decisions
 
 from service import __version__
 from service.db import AuditRepository, DecisionRow, create_engine
@@ -200,7 +201,7 @@ async def test_rows_stored_before_the_column_read_back_as_null_and_still_verify(
                 await conn.execute(sa.text("UPDATE decisions SET engine_version = '0.1.0'"))
 
         async with engine.begin() as conn:
-            await AuditRepository(conn).add_decisions([decision(3, engine_version="0.2.0")])
+            await append_decisions(conn, [decision(3, engine_version="0.2.0")])
         report = await verify_chain(engine)
         assert report.ok and report.decisions == 4
     finally:
@@ -228,13 +229,13 @@ async def test_downgrade_is_refused_while_decisions_carry_an_engine_version(data
     try:
         await seed(engine)
         async with engine.begin() as conn:
-            await AuditRepository(conn).add_decisions([decision(0)])
+            await append_decisions(conn, [decision(0)])
         await engine.dispose()
         await downgrade(database_url, BEFORE)  # nothing to lose: allowed
         await upgrade(database_url)
 
         async with engine.begin() as conn:
-            await AuditRepository(conn).add_decisions([decision(1, engine_version="0.2.0")])
+            await append_decisions(conn, [decision(1, engine_version="0.2.0")])
         await engine.dispose()
         with pytest.raises(RuntimeError, match=r"refusing to drop decisions.engine_version: 1 decision\(s\)"):
             await downgrade(database_url, BEFORE)

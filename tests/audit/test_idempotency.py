@@ -13,6 +13,7 @@ import pytest
 from auditutil import MakeClient, MakeWriter, count_decisions, decision
 from profiles import WORKED_EXAMPLE
 from sqlalchemy.ext.asyncio import AsyncEngine
+from storedrows import decision_count, idempotency_key_count
 
 from service.db import AuditRepository
 from service.services.audit import IdempotencyConflict, IdempotencyKey
@@ -208,9 +209,8 @@ async def test_an_expired_key_not_yet_purged_is_taken_over(engine: AsyncEngine, 
     assert await writer.write(second, idempotency=key(request="2" * 64)) == second
     assert await writer.write(decision(3), idempotency=key(request="2" * 64)) == second
     async with engine.connect() as conn:
-        repo = AuditRepository(conn)
-        assert await repo.count_idempotency_keys() == 1
-        assert await repo.count_decisions() == 2
+        assert await idempotency_key_count(conn) == 1
+        assert await decision_count(conn) == 2
 
 
 async def test_expired_keys_are_purged_in_bounded_batches(engine: AsyncEngine, make_writer: MakeWriter) -> None:
@@ -236,9 +236,8 @@ async def test_expired_keys_are_purged_in_bounded_batches(engine: AsyncEngine, m
         AuditRepository.purge_idempotency_keys = original  # type: ignore[method-assign]
     assert deletes == [7, 7, 7, 7, 2]
     async with engine.connect() as conn:
-        repo = AuditRepository(conn)
-        assert await repo.count_idempotency_keys() == 5
-        assert await repo.count_decisions() == 35  # decisions are never purged
+        assert await idempotency_key_count(conn) == 5
+        assert await decision_count(conn) == 35  # decisions are never purged
 
 
 async def test_the_purger_runs_by_itself(engine: AsyncEngine, make_writer: MakeWriter) -> None:

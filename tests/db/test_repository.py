@@ -12,6 +12,7 @@ from dbutil import decision_inserts, recorded_statements
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from storedrows import append_decisions, decision_count
 from uuid_utils.compat import uuid7
 
 from service.db import AuditRepository, DecisionRow, RulesetRow, RulesetSummary
@@ -56,7 +57,7 @@ async def seed_rulesets(engine: AsyncEngine) -> None:
 
 async def add(engine: AsyncEngine, rows: list[DecisionRow]) -> None:
     async with engine.begin() as conn:
-        await AuditRepository(conn).add_decisions(rows)
+        await append_decisions(conn, rows)
 
 
 async def test_decision_round_trips_byte_for_byte(engine: AsyncEngine) -> None:
@@ -107,14 +108,14 @@ async def test_unknown_ruleset_is_rejected(engine: AsyncEngine) -> None:
 async def test_repository_never_commits(engine: AsyncEngine) -> None:
     await seed_rulesets(engine)
     async with engine.connect() as conn:
-        await AuditRepository(conn).add_decisions([decision()])
-        assert await AuditRepository(conn).count_decisions() == 1
+        await append_decisions(conn, [decision()])
+        assert await decision_count(conn) == 1
         await conn.rollback()
     async with engine.connect() as conn:
-        assert await AuditRepository(conn).count_decisions() == 0
+        assert await decision_count(conn) == 0
 
 
-async def test_add_decisions_is_one_insert_per_thousand_rows(engine: AsyncEngine) -> None:
+async def test_append_decisions_is_one_insert_per_thousand_rows(engine: AsyncEngine) -> None:
     """SQLite: multi-row VALUES of up to 1000 rows each. Postgres: one statement of column arrays, any count."""
     await seed_rulesets(engine)
     few = [decision(T0 - timedelta(seconds=i + 1)) for i in range(50)]
@@ -129,7 +130,7 @@ async def test_add_decisions_is_one_insert_per_thousand_rows(engine: AsyncEngine
         assert len(decision_inserts(statements)) == 1 + per_many
     async with engine.connect() as conn:
         repo = AuditRepository(conn)
-        assert await repo.count_decisions() == 2550
+        assert await decision_count(conn) == 2550
         assert await repo.list_decisions(limit=3000) == newest_first(few + many)
 
 
@@ -305,7 +306,7 @@ async def test_truncate_is_rejected_on_postgres(pg_engine: AsyncEngine) -> None:
         async with pg_engine.begin() as conn:
             await conn.execute(text("TRUNCATE rulesets CASCADE"))
     async with pg_engine.connect() as conn:
-        assert await AuditRepository(conn).count_decisions() == 1
+        assert await decision_count(conn) == 1
 
 
 def test_decision_row_is_frozen() -> None:

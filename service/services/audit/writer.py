@@ -95,7 +95,6 @@ class WriterStats:
     rows: int = 0  # decisions committed
     replays: int = 0  # requests answered with an earlier decision (Idempotency-Key)
     failed_batches: int = 0
-    largest_batch: int = 0
     purged_keys: int = 0
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
 
@@ -313,7 +312,6 @@ class AuditWriter:
 
         self.outage.succeeded()
         self.stats.batches += 1
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         self.stats.batch_sizes[len(batch)] += 1
         for pending, answer in zip(batch, answers, strict=True):
             if answer is pending.row:
