@@ -180,15 +180,24 @@ def worst_az_share(min_instances: int, max_instances: int, az_count: int) -> tup
 
 
 def _per_minute(r: float, factor: float, *exact_factors: float | Fraction) -> float:
-    """floor(r x factor x 60, 2 decimals), exact where floats sit too close to a cent to tell."""
-    cents = r * factor * 6000
-    nearest = round(cents)
-    if abs(cents - nearest) > 1e-6 * max(1.0, cents):
-        return math.floor(cents) / 100
-    value = exact(r) * 6000
-    for f in exact_factors:
-        value *= f if isinstance(f, Fraction) else exact(f)
-    return math.floor(value) / 100
+    """floor(r x factor x 60) to the cent, exact where floats sit too close to a cent to tell.
+
+    Below one cent a minute (a rate of a few requests an hour) the floor is taken to the millionth
+    instead, so the target never rounds down to zero.
+    """
+    for scale in (100, 1_000_000):
+        units = r * factor * 60 * scale
+        nearest = round(units)
+        if abs(units - nearest) > 1e-6 * max(1.0, units):
+            floored = math.floor(units)
+        else:
+            value = exact(r) * 60 * scale
+            for f in exact_factors:
+                value *= f if isinstance(f, Fraction) else exact(f)
+            floored = math.floor(value)
+        if floored > 0:
+            return floored / scale
+    return 1 / 1_000_000  # unreachable for rates the contract admits (>= 0.001 rps x 0.1 x 1/3)
 
 
 def scaling_target(

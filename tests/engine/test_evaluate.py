@@ -127,3 +127,14 @@ class TestExactArithmetic:
         from service.engine.capacity import ceil_div
 
         assert ceil_div(*numerator, *denominator) == expected
+
+
+class TestTinyRates:
+    def test_a_rate_of_a_few_requests_an_hour_keeps_a_positive_target(self, ruleset: CompiledRuleset) -> None:
+        """0.001 rps x 0.1 x 8/13 x 60 is under a cent a minute: the target is floored to the millionth, not to 0."""
+        data = copy.deepcopy(WORKED_EXAMPLE)
+        data["traffic"] |= {"peak_rps": 2.5, "per_instance_rps": 0.001}
+        data["target_utilization"] = 0.1
+        rec = evaluate(profile(data), ruleset)
+        assert rec.scaling.target_value is not None and 0 < rec.scaling.target_value < 0.01
+        assert rec.capacity.instances * rec.scaling.target_value / 60 >= 2.5
