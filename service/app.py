@@ -7,8 +7,8 @@ import contextlib
 import gc
 import logging
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -67,24 +67,11 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or get_settings()
-    engine = create_engine(settings)
-    registry = RulesetRegistry(engine, retry_after_s=settings.db_retry_after_s)
-    reader = AuditReader(engine, retry_after_s=settings.db_retry_after_s)
-    writer = AuditWriter.from_settings(engine, settings)  # group commit: one flusher per worker process
-    decisions = DecisionService(registry, writer, RecommendationMemo(maxsize=settings.memo_entries))
-    replayer = Replayer(reader, registry)
-    impact = ImpactRunner(engine, registry)  # the registry: stored rulesets of decisions an older engine made
-    activator = Activator(engine, registry, poll_interval_s=settings.ruleset_poll_interval_s)
-    startup = Startup(
-        activator,
-        database_url=settings.database_url,
-        migrations_dir=settings.migrations_dir,
-        migrate=settings.should_migrate_on_start,
-        rules_dir=settings.rules_dir if settings.activate_on_start else None,
-        activated_by=f"startup:{socket.gethostname()}",
-    )
+def _lifespan(
+    settings: Settings, startup: Startup, writer: AuditWriter, dispose: Callable[[], Awaitable[None]]
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """The worker's lifetime: bring it into service and start the audit writer; on the way out, commit every queued
+    decision, stop following activations, then close the database pool (``dispose``)."""
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -109,7 +96,31 @@ def create_app(settings: Settings | None = None) -> Litestar:
             bringup.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await bringup
-            await engine.dispose()
+            await dispose()
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    engine = create_engine(settings)
+    registry = RulesetRegistry(engine, retry_after_s=settings.db_retry_after_s)
+    reader = AuditReader(engine, retry_after_s=settings.db_retry_after_s)
+    writer = AuditWriter.from_settings(engine, settings)  # group commit: one flusher per worker process
+    decisions = DecisionService(registry, writer, RecommendationMemo(maxsize=settings.memo_entries))
+    replayer = Replayer(reader, registry)
+    impact = ImpactRunner(engine, registry)  # the registry: stored rulesets of decisions an older engine made
+    activator = Activator(engine, registry, poll_interval_s=settings.ruleset_poll_interval_s)
+    startup = Startup(
+        activator,
+        database_url=settings.database_url,
+        migrations_dir=settings.migrations_dir,
+        migrate=settings.should_migrate_on_start,
+        rules_dir=settings.rules_dir if settings.activate_on_start else None,
+        activated_by=f"startup:{socket.gethostname()}",
+    )
+
+    lifespan = _lifespan(settings, startup, writer, engine.dispose)
 
     return Litestar(
         route_handlers=[
