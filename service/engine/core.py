@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from service.contract import WorkloadProfile
+from service.contract import Traffic, WorkloadProfile
 from service.engine.capacity import CapacityPlan, ScalingTarget, fmt, plan_capacity, scaling_target
 from service.engine.compiled import CompiledRule, CompiledRuleset
 from service.engine.errors import ProfileRejected
@@ -128,11 +128,9 @@ def decide(
 ) -> Decision:
     """Run the decision tables, pick the instance type and compute the fleet.
 
-    ``family_override`` and ``instance_override`` replace the family table's answer and the type
-    choice, for what-if counterfactuals; every other rule decides as usual.
-
-    Raises:
-        ProfileRejected: the profile contradicts itself, or no rule or instance type can serve it.
+    ``family_override`` and ``instance_override`` replace the family table's answer and the type choice
+    (what-if counterfactuals); every other rule decides as usual. Raises ProfileRejected when the profile
+    contradicts itself, or no rule or instance type can serve it.
     """
     _check_consistency(profile)
     facts = profile_facts(profile)
@@ -140,14 +138,12 @@ def decide(
     facts["decision.family"] = family = family_override or family_rule.then.family
     sizing_rule = _first(ruleset, "sizing", facts)
     sizing = sizing_rule.then
-    cap = sizing.max_target_utilization
-    utilization = profile.target_utilization if cap is None else min(profile.target_utilization, cap)
+    utilization = _utilization(profile, sizing.max_target_utilization)
     scaling_rule = _first(ruleset, "scaling", facts)
     facts["decision.scaling_method"] = scaling_rule.then.method
     availability_rule = _first(ruleset, "availability", facts)
     avail = availability_rule.then
-    az_count = (profile.az_count or avail.az_count) if avail.multi_az else 1
-    floor = max(avail.min_instances, az_count if avail.multi_az else 1)
+    az_count, floor = _az_layout(profile, availability_rule)
 
     def fleet_for(rate: float) -> int:
         return _plan(
@@ -158,16 +154,8 @@ def decide(
     facts["decision.family"] = selection.chosen.instance.family
     rate = selection.chosen.rps
     traffic = profile.traffic
-    peak = _plan(facts, availability_rule, rate, utilization, az_count, floor, traffic.peak_rps, explain)
-    baseline = (
-        _plan(facts, availability_rule, rate, utilization, az_count, floor, traffic.mean_rps, explain)
-        if traffic.mean_rps is not None
-        else peak
-    )
-    factor = scaling_rule.then.max_capacity_factor
-    max_capacity = _round_up(max(peak.instances, math.ceil(peak.instances * factor)), az_count)
-    target, max_capacity = _target(
-        rate, utilization, az_count, availability_rule, baseline, peak, max_capacity, traffic.peak_rps
+    peak, baseline, max_capacity, target = _fleet(
+        facts, availability_rule, scaling_rule, rate, utilization, (az_count, floor), traffic, explain
     )
     decision = Decision(
         facts,
@@ -188,6 +176,44 @@ def decide(
     facts["decision.multi_az"] = avail.multi_az
     facts["decision.instances"] = decision.instances
     return decision
+
+
+def _fleet(
+    facts: dict[str, Any],
+    availability_rule: CompiledRule,
+    scaling_rule: CompiledRule,
+    rate: float,
+    utilization: float,
+    layout: tuple[int, int],
+    traffic: Traffic,
+    explain: bool,
+) -> tuple[CapacityPlan, CapacityPlan, int, ScalingTarget]:
+    """The static plans at the peak and the baseline, MaxCapacity, and the scaling target."""
+    az_count, floor = layout
+    peak = _plan(facts, availability_rule, rate, utilization, az_count, floor, traffic.peak_rps, explain)
+    baseline = (
+        _plan(facts, availability_rule, rate, utilization, az_count, floor, traffic.mean_rps, explain)
+        if traffic.mean_rps is not None
+        else peak
+    )
+    factor = scaling_rule.then.max_capacity_factor
+    max_capacity = _round_up(max(peak.instances, math.ceil(peak.instances * factor)), az_count)
+    target, max_capacity = _target(
+        rate, utilization, az_count, availability_rule, baseline, peak, max_capacity, traffic.peak_rps
+    )
+    return peak, baseline, max_capacity, target
+
+
+def _utilization(profile: WorkloadProfile, cap: float | None) -> float:
+    """The profile's target utilisation, capped by the sizing rule's (latency first plans lower)."""
+    return profile.target_utilization if cap is None else min(profile.target_utilization, cap)
+
+
+def _az_layout(profile: WorkloadProfile, availability_rule: CompiledRule) -> tuple[int, int]:
+    """AZ count (the profile's, where the plan is multi-AZ) and the instance floor (at least one per AZ)."""
+    avail = availability_rule.then
+    az_count = (profile.az_count or avail.az_count) if avail.multi_az else 1
+    return az_count, max(avail.min_instances, az_count if avail.multi_az else 1)
 
 
 def _target(
