@@ -7,6 +7,7 @@ row types the reader returns, so the API names them without importing the databa
 
 from service.db.errors import is_database_unavailable
 from service.db.repository import DecisionRow, RulesetRow, RulesetSummary
+from service.services.audit.batch import IdempotencyKey, WriterStats
 from service.services.audit.chain import ChainBreak, ChainReport, verify_chain
 from service.services.audit.errors import (
     DEFAULT_RETRY_AFTER_S,
@@ -16,7 +17,7 @@ from service.services.audit.errors import (
     translate_unavailable,
 )
 from service.services.audit.reader import AuditReader
-from service.services.audit.writer import AuditWriter, IdempotencyKey, WriterStats
+from service.services.audit.writer import AuditWriter
 
 __all__ = [
     "DEFAULT_RETRY_AFTER_S",

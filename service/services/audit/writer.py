@@ -34,8 +34,7 @@ import collections
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -45,6 +44,7 @@ from service.db.connection import write_transaction
 from service.db.repository import AuditRepository, DecisionRow, IdempotencyRecord
 from service.observability import metrics
 from service.observability.outages import OutageReport
+from service.services.audit.batch import IdempotencyKey, Pending, WriterStats, per_waiter, utcnow
 from service.services.audit.errors import (
     DEFAULT_RETRY_AFTER_S,
     AuditUnavailable,
@@ -52,6 +52,7 @@ from service.services.audit.errors import (
     IdempotencyConflict,
     translate_unavailable,
 )
+from service.services.audit.keys import IdempotencyKeys
 from service.settings import Settings
 
 # The logger keeps the name it had before the services became a package: log queries and alerts match on it.
@@ -60,46 +61,7 @@ logger = logging.getLogger("service.audit")
 LOCKED_BATCHES_AFTER_CONTENTION = 8  # several writers take turns: the locked path queues them without retries
 
 
-@dataclass(frozen=True, slots=True)
-class IdempotencyKey:
-    """An Idempotency-Key as sent by ``caller`` (keys are scoped by caller), with the fingerprint of its request."""
-
-    caller: str
-    key: str
-    request_sha256: str
-
-    @property
-    def scoped(self) -> tuple[str, str]:
-        return (self.caller, self.key)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(slots=True, eq=False)
-class _Pending:
-    row: DecisionRow
-    key: IdempotencyKey | None
-    future: asyncio.Future[DecisionRow]
-    queued_at: float
-
-
-@dataclass(slots=True)
-class WriterStats:
-    """Counters since start (per process), for tests and metrics."""
-
-    batches: int = 0  # committed transactions
-    unlocked_batches: int = 0  # of which committed by one statement after this writer's own last batch (Postgres)
-    contended: int = 0  # such statements that found the head moved by another writer (then: the locked path)
-    rows: int = 0  # decisions committed
-    replays: int = 0  # requests answered with an earlier decision (Idempotency-Key)
-    failed_batches: int = 0
-    purged_keys: int = 0
-    batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
-
-
-class AuditWriter:
+class AuditWriter(IdempotencyKeys):
     """Commits decisions in batches (group commit); ``write`` returns only once its row is durable.
 
     One per process (one flusher task). ``start`` it in the application's lifespan and ``stop`` it before the
@@ -117,7 +79,7 @@ class AuditWriter:
         purge_interval_s: float = 60.0,
         purge_batch: int = 1000,
         retry_after_s: int = DEFAULT_RETRY_AFTER_S,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, got {max_rows}")
@@ -132,8 +94,8 @@ class AuditWriter:
         self.retry_after_s = retry_after_s
         self.clock = clock
         self.stats = WriterStats()
-        self._queue: collections.deque[_Pending] = collections.deque()
-        self._in_flight: list[_Pending] = []  # the batch being committed
+        self._queue: collections.deque[Pending] = collections.deque()
+        self._in_flight: list[Pending] = []  # the batch being committed
         self._wakeup = asyncio.Event()  # something was queued (or stop was asked)
         self._full = asyncio.Event()  # a full batch is queued (or stop was asked): stop waiting for more
         self._flusher: asyncio.Task[None] | None = None
@@ -203,44 +165,12 @@ class AuditWriter:
             raise AuditUnavailable("the service is shutting down", retry_after_s=self.retry_after_s)
         self._ensure_flusher()
         loop = asyncio.get_running_loop()
-        pending = _Pending(row, idempotency, loop.create_future(), loop.time())
+        pending = Pending(row, idempotency, loop.create_future(), loop.time())
         self._queue.append(pending)
         self._wakeup.set()
         if len(self._queue) >= self.max_rows:
             self._full.set()
         return await pending.future
-
-    async def recall(self, key: IdempotencyKey) -> DecisionRow | None:
-        """The decision already answering ``key`` (not expired), if any; ``IdempotencyConflict`` if it was for
-        another request. A read outside any batch: a retry of a committed request is answered without evaluating
-        or queueing. (``write`` checks again, authoritatively, under the chain-head lock.)"""
-        with translate_unavailable(self.retry_after_s):
-            async with self.engine.connect() as conn:
-                found = await AuditRepository(conn).find_idempotency_keys([key.scoped])
-        stored = found.get(key.scoped)
-        if stored is None:
-            return None
-        record, decision = stored
-        if record.expires_at <= self.clock():
-            return None
-        if record.request_sha256 != key.request_sha256:
-            raise IdempotencyConflict(key.key)
-        return decision
-
-    async def purge_expired_keys(self) -> int:
-        """Delete expired idempotency keys, ``purge_batch`` per transaction, until none is left; how many."""
-        total = 0
-        while True:
-            with translate_unavailable(self.retry_after_s):
-                async with write_transaction(self.engine) as conn:
-                    purged = await AuditRepository(conn).purge_idempotency_keys(
-                        expired_at=self.clock(), limit=self.purge_batch
-                    )
-            total += purged
-            self.stats.purged_keys += purged
-            if purged < self.purge_batch:
-                return total
-            await asyncio.sleep(0)  # let batches in between
 
     # --- the flusher ------------------------------------------------------------------------------------------
 
@@ -285,8 +215,8 @@ class AuditWriter:
             async with asyncio.timeout(remaining):
                 await self._full.wait()
 
-    def _take_batch(self) -> list[_Pending]:
-        batch: list[_Pending] = []
+    def _take_batch(self) -> list[Pending]:
+        batch: list[Pending] = []
         while self._queue and len(batch) < self.max_rows:
             pending = self._queue.popleft()
             if not pending.future.done():  # its request was cancelled before its turn: it is not stored
@@ -294,7 +224,7 @@ class AuditWriter:
         return batch
 
     @metrics.timed_audit_commit  # batch size, commit duration and outcome
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[Pending]) -> None:
         try:
             answers = await self._commit_once(batch)
         except IntegrityError:
@@ -326,7 +256,7 @@ class AuditWriter:
             else:
                 pending.future.set_result(answer)
 
-    async def _commit_once(self, batch: list[_Pending]) -> list[DecisionRow | IdempotencyConflict]:
+    async def _commit_once(self, batch: list[Pending]) -> list[DecisionRow | IdempotencyConflict]:
         if self._postgres and self._head is not None and all(p.key is None for p in batch):
             if self._locked_batches_left:
                 self._locked_batches_left -= 1
@@ -350,7 +280,7 @@ class AuditWriter:
         return answers
 
     async def _commit_unlocked(
-        self, batch: list[_Pending], head: ChainHead
+        self, batch: list[Pending], head: ChainHead
     ) -> list[DecisionRow | IdempotencyConflict] | None:
         """The common case on Postgres, rows without idempotency keys: one statement, committed on its own, that
         appends after the head this writer's last commit left (``append_decisions_if_head``); None, with nothing
@@ -378,12 +308,12 @@ class AuditWriter:
             with contextlib.suppress(Exception):
                 await direct.close()
 
-    def _fail_batch(self, batch: list[_Pending], exc: Exception) -> None:
+    def _fail_batch(self, batch: list[Pending], exc: Exception) -> None:
         self.stats.failed_batches += 1
         answered = 0  # requests still waiting (a cancelled one gets no answer)
         for pending in batch:
             if not pending.future.done():
-                pending.future.set_exception(_per_waiter(exc, len(batch)))
+                pending.future.set_exception(per_waiter(exc, len(batch)))
                 answered += 1
         if not isinstance(exc, AuditUnavailable):
             logger.warning("audit batch of %d decision(s) failed: %s", len(batch), exc, exc_info=exc)
@@ -393,18 +323,18 @@ class AuditWriter:
             # Fail fast: the rows that queued up while this batch waited on an unreachable database (up to the
             # connect timeout) would only wait as long again, batch after batch. They get the 503 now; rows that
             # arrive from here on get a fresh attempt.
-            answered += self._fail_queued(lambda: _per_waiter(exc, queued))
+            answered += self._fail_queued(lambda: per_waiter(exc, queued))
         self.outage.failed(exc, answered)
 
     async def _store(
-        self, repo: AuditRepository, batch: list[_Pending], now: datetime
+        self, repo: AuditRepository, batch: list[Pending], now: datetime
     ) -> tuple[list[DecisionRow | IdempotencyConflict], ChainHead]:
         """In the batch's transaction: lock the chain head, settle idempotency keys, append the new rows; the
         answers, and the head as this transaction leaves it."""
         head = await repo.lock_chain_head()
         keyed = [p.key for p in batch if p.key is not None]
         existing = await repo.find_idempotency_keys(k.scoped for k in keyed) if keyed else {}
-        claimed: dict[tuple[str, str], _Pending] = {}
+        claimed: dict[tuple[str, str], Pending] = {}
         expired: list[tuple[str, str]] = []
         answers: list[DecisionRow | IdempotencyConflict] = []
         to_store: list[DecisionRow] = []
@@ -450,17 +380,6 @@ class AuditWriter:
         )
         return answers, chained[-1].head if chained else head
 
-    async def _purge_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.purge_interval_s)
-            try:
-                purged = await self.purge_expired_keys()
-            except Exception as exc:  # an outage or a busy database: try again next time
-                logger.warning("purging expired idempotency keys failed: %s", exc)
-            else:
-                if purged:
-                    logger.info("purged %d expired idempotency key(s)", purged)
-
     def _fail_queued(self, make: Callable[[], AuditWriteFailed]) -> int:
         """Fail every queued row's request; how many were still waiting."""
         failed = 0
@@ -470,13 +389,3 @@ class AuditWriter:
                 pending.future.set_exception(make())
                 failed += 1
         return failed
-
-
-def _per_waiter(exc: Exception, batch_size: int) -> AuditWriteFailed:
-    """A fresh exception per waiting request (one instance raised in many tasks would share its traceback)."""
-    if isinstance(exc, AuditUnavailable):
-        failed: AuditWriteFailed = AuditUnavailable(str(exc), retry_after_s=exc.retry_after_s)
-    else:
-        failed = AuditWriteFailed(f"the audit transaction of {batch_size} decision(s) failed: {type(exc).__name__}")
-    failed.__cause__ = exc
-    return failed
