@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from service.rulebook.models import Strict
+from service.rulebook.strict import Strict
 
 __all__ = ["RuleTestCase", "RuleTestFile"]
 
