@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -206,3 +207,22 @@ class TcpProxy:
         finally:
             sink.transport.abort()
             self._transports.discard(sink.transport)
+
+
+def frozen_row(**overrides: Any) -> DecisionRow:
+    """The row whose chain hashes are pinned (test_chain.py, test_engine_version.py): the encoding must not drift."""
+    fields: dict[str, Any] = {
+        "id": uuid.UUID("01930000-0000-7000-8000-000000000001"),
+        "created_at": datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
+        "ruleset_sha256": "a" * 64,
+        "ruleset_version": "2026.11.1",
+        "caller": "key:ci",
+        "request_id": "req-1",
+        "family": "g",
+        "instance_type": "ml.g5.xlarge",
+        "scaling_method": None,
+        "instances": 2,
+        "profile": '{"name":"ünïcode"}',
+        "recommendation": "{}",
+    }
+    return DecisionRow(**(fields | overrides))

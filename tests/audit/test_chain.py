@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from auditutil import SHA, MakeWriter, decision, seed, unprotect
+from auditutil import SHA, MakeWriter, decision, frozen_row, seed, unprotect
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -124,20 +124,7 @@ async def test_row_hash_covers_every_stored_field(engine: AsyncEngine, make_writ
 
 def test_chain_hash_format_is_frozen() -> None:
     """Rows hashed by this release must verify under every later one: the encoding must not drift."""
-    row = DecisionRow(
-        id=uuid.UUID("01930000-0000-7000-8000-000000000001"),
-        created_at=datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
-        ruleset_sha256="a" * 64,
-        ruleset_version="2026.11.1",
-        caller="key:ci",
-        request_id="req-1",
-        family="g",
-        instance_type="ml.g5.xlarge",
-        scaling_method=None,
-        instances=2,
-        profile='{"name":"ünïcode"}',
-        recommendation="{}",
-    )
+    row = frozen_row()
     encoding = (
         '["advisor-audit-chain/1",1,"' + "0" * 64 + '","01930000-0000-7000-8000-000000000001",'
         '"2026-11-29T12:00:00.000000Z","' + "a" * 64 + '","2026.11.1","key:ci","req-1","g","ml.g5.xlarge",null,2,'

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from auditutil import MakeClient, MakeWriter, decision, seed, unprotect
+from auditutil import MakeClient, MakeWriter, decision, frozen_row, seed, unprotect
 from dbutil import connect
 from profiles import WORKED_EXAMPLE
 from sqlalchemy.exc import DBAPIError
@@ -84,21 +82,7 @@ async def stored(engine: AsyncEngine, row: DecisionRow) -> DecisionRow | None:
 def test_chain_hash_format_with_an_engine_version_is_frozen() -> None:
     """A row with an engine_version (migration 0006) is hashed in the second layout: the version follows
     ruleset_version. The same row without one keeps the first layout's hash."""
-    row = DecisionRow(
-        id=uuid.UUID("01930000-0000-7000-8000-000000000001"),
-        created_at=datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
-        ruleset_sha256="a" * 64,
-        ruleset_version="2026.11.1",
-        caller="key:ci",
-        request_id="req-1",
-        family="g",
-        instance_type="ml.g5.xlarge",
-        scaling_method=None,
-        instances=2,
-        profile='{"name":"ünïcode"}',
-        recommendation="{}",
-        engine_version="0.2.0",
-    )
+    row = frozen_row(engine_version="0.2.0")
     encoding = (
         '["advisor-audit-chain/2",1,"' + "0" * 64 + '","01930000-0000-7000-8000-000000000001",'
         '"2026-11-29T12:00:00.000000Z","' + "a" * 64 + '","2026.11.1","0.2.0","key:ci","req-1","g",'
