@@ -17,6 +17,7 @@ import msgspec
 from jsonschema import ValidationError  # type: ignore[import-untyped,unused-ignore]
 
 from service.api.body_schema import body_validator
+from service.api.profile_rules import profile_rule_errors
 
 __all__ = ["MAX_ERRORS", "FieldError", "field_errors", "path_key"]
 
@@ -70,7 +71,13 @@ def field_errors(value: Any, type_name: str, rejected: msgspec.ValidationError |
             return errors[:MAX_ERRORS]
     if not errors and rejected is not None:
         errors.append(_from_msgspec(str(rejected)))
-    return errors
+    if type_name == "WorkloadProfile":  # its cross-field rules too, where their values can be read
+        errors += [
+            {"key": key, "message": message, "source": "body"}
+            for key, message in profile_rule_errors(value)
+            if not any(e["key"] == key for e in errors)
+        ]
+    return errors[:MAX_ERRORS]
 
 
 def _from_msgspec(text: str) -> FieldError:

@@ -100,8 +100,42 @@ async def test_every_failing_field_is_listed_at_once(client: Client) -> None:
         "sla.availability": "is required",
         "load_tests[0].instance_type": "must match the pattern ^ml\\.[a-z0-9-]+\\.[a-z0-9]+$",
         "load_tests[0].per_instance_rps": "must be at least 0.001",
+        # a cross-field rule, listed with the shape's errors: an llm's size decides its instance type
+        "workload.model_memory_gib": "is required when bound is gpu or memory, or model_kind is llm",
     }
     assert problem["detail"].count(";") == len(problem["errors"]) - 1
+
+
+async def test_cross_field_rules_are_listed_with_the_shape_errors(client: Client) -> None:
+    profile: dict[str, Any] = copy.deepcopy(WORKED_EXAMPLE)
+    profile["traffic"] |= {
+        "burstiness": "sometimes",
+        "mean_rps": 200,
+        "peak_windows": [{"cron": "cron(0 8 ? * MON-FRI *)", "rps": 300}],
+    }
+    del profile["traffic"]["per_instance_rps"]
+    problem = await _problem(client, json.dumps(profile).encode(), 422)
+    assert [e["key"] for e in problem["errors"]] == [
+        "traffic.burstiness",
+        "traffic.mean_rps",
+        "traffic.peak_windows[0].rps",
+        "traffic.per_instance_rps",
+    ]
+    assert problem["errors"][1]["message"] == "is above traffic.peak_rps (150), which must be the overall peak"
+
+
+async def test_a_valid_shape_meets_the_cross_field_rules_in_the_engine(client: Client) -> None:
+    profile: dict[str, Any] = copy.deepcopy(WORKED_EXAMPLE)
+    profile["traffic"]["mean_rps"] = 200
+    problem = await _problem(client, json.dumps(profile).encode(), 422)
+    assert problem["code"] == "mean-above-peak"
+    assert problem["errors"] == [
+        {
+            "key": "traffic.mean_rps",
+            "message": "traffic.mean_rps (200) is above traffic.peak_rps (150).",
+            "source": "body",
+        }
+    ]
 
 
 async def test_bounds_litestar_left_out_of_the_schema_are_checked_and_named(client: Client) -> None:
