@@ -52,7 +52,7 @@ class ChainHead:
 
 
 def canonical_timestamp(value: datetime) -> str:
-    if value.tzinfo is UTC and value.year >= 1000:  # every row this service writes: 1.4 µs instead of 2.0
+    if value.tzinfo is UTC and value.year >= 1000:  # every row this service writes: one step, the same text
         return value.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r}: audit timestamps must be timezone-aware")
@@ -91,9 +91,8 @@ def chain_hash(seq: int, prev_hash: str, row: DecisionRow) -> str:
 
 
 # The JSON string encodings of the last few recommendations hashed, by identity: a profile answered from the memo
-# (service.engine.memo) brings the same str object every time, and escaping its ~7 KB took ~6 µs a row. Measured
-# (one row hashed, ~7.3 KB recommendation): 16 µs before; 11 µs for a text seen again, 17-18 µs for a new one.
-# Each entry holds its text, so an id can never be reused while it is here.
+# (service.engine.memo) brings the same str object every time, so its text is escaped once, not once a row
+# (bench/README.md has the figures). Each entry holds its text, so an id can never be reused while it is here.
 _RECENT_RECOMMENDATIONS = 8
 _recent_recommendations: list[tuple[str, bytes]] = []
 
