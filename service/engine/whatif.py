@@ -76,6 +76,16 @@ class _Report:
     def not_possible(self, change: str, reason: str, code: str | None = None) -> None:
         self.refused.append(WhatIfNotPossible(change=change, reason=reason, code=code))
 
+    def attempt(
+        self, change: str, profile: WorkloadProfile, ruleset: CompiledRuleset, *, family: str | None = None
+    ) -> _Plan | None:
+        """The plan for ``change``, or None with the engine's refusal listed as not possible."""
+        try:
+            return _plan(profile, ruleset, family=family)
+        except ProfileRejected as exc:
+            self.not_possible(change, exc.message, exc.code)
+            return None
+
 
 def what_if(profile: WorkloadProfile, ruleset: CompiledRuleset) -> list[WhatIf]:
     """The priced counterfactuals of ``profile`` under ``ruleset`` (see the module's docstring)."""
@@ -136,10 +146,8 @@ def _az_counts(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Repo
         if not MIN_AZ_COUNT <= count <= MAX_AZ_COUNT:
             report.not_possible(change, f"az_count must be {MIN_AZ_COUNT} to {MAX_AZ_COUNT}.")
             continue
-        try:
-            plan = _plan(msgspec.structs.replace(profile, az_count=count), ruleset)
-        except ProfileRejected as exc:
-            report.not_possible(change, exc.message, exc.code)
+        plan = report.attempt(change, msgspec.structs.replace(profile, az_count=count), ruleset)
+        if plan is None:
             continue
         head = f"az_count {decision.az_count} -> {count}"
         planned = plan.decision
@@ -155,10 +163,8 @@ def _utilizations(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _R
         if utilization == profile.target_utilization:
             continue
         change = f"target_utilization={fmt(utilization)}"
-        try:
-            plan = _plan(msgspec.structs.replace(profile, target_utilization=utilization), ruleset)
-        except ProfileRejected as exc:
-            report.not_possible(change, exc.message, exc.code)
+        plan = report.attempt(change, msgspec.structs.replace(profile, target_utilization=utilization), ruleset)
+        if plan is None:
             continue
         head = f"target_utilization {fmt(profile.target_utilization)} -> {fmt(utilization)}"
         if plan.decision.utilization != utilization:
@@ -175,10 +181,8 @@ def _families(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Repor
         if family == decision.family or family not in allowed:
             continue
         change = f"family={family}"
-        try:
-            engine_pick = _plan(profile, ruleset, family=family)
-        except ProfileRejected as exc:  # refused for the family, so for each of its types
-            report.not_possible(change, exc.message, exc.code)
+        engine_pick = report.attempt(change, profile, ruleset, family=family)
+        if engine_pick is None:  # refused for the family, so for each of its types
             continue
         fitting = _fitting(profile, ruleset, ruleset.by_family[family], family)
         plan = min(fitting, key=_cheapest, default=engine_pick)
