@@ -78,15 +78,6 @@ class CapacityPlan:
     per_az: list[int]
     steps: list[str]
 
-    @property
-    def formula(self) -> str:
-        parts = [f"base {self.base}"]
-        if self.az_safe:
-            parts.append(f"AZ-safe {self.az_safe}")
-        parts.append(f"floor {self.floor}")
-        layout = " + ".join(str(n) for n in self.per_az)
-        return f"instances = max({', '.join(parts)}) = {self.instances} ({layout} across AZs)"
-
 
 def plan_capacity(
     *,
@@ -155,10 +146,10 @@ class ScalingTarget:
         return max(self.min_instances, ceil_div(rps * 60, self.per_minute))
 
 
-def worst_az_share(min_instances: int, max_instances: int, az_count: int) -> tuple[int, int, int]:
+def worst_az_share(min_instances: int, max_instances: int, az_count: int) -> tuple[int, int]:
     """The fleet size in [min, max] that keeps the smallest share after losing its largest AZ.
 
-    Returns (n, kept, n): n - ceil(n/k) of n remain. A fleet of n spread over k AZs keeps
+    Returns (n, kept): kept = n - ceil(n/k) of the n remain. A fleet of n spread over k AZs keeps
     n - ceil(n/k) when the largest AZ goes. Within a block of k sizes the share falls as n grows
     past a multiple of k, and the first size past each multiple (n = qk + 1) keeps less as q
     falls; so the worst is n = min or the first qk + 1 above it. Closed form, because max can be
@@ -176,7 +167,7 @@ def worst_az_share(min_instances: int, max_instances: int, az_count: int) -> tup
     # kept(a)/a < kept(b)/b, compared in integers
     if first_odd <= max_instances and kept(first_odd) * worst < kept(worst) * first_odd:
         worst = first_odd
-    return worst, kept(worst), worst
+    return worst, kept(worst)
 
 
 def _per_minute(r: float, factor: float, *exact_factors: float | Fraction) -> float:
@@ -221,14 +212,14 @@ def scaling_target(
     per_minute = _per_minute(r, u, u)
     steps = [f"target per instance at the planned utilisation = {fmt(r)} x {fmt(u)} = {fmt(r * u)} rps"]
     if survives_az_loss and az_count >= 2:
-        worst_n, kept, n = worst_az_share(min_instances, max_instances, az_count)
+        n, kept = worst_az_share(min_instances, max_instances, az_count)
         d = degraded_utilization
         share = d * kept / n
         if share < u:
             per_minute = min(per_minute, _per_minute(r, share, d, Fraction(kept, n)))
         steps.append(
             f"AZ-safe target = r x d x min over n in [{min_instances}, {max_instances}] of (n - ceil(n/{az_count}))/n "
-            f"= {fmt(r)} x {fmt(d)} x {kept}/{n} = {fmt(r * share)} rps (worst case n = {worst_n}: {kept} instances "
+            f"= {fmt(r)} x {fmt(d)} x {kept}/{n} = {fmt(r * share)} rps (worst case n = {n}: {kept} instances "
             f"left after losing an AZ of {n - kept})"
         )
     steps.append(

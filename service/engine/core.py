@@ -81,19 +81,6 @@ class Decision:
     def usd_per_hour(self) -> float:
         return self.instances * self.instance.usd_per_hour
 
-    def plan(self, rps: float, *, explain: bool = True) -> CapacityPlan:
-        """The static plan for another load level under the same decisions."""
-        return _plan(
-            self.facts,
-            self.availability_rule,
-            self.per_instance_rps,
-            self.utilization,
-            self.az_count,
-            self.floor,
-            rps,
-            explain,
-        )
-
 
 def profile_facts(profile: WorkloadProfile) -> dict[str, Any]:
     """The flat facts rules test (see service.rulebook.fields)."""

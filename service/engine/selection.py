@@ -266,16 +266,12 @@ def _basis(
         best = max(same, key=lambda m: m.rps)
         return Candidate(inst, fit, best.rps, "load_test", 1.0, best)
     if sizing.throughput_extrapolation == "vcpu_ratio_same_generation" and inst.accelerator is None:
-        peers = [m for m in tests if m.instance.accelerator is None and _same_generation(m.instance, inst)]
+        peers = [m for m in tests if m.instance.accelerator is None and m.instance.generation == inst.generation]
         if peers:
             near = min(peers, key=lambda m: (abs(math.log(inst.vcpus / m.instance.vcpus)), -m.rps))
             factor = inst.vcpus / near.instance.vcpus
             return Candidate(inst, fit, near.rps * factor, "extrapolated", factor, near)
     return Candidate(inst, fit, assumed_rps or 0.0, "assumed", 1.0, None)
-
-
-def _same_generation(a: CatalogInstance, b: CatalogInstance) -> bool:
-    return a.generation == b.generation
 
 
 def _measured_rank(c: Candidate, sizing: SizingOutcome, utilization: float) -> tuple[float, ...]:
