@@ -167,7 +167,7 @@ def select_instance(
         ranked = sorted(measured, key=lambda c: _measured_rank(c, sizing, utilization))
         others = [c for c in candidates if c.source == "assumed" and c.instance.family == family]
     else:
-        ranked = _rank_assumed([c for c in candidates if c.instance.family == family], sizing, profile, tests, family)
+        ranked = _rank_assumed(candidates, ruleset, sizing, profile, tests, family)
         others = []
     chosen = ranked[0]
     alternatives = _alternatives(chosen, ranked[1:], others, rejected, utilization)
@@ -206,7 +206,7 @@ def _select_untested(
     tests: list[Measurement],
 ) -> Selection:
     """No load test applies: the first fitting type in the rule's order of preference, rate assumed."""
-    order = ruleset.newest_first[family] if sizing.prefer == "newest" else ruleset.by_family[family]
+    order = _preference_order(ruleset, family, sizing)
     rate = profile.traffic.per_instance_rps or 0.0
     fitting: list[Candidate] = []
     for inst in order:
@@ -286,16 +286,23 @@ def _measured_rank(c: Candidate, sizing: SizingOutcome, utilization: float) -> t
 
 
 def _rank_assumed(
-    candidates: list[Candidate], sizing: SizingOutcome, profile: WorkloadProfile, tests: list[Measurement], family: str
+    candidates: list[Candidate],
+    ruleset: CompiledRuleset,
+    sizing: SizingOutcome,
+    profile: WorkloadProfile,
+    tests: list[Measurement],
+    family: str,
 ) -> list[Candidate]:
+    """The family's untested candidates in the sizing rule's order of preference (as ``_select_untested`` walks)."""
     if profile.traffic.per_instance_rps is None:
         raise _throughput_unknown(tests, family)
+    position = {inst.type: i for i, inst in enumerate(_preference_order(ruleset, family, sizing))}
+    return sorted((c for c in candidates if c.instance.type in position), key=lambda c: position[c.instance.type])
 
-    # The family's types come cheapest first (price, vCPUs, name); on equal price the newest wins.
-    ordered = sorted(candidates, key=lambda c: (c.instance.usd_per_hour, -c.instance.generation[0]))
-    if sizing.prefer == "newest":  # the newest generation (g6e after g6), the cheapest within it
-        ordered.sort(key=lambda c: c.instance.generation, reverse=True)
-    return ordered
+
+def _preference_order(ruleset: CompiledRuleset, family: str, sizing: SizingOutcome) -> tuple[CatalogInstance, ...]:
+    """Cheapest first, the newest generation on equal price; or newest generation first (``prefer: newest``)."""
+    return ruleset.newest_first[family] if sizing.prefer == "newest" else ruleset.by_family[family]
 
 
 def _alternatives(
