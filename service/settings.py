@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["AccessScope", "ApiKey", "Settings", "get_settings", "shipped_dir"]
@@ -152,6 +152,17 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Requests per minute each API key may make to /v1/ (requests without a valid key: per client "
         "address); 429 with Retry-After above. Counted per worker process. 0: no limit. Local mode has none.",
+    )
+
+    # HTML pages (sign-in sessions)
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that encrypts and signs the HTML pages' session and CSRF cookies; the same on every "
+        "worker and replica. Unset: a random one per worker process, so a session lasts as long as its worker.",
+    )
+    session_cookie_secure: bool = Field(
+        default=True,
+        description="Send the session and CSRF cookies only over HTTPS (browsers also accept them on loopback).",
     )
 
     # observability
