@@ -34,13 +34,27 @@ def rates(profile: Mapping[str, Any], recommendation: Mapping[str, Any]) -> Rate
         basis = (profile.get("traffic") or {}).get("per_instance_rps")
     if not isinstance(basis, int | float):
         return None
-    per_minute = (recommendation.get("scaling") or {}).get("target_value")
-    if isinstance(per_minute, int | float) and per_minute > 0:
+    per_minute = _per_minute(recommendation.get("scaling") or {})
+    if per_minute is not None:
         target = per_minute / 60
     else:  # step or scheduled policies without a target: the planned utilisation of the basis rate
         per_minute, target = None, float(basis) * float(profile.get("target_utilization", 0.7))
     az = (recommendation.get("availability") or {}).get("az_count") or len(capacity.get("per_az") or ()) or 1
     return Rates(float(basis), target, per_minute, int(az))
+
+
+def _per_minute(scaling: Mapping[str, Any]) -> float | None:
+    """Invocations per instance per minute the fleet settles at: target tracking's TargetValue, or the threshold of
+    the step scale-out alarm on InvocationsPerInstance (the fleet grows until it is no longer crossed)."""
+    target = scaling.get("target_value")
+    if isinstance(target, int | float) and target > 0:
+        return float(target)
+    for alarm in (scaling.get("aws") or {}).get("alarms") or ():
+        rising = str(alarm.get("ComparisonOperator", "")).startswith("GreaterThan")
+        threshold = alarm.get("Threshold")
+        if alarm.get("MetricName") == "InvocationsPerInstance" and rising and isinstance(threshold, int | float):
+            return float(threshold)
+    return None
 
 
 def steady_state(load_rps: float, rates: Rates, min_fleet: int, max_fleet: int) -> int:

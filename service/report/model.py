@@ -161,12 +161,26 @@ def _alarms(rec: Mapping[str, Any]) -> list[AlarmRow]:
         rows.append(
             AlarmRow(
                 name=str(alarm.get("AlarmName", "")),
-                metric=f"{alarm.get('MetricName', '?')} {statistic}".strip(),
+                metric=_metric(alarm, statistic),
                 threshold=threshold,
                 meaning=str(reasons.get(alarm.get("AlarmName")) or alarm.get("AlarmDescription", "")),
             )
         )
     return rows
+
+
+def _metric(alarm: Mapping[str, Any], statistic: str) -> str:
+    """The alarm's metric and statistic, or for metric math the expression it alarms on and the metrics in it."""
+    if alarm.get("MetricName"):
+        return f"{alarm['MetricName']} {statistic}".strip()
+    queries = alarm.get("Metrics") or []
+    expression = next((q.get("Expression") for q in queries if q.get("ReturnData") and q.get("Expression")), None)
+    names = [
+        f"{q['MetricStat']['Metric'].get('MetricName')} {q['MetricStat'].get('Stat', '')}".strip()
+        for q in queries
+        if isinstance(q.get("MetricStat"), Mapping) and isinstance(q["MetricStat"].get("Metric"), Mapping)
+    ]
+    return f"{expression or 'metric math'} over {', '.join(names)}" if names else str(expression or "metric math")
 
 
 def _links(decision_id: str) -> list[tuple[str, str, str]]:
