@@ -162,7 +162,8 @@ class Settings(BaseSettings):
     )
     session_cookie_secure: bool = Field(
         default=True,
-        description="Send the session and CSRF cookies only over HTTPS (browsers also accept them on loopback).",
+        description="Send the HTML pages' session and CSRF cookies only over HTTPS (not in local mode, which serves "
+        "plain HTTP on loopback). Off only to sign in over plain HTTP, e.g. in a test.",
     )
 
     # observability

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.api.body_errors import FieldError
 from service.api.body_schema import body_components
 from service.api.openapi_docs import WORKED_EXAMPLE
 
@@ -122,64 +121,52 @@ def _as_dict(value: FormField) -> dict[str, Any]:
     return {name: getattr(value, name) for name in FormField.__slots__}
 
 
-def form_value(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, Any], list[FieldError]]:
-    """The JSON value of a posted form, and the fields whose text is not even of their type (keyed by path).
+def form_value(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """The JSON value of a posted form, to be validated as a JSON body is.
 
-    Empty fields are absent (the schema's default applies); numbers are parsed as JSON numbers; anything the schema
-    checks beyond that is left to the same validation a JSON body gets.
+    Empty fields are absent (the schema's default applies); the text of a number field is parsed as a JSON number,
+    and text that is none stays text, so the validation names it (``must be a number``) with every other error.
     """
     kinds = {f.name: f.kind for s in form_sections() for f in [*s.fields, *(f for r in s.rows for f in r)]}
     value: dict[str, Any] = {}
-    errors: list[FieldError] = []
     windows: dict[str, list[str]] = {}
     for name, text in pairs:
         if name.startswith(f"{_WINDOWS}."):
             windows.setdefault(name.rsplit(".", 1)[1], []).append(text.strip())
         elif name in kinds and text.strip():
-            typed = _typed(text.strip(), kinds[name])
-            if typed is None:
-                errors.append({"key": name, "message": f"'{text.strip()}' is not {_KIND_WORDS[kinds[name]]}"})
-            else:
-                _put(value, name.split("."), typed)
-    rows = _window_rows(windows, errors)
+            _put(value, name.split("."), _typed(text.strip(), kinds[name]))
+    rows = _window_rows(windows, kinds)
     if rows:
         _put(value, _WINDOWS.split("."), rows)
-    return value, errors
-
-
-_KIND_WORDS = {"number": "a number", "integer": "an integer", "select": "a choice", "text": "text"}
+    return value
 
 
 def _typed(text: str, kind: str) -> Any:
+    """A number field's text as a JSON number (an integral one as an integer); anything else as it is."""
     if kind not in ("number", "integer"):
         return text
     try:
         number = float(text)
     except ValueError:
-        return None
+        return text
     if number != number or number in (float("inf"), float("-inf")):
-        return None
-    if kind == "integer":
-        return int(number) if number.is_integer() else None
-    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+        return text
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number
 
 
-def _window_rows(columns: Mapping[str, list[str]], errors: list[FieldError]) -> list[dict[str, Any]]:
+def _window_rows(columns: Mapping[str, list[str]], kinds: Mapping[str, str]) -> list[dict[str, Any]]:
     """Peak windows from the repeated fields, row by row; empty rows are skipped, so a row keeps its index only when
     every row before it is filled (the form fills them in order)."""
     count = max((len(v) for v in columns.values()), default=0)
     rows: list[dict[str, Any]] = []
     for i in range(count):
-        row = {key: values[i] for key, values in columns.items() if i < len(values) and values[i]}
-        if not row:
-            continue
-        if "rps" in row:
-            rps = _typed(row["rps"], "number")
-            if rps is None:
-                errors.append({"key": f"{_WINDOWS}[{len(rows)}].rps", "message": f"'{row['rps']}' is not a number"})
-                continue
-            row["rps"] = rps
-        rows.append(row)
+        row = {
+            key: _typed(values[i], kinds.get(f"{_WINDOWS}.{key}", "text"))
+            for key, values in columns.items()
+            if i < len(values) and values[i]
+        }
+        if row:
+            rows.append(row)
     return rows
 
 

@@ -14,10 +14,10 @@ from urllib.parse import quote
 
 import msgspec
 from litestar import Request, Router, get, post
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
@@ -200,15 +200,13 @@ def _posted_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
 async def _submit(
     request: Request[Any, Any, State], access: UiAccess, principal: Principal, pairs: list[tuple[str, str]]
 ) -> Template | Redirect:
-    value, errors = form_value(pairs)
-    if not errors:
-        try:
-            profile = to_body_type(value, WorkloadProfile)
-        except Problem as exc:
-            errors = list(exc.extra.get("errors", [])) if isinstance(exc.extra, dict) else []
-            if not errors:
-                raise
-    if errors:
+    value = form_value(pairs)
+    try:
+        profile = to_body_type(value, WorkloadProfile)
+    except Problem as exc:
+        errors = list(exc.extra.get("errors", [])) if isinstance(exc.extra, dict) else []
+        if not errors:
+            raise
         by_key = {e["key"]: e["message"] for e in errors}
         unplaced = [f"{e['key'] or 'the profile'}: {e['message']}" for e in errors if e["key"] not in _known_keys()]
         return _form(access, principal, _posted_values(pairs), by_key, unplaced)

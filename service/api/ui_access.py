@@ -57,20 +57,22 @@ class UiAccess:
             if not self.local_mode:
                 logger.warning("ADVISOR_SESSION_SECRET is not set: HTML sessions end when the worker does")
         key = hashlib.sha256(("session:" + secret).encode()).digest()
+        # Local mode serves plain HTTP on loopback only, where a Secure cookie would never come back.
+        secure = settings.session_cookie_secure and not self.local_mode
         self._session = CookieBackendConfig(
             secret=key,
             key="advisor_session",
             max_age=SESSION_MAX_AGE_S,
             httponly=True,
             samesite="strict",
-            secure=settings.session_cookie_secure,
+            secure=secure,
         )
         self._csrf = CSRFConfig(
             secret=hashlib.sha256(("csrf:" + secret).encode()).hexdigest(),
             cookie_name="advisor_csrf",
             cookie_httponly=True,
             cookie_samesite="strict",
-            cookie_secure=settings.session_cookie_secure,
+            cookie_secure=secure,
         )
 
     def middleware(self) -> list[DefineMiddleware]:
