@@ -21,7 +21,7 @@ def az_chart(capacity: Mapping[str, Any], availability: Mapping[str, Any]) -> Ch
         return None
     largest = per_az.index(max(per_az))
     survivors = sum(per_az) - per_az[largest]
-    frame = Frame(left=56, top=44, width=560, height=190, x_max=1, y_max=max(per_az) * 1.15)
+    frame = Frame(left=56, top=64, width=560, height=190, x_max=1, y_max=max(per_az) * 1.15)
     marks = [*frame.y_ticks(), *frame.axes("Availability Zone", "instances at the peak")]
     marks += _az_group(frame, per_az, None, "all AZs up")
     marks += _az_group(frame, per_az, largest, f"AZ {largest + 1} down: {survivors} left")
@@ -41,7 +41,7 @@ def az_chart(capacity: Mapping[str, Any], availability: Mapping[str, Any]) -> Ch
         summary=f"{' + '.join(map(str, per_az))} = {sum(per_az)} instances over {len(per_az)} AZs at the peak. "
         f"Losing the largest AZ ({per_az[largest]}) leaves {survivors}{after}{verdict}",
         width=WIDTH,
-        height=300,
+        height=310,
         marks=marks,
         data={"per-az": ",".join(map(str, per_az)), "survivors": survivors, "instances": sum(per_az)},
         legend=[("az", "instances in service"), ("az-down", "the AZ lost")],
@@ -52,7 +52,7 @@ def _az_group(frame: Frame, per_az: list[int], lost: int | None, title: str) -> 
     """One group of bars: every AZ, with ``lost`` (if any) down."""
     slot = frame.width / (2 * len(per_az) + 1)
     base = frame.left + (0 if lost is None else (len(per_az) + 1) * slot)
-    marks = [text(base + len(per_az) * slot / 2, 20, title, "group-label", anchor="middle")]
+    marks = [text(base + len(per_az) * slot / 2, 18, title, "group-label", anchor="middle")]
     for i, count in enumerate(per_az):
         kept = 0 if i == lost else count
         x, y = base + i * slot + slot * 0.15, frame.y(kept)
@@ -96,7 +96,7 @@ def cost_chart(cost: Mapping[str, Any], instance_type: str, what_if: Sequence[Ma
     for i, row in enumerate(rows):
         marks += _cost_row(frame, i, row, float(expected))
     if low is not None and peak is not None:
-        mid = num(frame.top + _BAR_ROW / 2)
+        mid = num(frame.top + _BAR_ROW - 2)  # under the plan's bar: its min-peak span
         ends = {"x1": num(frame.x(low)), "y1": mid, "x2": num(frame.x(peak)), "y2": mid}
         marks.append(Mark("line", {"class": "range", **ends}, {"min": low, "peak": peak}))
     marks.append(
@@ -137,6 +137,7 @@ def _cost_row(frame: Frame, i: int, row: tuple[str, float, str], expected: float
     change, usd, what = row
     y = frame.top + i * _BAR_ROW
     css = "plan" if i == 0 else "cheaper" if usd < expected else "dearer"
+    label = f"{usd:,.0f} USD ({what})"
     data: dict[str, Attr] = {"change": change, "usd-per-month": usd, "delta": round(usd - expected, 2)}
     bar: dict[str, Attr] = {
         "x": num(frame.left),
@@ -147,7 +148,10 @@ def _cost_row(frame: Frame, i: int, row: tuple[str, float, str], expected: float
     return [
         text(_LABEL_W - 6, y + _BAR_ROW / 2, change, "row-label", anchor="end", middle=True),
         Mark("rect", {"class": css, **bar}, data),
-        text(frame.x(usd) + 4, y + _BAR_ROW / 2, f"{usd:,.0f} USD ({what})", "bar-label", middle=True),
+        # A long bar carries its label inside (white on the bar's dark fill), so the label never leaves the chart.
+        text(frame.x(usd) - 4, y + _BAR_ROW / 2, label, "bar-label inside", anchor="end", middle=True)
+        if frame.x(usd) > frame.left + frame.width * 0.55
+        else text(frame.x(usd) + 4, y + _BAR_ROW / 2, label, "bar-label", middle=True),
     ]
 
 
