@@ -232,7 +232,20 @@ def _known_keys() -> set[str]:
 async def _report(
     access: UiAccess, principal: Principal, reader: AuditReader, registry: RulesetRegistry, decision_id: str
 ) -> Template:
-    parsed = decision_uuid(decision_id)
+    try:
+        parsed = decision_uuid(decision_id)
+    except Problem as exc:
+        return _page(
+            "message.html",
+            access,
+            principal,
+            422,
+            page_title="Invalid decision id",
+            heading="Invalid decision id",
+            message=str(exc.detail),
+            sign_in=False,
+            next_path="/",
+        )
     row = await reader.decision(parsed)
     if row is None:
         return _page(

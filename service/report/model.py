@@ -77,17 +77,7 @@ def _summary(record: Mapping[str, Any], rec: Mapping[str, Any]) -> list[tuple[st
     if per_az:
         fleet += f" ({' + '.join(map(str, per_az))} per AZ)"
     rows = [("mode", str(hosting.get("mode", "not recorded"))), ("fleet", fleet)]
-    expected = cost.get("usd_per_month_expected")
-    if expected is not None:
-        rows.append(
-            (
-                "monthly cost",
-                f"{expected:,.2f} USD expected (min {cost.get('usd_per_month_min', 0):,.2f} to "
-                f"peak {cost.get('usd_per_month_peak', 0):,.2f})",
-            )
-        )
-    elif cost.get("usd_per_month") is not None:
-        rows.append(("monthly cost", f"{cost['usd_per_month']:,.2f} USD at the peak fleet (no expected cost stored)"))
+    rows += _cost_summary(cost)
     scaling = rec.get("scaling") or {}
     if scaling.get("method"):
         rows.append(
@@ -109,6 +99,22 @@ def _summary(record: Mapping[str, Any], rec: Mapping[str, Any]) -> list[tuple[st
     if record.get("decision_id"):
         rows.append(("decision", str(record["decision_id"])))
     return rows
+
+
+def _usd(value: object) -> str | None:
+    return f"{value:,.2f}" if isinstance(value, int | float) else None
+
+
+def _cost_summary(cost: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The monthly cost: expected with its min and peak, or, from older decisions, the peak fleet's month."""
+    expected, low, peak = (_usd(cost.get(f"usd_per_month_{k}")) for k in ("expected", "min", "peak"))
+    if expected is not None:
+        span = f" (min {low} to peak {peak})" if low is not None and peak is not None else ""
+        return [("monthly cost", f"{expected} USD expected{span}")]
+    month = _usd(cost.get("usd_per_month"))
+    if month is not None:
+        return [("monthly cost", f"{month} USD at the peak fleet (no expected cost stored)")]
+    return []
 
 
 def _charts(

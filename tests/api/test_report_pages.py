@@ -193,3 +193,10 @@ async def test_session_cookies_are_secure_by_default(make_client: MakeClient, ap
         page = await client.get("/sign-in")
         csrf = next(h for h in page.headers.get_list("set-cookie") if h.startswith("advisor_csrf="))
         assert "Secure" in csrf and "HttpOnly" in csrf and "samesite=strict" in csrf.lower()
+
+
+async def test_an_invalid_decision_id_is_a_422_page(client: Client) -> None:
+    page = await client.get("/decisions/not-a-uuid")
+    assert page.status_code == 422
+    assert page.headers["content-type"].startswith("text/html")
+    assert "is not a UUID" in page.text

@@ -162,3 +162,17 @@ def test_rules_name_their_file_and_line_in_the_ruleset(ruleset: Any) -> None:
         assert rule.file is not None and rule.line is not None, rule.rule_id
         assert files[rule.file].splitlines()[rule.line - 1].strip() == f"- id: {rule.rule_id}"
         assert rule.reason
+
+
+def test_a_plan_without_a_fleet_renders_what_it_has(ruleset: Any) -> None:
+    """A hosting mode this release does not know, with no instance fleet: the summary, rules and notes still render."""
+    answer, _, _ = _decide(CASES["steady-cpu"], ruleset)
+    other = {key: value for key, value in answer.items() if key not in ("capacity", "availability", "scaling")}
+    other["hosting"] = {"mode": "some_future_mode", "reason": "-"}
+    report = build_report({"profile": CASES["steady-cpu"], "recommendation": other})
+    html = report_html_file(report)
+    assert dict(report.summary)["mode"] == "some_future_mode"
+    assert set(plotted(html)) == {"cost"}
+    assert any("capacity and scaling charts" in note for note in report.notes)
+    assert any("AZ diagram" in note for note in report.notes)
+    assert "Not shown: AZ diagram" in html
