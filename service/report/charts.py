@@ -12,6 +12,7 @@ __all__ = ["az_chart", "cost_chart"]
 WIDTH = 640
 _BAR_ROW = 26
 _LABEL_W = 190
+_CLIP = 3.0
 
 
 def az_chart(capacity: Mapping[str, Any], availability: Mapping[str, Any]) -> Chart | None:
@@ -90,7 +91,10 @@ def cost_chart(cost: Mapping[str, Any], instance_type: str, what_if: Sequence[Ma
         _number(cost.get("usd_per_month_min")),
         _number(cost.get("usd_per_month_peak", cost.get("usd_per_month"))),
     )
-    top = max([r[1] for r in rows] + ([peak] if peak is not None else [])) * 1.12 or 1.0
+    # The axis ends at the largest figure, or at _CLIP times the plan's peak month when an alternative costs far more
+    # (a bar past it is cut at the edge, its label giving the figure), so the plan's own bars stay readable.
+    reference = max(float(expected), peak or 0.0)
+    top = min(max([r[1] for r in rows] + [reference]), _CLIP * reference) * 1.12 or 1.0
     frame = Frame(left=_LABEL_W, top=24, width=WIDTH - _LABEL_W - 30, height=_BAR_ROW * len(rows), x_max=top, y_max=1)
     marks: list[Mark] = []
     for i, row in enumerate(rows):
@@ -128,6 +132,7 @@ def cost_chart(cost: Mapping[str, Any], instance_type: str, what_if: Sequence[Ma
             ("plan", "this plan"),
             ("range", "min to peak month of this plan"),
             ("cheaper", "cheaper what-if"),
+            ("same", "what-if at the same cost"),
             ("dearer", "dearer what-if"),
         ],
     )
@@ -136,22 +141,32 @@ def cost_chart(cost: Mapping[str, Any], instance_type: str, what_if: Sequence[Ma
 def _cost_row(frame: Frame, i: int, row: tuple[str, float, str], expected: float) -> list[Mark]:
     change, usd, what = row
     y = frame.top + i * _BAR_ROW
-    css = "plan" if i == 0 else "cheaper" if usd < expected else "dearer"
-    label = f"{usd:,.0f} USD ({what})"
+    css = (
+        "plan"
+        if i == 0
+        else "same"
+        if round(usd, 2) == round(expected, 2)
+        else "cheaper"
+        if usd < expected
+        else "dearer"
+    )
+    cut = usd > frame.x_max
+    label = f"{usd:,.0f} USD ({what}){', bar cut' if cut else ''}"
+    end = frame.x(min(usd, frame.x_max))
     data: dict[str, Attr] = {"change": change, "usd-per-month": usd, "delta": round(usd - expected, 2)}
     bar: dict[str, Attr] = {
         "x": num(frame.left),
         "y": num(y + 4),
-        "width": num(frame.x(usd) - frame.left),
+        "width": num(end - frame.left),
         "height": _BAR_ROW - 8,
     }
     return [
         text(_LABEL_W - 6, y + _BAR_ROW / 2, change, "row-label", anchor="end", middle=True),
         Mark("rect", {"class": css, **bar}, data),
         # A long bar carries its label inside (white on the bar's dark fill), so the label never leaves the chart.
-        text(frame.x(usd) - 4, y + _BAR_ROW / 2, label, "bar-label inside", anchor="end", middle=True)
-        if frame.x(usd) > frame.left + frame.width * 0.55
-        else text(frame.x(usd) + 4, y + _BAR_ROW / 2, label, "bar-label", middle=True),
+        text(end - 4, y + _BAR_ROW / 2, label, "bar-label inside", anchor="end", middle=True)
+        if end > frame.left + frame.width * 0.55
+        else text(end + 4, y + _BAR_ROW / 2, label, "bar-label", middle=True),
     ]
 
 

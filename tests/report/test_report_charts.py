@@ -119,7 +119,9 @@ def test_az_diagram_and_cost_chart_plot_the_answer(case: str, ruleset: Any) -> N
     cost = charts["cost"]
     plan = cost.of("plan")
     assert [float(p["usd-per-month"]) for p in plan] == [answer["cost"]["usd_per_month_expected"]]
-    plotted_what_if = {b["change"]: float(b["usd-per-month"]) for b in cost.of("cheaper") + cost.of("dearer")}
+    plotted_what_if = {
+        b["change"]: float(b["usd-per-month"]) for b in cost.of("cheaper") + cost.of("dearer") + cost.of("same")
+    }
     assert plotted_what_if == {w["change"]: w["usd_per_month_expected"] for w in what_if}
     (span,) = cost.of("range")
     assert (float(span["min"]), float(span["peak"])) == (
