@@ -22,7 +22,8 @@ from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.session.base import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 
-from service.api.auth import LOCAL, Keyring, Principal, hash_key
+from service.api.auth import LOCAL, Keyring, Principal, hash_key, rate_limit_identity
+from service.api.rate_limit import RateLimitMiddleware
 from service.settings import AccessScope, Settings
 
 __all__ = ["SESSION_MAX_AGE_S", "UiAccess"]
@@ -50,6 +51,7 @@ class UiAccess:
             k.sha256: Principal(caller=f"key:{k.name}", scopes=frozenset(k.scopes)) for k in settings.api_keys
         }
         self._keyring = Keyring(settings.api_keys)
+        self._rate_limit = settings.rate_limit_per_minute
         secret = settings.session_secret.get_secret_value() if settings.session_secret else None
         if secret is None:
             # Without a configured secret, sessions last as long as this worker process (and only it knows them).
@@ -75,25 +77,40 @@ class UiAccess:
             cookie_secure=secure,
         )
 
-    def middleware(self) -> list[DefineMiddleware]:
-        """Session first (the CSRF check may answer 403 before any handler runs)."""
-        return [
+    def middleware(self) -> list[DefineMiddleware | RateLimitMiddleware]:
+        """Session first (the CSRF check may answer 403 before any handler runs; the rate limit reads the session).
+
+        With keys, the pages are rate limited like the API (``ADVISOR_RATE_LIMIT_PER_MINUTE``), per signed-in key or
+        else per client address, in a count of their own: the form decides and audits as ``POST /v1/recommendations``
+        does.
+        """
+        chain: list[DefineMiddleware | RateLimitMiddleware] = [
             DefineMiddleware(_SessionMiddleware, config=self._session),
             DefineMiddleware(CSRFMiddleware, config=self._csrf),
         ]
+        if not self.local_mode and self._rate_limit:
+            chain.append(RateLimitMiddleware(self._rate_limit, "/", self._rate_identity))
+        return chain
 
-    def principal(self, request: Request[Any, Any, Any]) -> Principal | None:
-        """The caller of a page: local mode's principal, or the signed-in key's; None when not signed in."""
-        if request.scope.get("auth") == LOCAL:
-            user = request.scope.get("user")
-            return user if isinstance(user, Principal) else None
-        digest = request.session.get(_DIGEST) if request.session else None
+    def _rate_identity(self, scope: Any) -> str:
+        session = scope.get("session")
+        principal = self._by_digest(session.get(_DIGEST) if isinstance(session, dict) else None)
+        return principal.caller if principal is not None else rate_limit_identity(scope)
+
+    def _by_digest(self, digest: object) -> Principal | None:
         if not isinstance(digest, str):
             return None
         for stored, principal in self._keys.items():
             if hmac.compare_digest(stored, digest):
                 return principal
         return None
+
+    def principal(self, request: Request[Any, Any, Any]) -> Principal | None:
+        """The caller of a page: local mode's principal, or the signed-in key's; None when not signed in."""
+        if request.scope.get("auth") == LOCAL:
+            user = request.scope.get("user")
+            return user if isinstance(user, Principal) else None
+        return self._by_digest(request.session.get(_DIGEST) if request.session else None)
 
     def sign_in(self, request: Request[Any, Any, Any], key: str) -> Principal | None:
         """Start a session for ``key`` if it is a configured key; the key itself is not kept."""

@@ -200,3 +200,20 @@ async def test_an_invalid_decision_id_is_a_422_page(client: Client) -> None:
     assert page.status_code == 422
     assert page.headers["content-type"].startswith("text/html")
     assert "is not a UUID" in page.text
+
+
+async def test_with_keys_the_pages_are_rate_limited_per_signed_in_key(
+    make_client: MakeClient, api_keys: dict[str, str]
+) -> None:
+    async with make_client(api_keys=KEY_ENTRIES, session_cookie_secure=False, rate_limit_per_minute=4) as client:
+        token = await _token(client, "/sign-in")  # 1: counted for the client address
+        signed = await client.post(  # 2
+            "/sign-in", data={"api_key": api_keys["decider"], "_csrf_token": token}, follow_redirects=False
+        )
+        assert signed.status_code == 303
+        for _ in range(4):  # the signed-in key has a count of its own
+            assert (await client.get("/")).status_code == 200
+        refused = await client.get("/")
+        assert refused.status_code == 429
+        assert "key:decider may make 4 requests a minute" in refused.json()["detail"]
+        assert int(refused.headers["retry-after"]) >= 1
