@@ -154,6 +154,13 @@ class Settings(BaseSettings):
         "address); 429 with Retry-After above. Counted per worker process. 0: no limit. Local mode has none.",
     )
 
+    # observability
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="Log lines: `json` (one JSON object a line), `console` (human-readable), or `auto`: console when "
+        "stderr is a terminal, JSON otherwise.",
+    )
+
     # HTML pages (sign-in sessions)
     session_secret: SecretStr | None = Field(
         default=None,
@@ -164,13 +171,6 @@ class Settings(BaseSettings):
         default=True,
         description="Send the HTML pages' session and CSRF cookies only over HTTPS (not in local mode, which serves "
         "plain HTTP on loopback). Off only to sign in over plain HTTP, e.g. in a test.",
-    )
-
-    # observability
-    log_format: Literal["auto", "json", "console"] = Field(
-        default="auto",
-        description="Log lines: `json` (one JSON object a line), `console` (human-readable), or `auto`: console when "
-        "stderr is a terminal, JSON otherwise.",
     )
 
     @field_validator("api_keys")
