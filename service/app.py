@@ -31,7 +31,7 @@ from service.observability.plugin import ObservabilityPlugin
 from service.services.activation import Activator
 from service.services.audit import AuditReader, AuditWriter
 from service.services.decisions import DecisionService
-from service.services.impact import ImpactRunner
+from service.services.impact_runner import ImpactRunner
 from service.services.registry import RulesetRegistry
 from service.services.replay import Replayer
 from service.services.startup import Startup
@@ -109,7 +109,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     writer = AuditWriter.from_settings(engine, settings)  # group commit: one flusher per worker process
     decisions = DecisionService(registry, writer, RecommendationMemo(maxsize=settings.memo_entries))
     replayer = Replayer(reader, registry)
-    impact = ImpactRunner(engine, registry)  # the registry: stored rulesets of decisions an older engine made
+    impact = ImpactRunner(  # the registry: stored rulesets of decisions an older engine made
+        engine, registry, concurrency=settings.impact_concurrency, deadline_s=settings.impact_deadline_s
+    )
     activator = Activator(engine, registry, poll_interval_s=settings.ruleset_poll_interval_s)
     startup = Startup(
         activator,

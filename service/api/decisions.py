@@ -10,14 +10,15 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from service.api.auth import AUDIT_READ, require_scope, security_for
-from service.api.openapi_docs import error_responses
+from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.problems import Problem
 from service.api.schemas import DecisionPage, DecisionRecord, DecisionSummary
 from service.services.audit import AuditReader
-from service.services.replay import DecisionNotFound, Replayer, ReplayResult
+from service.services.replay import DecisionNotFound, Replayer, ReplayResult, StoredDecisionUnusable
 
 __all__ = ["DecisionController", "DecisionId", "decision_uuid"]
 
@@ -34,6 +35,16 @@ CURSOR_PATTERN = r"^(0|[1-9][0-9]{0,16})-[0-9a-f]{32}$"
 _CURSOR = re.compile(CURSOR_PATTERN.strip("^$"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+_REPLAY_UNUSABLE = ResponseSpec(
+    data_container=ProblemDetails,
+    description="The decision exists but cannot be evaluated again: its stored profile is not a valid profile for "
+    "this release (`stored-profile-invalid`, with the reason; `GET /v1/decisions/{decision_id}` returns it as "
+    "received).",
+    media_type="application/problem+json",
+    generate_examples=False,
+)
 
 
 def _encode_cursor(created_at: datetime, decision_id: uuid.UUID) -> str:
@@ -202,7 +213,7 @@ class DecisionController(Controller):
         "the fields that differ. Each outcome's `cause` says whether a difference comes from the engine, the rules "
         "or both; `summary` says it in words. Nothing is audited.",
         status_code=200,
-        responses=error_responses(400, 401, 403, 404, 422, 429, 503),
+        responses={**error_responses(400, 401, 403, 404, 422, 429, 503), 409: _REPLAY_UNUSABLE},
     )
     async def replay(
         self,
@@ -217,3 +228,5 @@ class DecisionController(Controller):
             return await replayer.replay(parsed, other_version=ruleset_version)
         except DecisionNotFound as exc:
             raise Problem(404, "decision-not-found", "Unknown decision", str(exc)) from exc
+        except StoredDecisionUnusable as exc:
+            raise Problem(409, exc.code, "The decision cannot be evaluated again", exc.message) from exc
