@@ -60,6 +60,14 @@ class _DepthLimitedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+def _compose(text: str) -> yaml.Node | None:
+    loader = _DepthLimitedLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 def _too_deep() -> str:
     return f"YAML nested more than {MAX_YAML_DEPTH} levels deep"
 
@@ -70,16 +78,13 @@ def parse_yaml(text: str, budget: NodeBudget) -> tuple[Any, dict[LinePath, int]]
     Raises:
         YamlError: invalid YAML, a refused tag or merge key, over the node budget or too deep.
     """
-    loader = _DepthLimitedLoader(text)
     try:
-        node = loader.get_single_node()
+        node = _compose(text)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise YamlError(line, f"invalid YAML: {exc.problem}") from None
-    except yaml.YAMLError as exc:
+    except yaml.YAMLError as exc:  # also a character YAML does not allow, found before parsing starts
         raise YamlError(None, f"invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
     if node is None:
         raise YamlError(1, "file is empty")
     lines: dict[LinePath, int] = {}

@@ -72,3 +72,8 @@ def test_aliases_cannot_nest_deeper_than_what_was_composed() -> None:
     text = f"a: &a {nested}\nb: &b {'[' * 30}*a{']' * 30}\n"  # each composed under the limit, 70 once expanded
     messages = _messages(dict(ruleset_files(RULES_DIR)) | {"ruleset.yaml": text})
     assert any("once its aliases are expanded" in m for m in messages), messages
+
+
+def test_a_character_yaml_does_not_allow_is_a_file_error() -> None:
+    messages = _messages(dict(ruleset_files(RULES_DIR)) | {"ruleset.yaml": "\x14"})
+    assert any(m.startswith("candidate/ruleset.yaml: invalid YAML: unacceptable character") for m in messages), messages
