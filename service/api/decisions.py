@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, PathParameter, QueryParameter
@@ -17,6 +18,7 @@ from service.api.auth import AUDIT_READ, require_scope, security_for
 from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.problems import Problem
 from service.api.schemas import DecisionPage, DecisionRecord, DecisionSummary
+from service.rulebook.models import RULESET_VERSION_PATTERN
 from service.services.audit import AuditReader
 from service.services.replay import DecisionNotFound, Replayer, ReplayResult, StoredDecisionUnusable
 
@@ -123,6 +125,8 @@ class DecisionController(Controller):
     # Reading the audit trail, including replaying a decision (which reveals its profile and writes nothing).
     opt = require_scope(AUDIT_READ)
     security = security_for(AUDIT_READ)
+    # Audit data: profiles and answers of every caller. No cache along the way may keep a copy.
+    cache_control = CacheControlHeader(no_store=True)
 
     @get(
         "/{decision_id:str}",
@@ -170,7 +174,7 @@ class DecisionController(Controller):
         ] = None,
         family: FromQuery[Literal["c", "m", "r", "g", "p", "inf"] | None] = None,
         scaling_method: FromQuery[Literal["target_tracking", "step", "scheduled"] | None] = None,
-        ruleset_version: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        ruleset_version: Annotated[str | None, QueryParameter(max_length=64, pattern=RULESET_VERSION_PATTERN)] = None,
         since: Annotated[str | None, QueryParameter(description="created_at >= since (RFC 3339).", **_TIME)] = None,
         until: Annotated[str | None, QueryParameter(description="created_at < until (RFC 3339).", **_TIME)] = None,
     ) -> DecisionPage:
@@ -213,14 +217,19 @@ class DecisionController(Controller):
         "the fields that differ. Each outcome's `cause` says whether a difference comes from the engine, the rules "
         "or both; `summary` says it in words. Nothing is audited.",
         status_code=200,
-        responses={**error_responses(400, 401, 403, 404, 422, 429, 503), 409: _REPLAY_UNUSABLE},
+        responses={**error_responses(400, 401, 403, 404, 415, 422, 429, 503), 409: _REPLAY_UNUSABLE},
     )
     async def replay(
         self,
         replayer: NamedDependency[Replayer],
         decision_id: DecisionId,
         ruleset_version: Annotated[
-            str | None, QueryParameter(max_length=64, description="Also replay under this stored ruleset version.")
+            str | None,
+            QueryParameter(
+                max_length=64,
+                pattern=RULESET_VERSION_PATTERN,
+                description="Also replay under this stored ruleset version.",
+            ),
         ] = None,
     ) -> ReplayResult:
         parsed = decision_uuid(decision_id)

@@ -27,6 +27,7 @@ from service.api.schemas import (
     RulesetSummary,
 )
 from service.rulebook.loader import RulesetInvalid, load_ruleset
+from service.rulebook.models import RULESET_VERSION_PATTERN
 from service.services.activation import Activator, RulesetVersionConflict
 from service.services.audit import AuditReader, RulesetRow
 from service.services.impact import ImpactReport
@@ -137,7 +138,12 @@ class RulesetController(Controller):
         reader: NamedDependency[AuditReader],
         registry: NamedDependency[RulesetRegistry],
         version: Annotated[
-            str, PathParameter(max_length=64, description="Ruleset version, e.g. 2026.11.0, or a ruleset's sha256.")
+            str,
+            PathParameter(
+                max_length=64,
+                pattern=RULESET_VERSION_PATTERN,
+                description="Ruleset version, e.g. 2026.11.0, or a ruleset's sha256.",
+            ),
         ],
     ) -> RulesetDetail:
         by_hash = _SHA256.match(version) is not None
@@ -162,7 +168,7 @@ class RulesetController(Controller):
         status_code=200,
         opt=require_scope(ADMIN),
         security=security_for(ADMIN),
-        responses={**error_responses(401, 403, 422, 429), 409: _VERSION_TAKEN},
+        responses={**error_responses(401, 403, 415, 422, 429), 409: _VERSION_TAKEN},
     )
     async def reload(
         self, request: Request[Any, Any, Any], activator: NamedDependency[Activator], rules_dir: NamedDependency[Path]
