@@ -19,8 +19,9 @@ from litestar.openapi.spec import Components, Server, Tag
 from service.api.auth import access_control_middleware, log_access_mode, security_schemes
 from service.api.body_schema import BodySchemaPlugin
 from service.api.decisions import DecisionController
-from service.api.docs_ui import docs_render_plugins, docs_static_router
+from service.api.docs_ui import docs_render_plugins, docs_router, docs_static_router
 from service.api.health import healthz, readyz
+from service.api.local_mode import local_mode_guard
 from service.api.problems import problem_details_plugin, unexpected_error_handler
 from service.api.recommendations import DECISIONS_STATE_KEY, RecommendationController
 from service.api.report_ui import report_ui_router, report_ui_templates
@@ -32,7 +33,7 @@ from service.observability.plugin import ObservabilityPlugin
 from service.services.activation import Activator
 from service.services.audit import AuditReader, AuditWriter
 from service.services.decisions import DecisionService
-from service.services.impact import ImpactRunner
+from service.services.impact_runner import ImpactRunner
 from service.services.registry import RulesetRegistry
 from service.services.replay import Replayer
 from service.services.startup import Startup
@@ -57,6 +58,7 @@ def openapi_config() -> OpenAPIConfig:
         ),
         path="/docs",
         render_plugins=docs_render_plugins(),
+        openapi_router=docs_router("/docs"),
         servers=[Server(url="/")],
         tags=[
             Tag(name="recommendations", description="Ask for a recommendation."),
@@ -110,7 +112,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     writer = AuditWriter.from_settings(engine, settings)  # group commit: one flusher per worker process
     decisions = DecisionService(registry, writer, RecommendationMemo(maxsize=settings.memo_entries))
     replayer = Replayer(reader, registry)
-    impact = ImpactRunner(engine, registry)  # the registry: stored rulesets of decisions an older engine made
+    impact = ImpactRunner(  # the registry: stored rulesets of decisions an older engine made
+        engine, registry, concurrency=settings.impact_concurrency, deadline_s=settings.impact_deadline_s
+    )
     activator = Activator(engine, registry, poll_interval_s=settings.ruleset_poll_interval_s)
     startup = Startup(
         activator,
@@ -157,6 +161,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ObservabilityPlugin(settings, engine=engine, writer=writer, registry=registry),
         ],
         exception_handlers={Exception: unexpected_error_handler},
+        # Local mode asks for no key: closed to requests a web page could send (Host, JSON-only POSTs).
+        guards=[] if settings.api_keys else [local_mode_guard],
         openapi_config=openapi_config(),
         template_config=report_ui_templates(),
         request_max_body_size=settings.max_body_bytes,

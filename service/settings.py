@@ -154,6 +154,21 @@ class Settings(BaseSettings):
         "address); 429 with Retry-After above. Counted per worker process. 0: no limit. Local mode has none.",
     )
 
+    # impact analysis over HTTP (POST /v1/rulesets/impact; `advisor rules impact` has no such bounds)
+    impact_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Impact runs one worker process runs at once, each holding one pooled connection; 503 "
+        "`impact-busy` beyond. Keep it below `db_pool_size`.",
+    )
+    impact_deadline_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Longest an impact run over HTTP may take, s; 503 `impact-deadline-exceeded` after it.",
+    )
+
     # observability
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto",

@@ -17,7 +17,7 @@ from service.db.connection import create_engine, write_transaction
 from service.db.repository import AuditRepository
 from service.settings import Settings
 
-__all__ = ["record_copy", "with_leaf"]
+__all__ = ["record_copies", "record_copy", "with_leaf"]
 
 
 def with_leaf(recommendation: str, path: str, value: Any) -> str:
@@ -48,3 +48,20 @@ async def record_copy(database_url: str, decision_id: str, *, engine_version: st
     finally:
         await engine.dispose()
     return str(copy.id)
+
+
+async def record_copies(database_url: str, decision_id: str, count: int) -> None:
+    """Store ``count`` copies of decision ``decision_id`` (new ids, now), as this engine recorded it: a history
+    long enough to keep impact analysis busy."""
+    engine = create_engine(Settings(database_url=database_url))
+    try:
+        async with engine.connect() as conn:
+            row = await AuditRepository(conn).get_decision(uuid.UUID(decision_id))
+        assert row is not None, decision_id
+        now = datetime.now(UTC)
+        copies = [dataclasses.replace(row, id=uuid7(), created_at=now) for _ in range(count)]
+        for start in range(0, count, 5000):
+            async with write_transaction(engine) as conn:
+                await append_decisions(conn, copies[start : start + 5000])
+    finally:
+        await engine.dispose()

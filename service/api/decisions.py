@@ -9,15 +9,18 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from service.api.auth import AUDIT_READ, require_scope, security_for
-from service.api.openapi_docs import error_responses
+from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.problems import Problem
 from service.api.schemas import DecisionPage, DecisionRecord, DecisionSummary
+from service.rulebook.models import RULESET_VERSION_PATTERN
 from service.services.audit import AuditReader
-from service.services.replay import DecisionNotFound, Replayer, ReplayResult
+from service.services.replay import DecisionNotFound, Replayer, ReplayResult, StoredDecisionUnusable
 
 __all__ = ["DecisionController", "DecisionId", "decision_uuid"]
 
@@ -34,6 +37,16 @@ CURSOR_PATTERN = r"^(0|[1-9][0-9]{0,16})-[0-9a-f]{32}$"
 _CURSOR = re.compile(CURSOR_PATTERN.strip("^$"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+_REPLAY_UNUSABLE = ResponseSpec(
+    data_container=ProblemDetails,
+    description="The decision exists but cannot be evaluated again: its stored profile is not a valid profile for "
+    "this release (`stored-profile-invalid`, with the reason; `GET /v1/decisions/{decision_id}` returns it as "
+    "received).",
+    media_type="application/problem+json",
+    generate_examples=False,
+)
 
 
 def _encode_cursor(created_at: datetime, decision_id: uuid.UUID) -> str:
@@ -112,6 +125,8 @@ class DecisionController(Controller):
     # Reading the audit trail, including replaying a decision (which reveals its profile and writes nothing).
     opt = require_scope(AUDIT_READ)
     security = security_for(AUDIT_READ)
+    # Audit data: profiles and answers of every caller. No cache along the way may keep a copy.
+    cache_control = CacheControlHeader(no_store=True)
 
     @get(
         "/{decision_id:str}",
@@ -159,7 +174,7 @@ class DecisionController(Controller):
         ] = None,
         family: FromQuery[Literal["c", "m", "r", "g", "p", "inf"] | None] = None,
         scaling_method: FromQuery[Literal["target_tracking", "step", "scheduled"] | None] = None,
-        ruleset_version: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        ruleset_version: Annotated[str | None, QueryParameter(max_length=64, pattern=RULESET_VERSION_PATTERN)] = None,
         since: Annotated[str | None, QueryParameter(description="created_at >= since (RFC 3339).", **_TIME)] = None,
         until: Annotated[str | None, QueryParameter(description="created_at < until (RFC 3339).", **_TIME)] = None,
     ) -> DecisionPage:
@@ -202,14 +217,19 @@ class DecisionController(Controller):
         "the fields that differ. Each outcome's `cause` says whether a difference comes from the engine, the rules "
         "or both; `summary` says it in words. Nothing is audited.",
         status_code=200,
-        responses=error_responses(400, 401, 403, 404, 422, 429, 503),
+        responses={**error_responses(400, 401, 403, 404, 415, 422, 429, 503), 409: _REPLAY_UNUSABLE},
     )
     async def replay(
         self,
         replayer: NamedDependency[Replayer],
         decision_id: DecisionId,
         ruleset_version: Annotated[
-            str | None, QueryParameter(max_length=64, description="Also replay under this stored ruleset version.")
+            str | None,
+            QueryParameter(
+                max_length=64,
+                pattern=RULESET_VERSION_PATTERN,
+                description="Also replay under this stored ruleset version.",
+            ),
         ] = None,
     ) -> ReplayResult:
         parsed = decision_uuid(decision_id)
@@ -217,3 +237,5 @@ class DecisionController(Controller):
             return await replayer.replay(parsed, other_version=ruleset_version)
         except DecisionNotFound as exc:
             raise Problem(404, "decision-not-found", "Unknown decision", str(exc)) from exc
+        except StoredDecisionUnusable as exc:
+            raise Problem(409, exc.code, "The decision cannot be evaluated again", exc.message) from exc

@@ -26,6 +26,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from service.api.body_errors import field_errors
 from service.api.body_schema import body_validator
 from service.api.problems import Problem
+from service.contract.decoding import convert_strictly
 
 __all__ = ["MAX_DEPTH", "nested_deeper_than", "read_json", "to_body_type"]
 
@@ -110,24 +111,9 @@ def to_body_type(value: Any, type_: type[T]) -> T:
 
 def _converted(value: Any, type_: type[T]) -> T:
     try:
-        return msgspec.convert(value, type_, strict=True)
-    except msgspec.ValidationError:
-        pass
-    # JSON has one kind of number, and the published schema (JSON Schema) takes 2.0 as the integer 2: so does this.
-    try:
-        return msgspec.convert(_integral_floats_as_ints(value), type_, strict=True)
+        return convert_strictly(value, type_)
     except msgspec.ValidationError as exc:
         raise _invalid(value, type_, exc) from None
-
-
-def _integral_floats_as_ints(value: Any) -> Any:
-    if type(value) is float:
-        return int(value) if value.is_integer() else value
-    if type(value) is dict:
-        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
-    if type(value) is list:
-        return [_integral_floats_as_ints(item) for item in value]
-    return value
 
 
 def nested_deeper_than(body: bytes, limit: int) -> bool:

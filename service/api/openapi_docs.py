@@ -56,7 +56,8 @@ _DESCRIPTIONS = {
     404: "Not found (unknown decision, or unknown ruleset version).",
     413: "Request body larger than the configured limit (`body-too-large`; the limit in bytes is stated in "
     "`detail` and in `limit_bytes`).",
-    415: "Content-Type is not application/json.",
+    415: "Content-Type is not application/json (in local mode, where no API keys are configured, every POST must "
+    "declare it, a bodiless one too).",
     422: "Invalid input (`invalid-request`): `errors` lists every failing field by its full path, values of the "
     "wrong JSON type included (a number sent as a string); or a profile that cannot be advised on (`code` says why).",
     429: "Too many requests from this caller (API key) this minute: retry after `Retry-After` seconds.",

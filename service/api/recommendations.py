@@ -19,6 +19,7 @@ from service.api.json_body import read_json
 from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.schemas import RecommendationResponse
 from service.contract import WorkloadProfile
+from service.rulebook.models import RULESET_VERSION_PATTERN
 from service.services.decisions import DecisionService
 
 __all__ = [
@@ -39,6 +40,7 @@ RulesetVersion = Annotated[
     str | None,
     QueryParameter(
         max_length=RULESET_VERSION_MAX_LENGTH,
+        pattern=RULESET_VERSION_PATTERN,
         description="Evaluate with this stored ruleset version instead of the active one.",
     ),
 ]

@@ -26,16 +26,18 @@ from service.api.schemas import (
     RulesetList,
     RulesetSummary,
 )
-from service.engine import compile_ruleset
-from service.rulebook.loader import RulesetInvalid, load_ruleset, parse_ruleset
+from service.rulebook.loader import RulesetInvalid, load_ruleset
+from service.rulebook.models import RULESET_VERSION_PATTERN
 from service.services.activation import Activator, RulesetVersionConflict
 from service.services.audit import AuditReader, RulesetRow
-from service.services.impact import ImpactReport, ImpactRunner
+from service.services.impact import ImpactReport
+from service.services.impact_runner import ImpactBusy, ImpactDeadlineExceeded, ImpactRunner
 from service.services.registry import RulesetRegistry
 
 __all__ = ["RulesetController"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_IMPACT_RETRY_AFTER_S = 5
 _AMBIGUOUS = ResponseSpec(
     data_container=ProblemDetails,
     description="Several stored rulesets carry this version (stored before activation refused that): the problem "
@@ -47,6 +49,15 @@ _VERSION_TAKEN = ResponseSpec(
     data_container=ProblemDetails,
     description="Another ruleset is stored under this version (`ruleset-version-conflict`, naming `stored_sha256s` "
     "and the refused `sha256`): bump `version` in ruleset.yaml. The active ruleset is unchanged.",
+    media_type="application/problem+json",
+    generate_examples=False,
+)
+_IMPACT_UNAVAILABLE = ResponseSpec(
+    data_container=ProblemDetails,
+    description="This worker runs as many impact analyses as it is allowed already (`impact-busy`, with "
+    "`Retry-After`), or the run passed its deadline (`impact-deadline-exceeded`, naming the deadline and how many "
+    "decisions were replayed by then: narrow it with `since` and `limit`, or run `advisor rules impact`); or the "
+    "database does not answer.",
     media_type="application/problem+json",
     generate_examples=False,
 )
@@ -127,7 +138,12 @@ class RulesetController(Controller):
         reader: NamedDependency[AuditReader],
         registry: NamedDependency[RulesetRegistry],
         version: Annotated[
-            str, PathParameter(max_length=64, description="Ruleset version, e.g. 2026.11.0, or a ruleset's sha256.")
+            str,
+            PathParameter(
+                max_length=64,
+                pattern=RULESET_VERSION_PATTERN,
+                description="Ruleset version, e.g. 2026.11.0, or a ruleset's sha256.",
+            ),
         ],
     ) -> RulesetDetail:
         by_hash = _SHA256.match(version) is not None
@@ -152,7 +168,7 @@ class RulesetController(Controller):
         status_code=200,
         opt=require_scope(ADMIN),
         security=security_for(ADMIN),
-        responses={**error_responses(401, 403, 422, 429), 409: _VERSION_TAKEN},
+        responses={**error_responses(401, 403, 415, 422, 429), 409: _VERSION_TAKEN},
     )
     async def reload(
         self, request: Request[Any, Any, Any], activator: NamedDependency[Activator], rules_dir: NamedDependency[Path]
@@ -202,12 +218,12 @@ class RulesetController(Controller):
         security=security_for(ADMIN),
         before_request=require_json,
         operation_class=ImpactOperation,
-        responses=error_responses(400, 401, 403, 413, 415, 422, 429),
+        responses={**error_responses(400, 401, 403, 413, 415, 422, 429), 503: _IMPACT_UNAVAILABLE},
     )
     async def impact(self, request: Request[Any, Any, Any], impact: NamedDependency[ImpactRunner]) -> ImpactReport:
         data, _ = await read_json(request, ImpactRequest, check_schema=True)
         try:
-            candidate = compile_ruleset(parse_ruleset(data.files, label="candidate"))
+            return await impact.run(data.files, since=data.since, limit=data.limit, sample_size=data.sample_size)
         except RulesetInvalid as exc:
             raise Problem(
                 422,
@@ -216,7 +232,18 @@ class RulesetController(Controller):
                 f"{len(exc.errors)} error(s).",
                 errors=[{"message": str(e), "key": e.file, "source": "body"} for e in exc.errors],
             ) from exc
-        return await impact.run(candidate, since=data.since, limit=data.limit, sample_size=data.sample_size)
+        except ImpactBusy as exc:
+            retry = {"Retry-After": str(_IMPACT_RETRY_AFTER_S)}
+            raise Problem(503, "impact-busy", "Impact runs are under way", str(exc), headers=retry) from exc
+        except ImpactDeadlineExceeded as exc:
+            raise Problem(
+                503,
+                "impact-deadline-exceeded",
+                "The impact run took too long",
+                str(exc),
+                deadline_s=exc.deadline_s,
+                decisions_replayed=exc.decisions,
+            ) from exc
 
     @get(
         "/activations",

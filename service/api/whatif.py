@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
@@ -33,6 +34,8 @@ class WhatIfController(Controller):
     # Like reading the decision: it reveals what the decision's profile would get otherwise, and writes nothing.
     opt = require_scope(AUDIT_READ)
     security = security_for(AUDIT_READ)
+    # Audit data: profiles and answers of every caller. No cache along the way may keep a copy.
+    cache_control = CacheControlHeader(no_store=True)
 
     @get(
         "/{decision_id:str}/what-if",

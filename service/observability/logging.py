@@ -1,7 +1,8 @@
 """Structured logs: one JSON object a line (or a human-readable console line), for every logger in the process.
 
 Every line on stderr has ``timestamp`` (UTC, ISO 8601), ``level``, ``logger``, ``event`` (the message), the line's
-own fields, and ``exception`` (the traceback as text, never the values of local variables).
+own fields, and ``exception`` (the traceback as text, never the values of local variables). A JSON line is at most
+``MAX_LINE_CHARS`` (16,384) characters: longer fields are cut in the middle and the line says ``"truncated": true``.
 ``ADVISOR_LOG_FORMAT``: ``json``, ``console``, or ``auto`` (console when stderr is a terminal). ``ADVISOR_LOG_LEVEL``
 sets the level of every logger.
 
@@ -29,7 +30,15 @@ import msgspec
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-__all__ = ["ACCESS_LOGGER", "LogFormat", "access_log", "configure_logging", "formatter", "renders_json"]
+__all__ = [
+    "ACCESS_LOGGER",
+    "MAX_LINE_CHARS",
+    "LogFormat",
+    "access_log",
+    "configure_logging",
+    "formatter",
+    "renders_json",
+]
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -114,9 +123,42 @@ def _leading_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict
 
 _encoder = msgspec.json.Encoder(enc_hook=str)  # anything msgspec cannot encode is logged as its str()
 
+# A JSON line is at most this many characters: a field that would make it longer (a traceback, a body logged at
+# DEBUG) is cut in its middle, keeping its start and its end (where a traceback names the error).
+MAX_LINE_CHARS = 16_384
+_KEPT_PER_FIELD = 256  # what cutting leaves of any one field, at least
+
 
 def _dumps(event_dict: EventDict, **_: object) -> str:
-    return _encoder.encode(event_dict).decode()
+    line = _encoder.encode(event_dict).decode()
+    return line if len(line) <= MAX_LINE_CHARS else _shortened(event_dict, line)
+
+
+def _shortened(event_dict: EventDict, line: str) -> str:
+    """The line with its longest text fields cut to fit :data:`MAX_LINE_CHARS`, marked ``"truncated": true``."""
+    fields = {**event_dict, "truncated": True}
+    for _ in range(3):  # escaping makes the encoded length exceed the text's: a second pass closes the gap
+        over = len(line) + len(',"truncated":true') - MAX_LINE_CHARS
+        texts = sorted((k for k, v in fields.items() if isinstance(v, str)), key=lambda k: -len(fields[k]))
+        for key in texts:
+            if over <= 0:
+                break
+            value = fields[key]
+            cut = min(len(value) - _KEPT_PER_FIELD, over + 64)
+            if cut > 0:
+                fields[key] = _cut_middle(value, cut)
+                over -= cut - 48
+        line = _encoder.encode(fields).decode()
+        if len(line) <= MAX_LINE_CHARS:
+            return line
+    head = {k: str(fields[k])[:_KEPT_PER_FIELD] for k in _LEADING if k in fields}
+    return _encoder.encode({**head, "truncated": True}).decode()  # many long fields: only what names the line
+
+
+def _cut_middle(value: str, cut: int) -> str:
+    kept = len(value) - cut
+    head = kept // 4
+    return f"{value[:head]}…[{cut} characters cut]…{value[len(value) - (kept - head) :]}"
 
 
 def renders_json(log_format: LogFormat, stream: TextIO | None = None) -> bool:

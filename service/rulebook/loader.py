@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from service.rulebook.fields import TABLE_ORDER, TableName
 from service.rulebook.models import AnyTable, Catalog, RulesetManifest
+from service.rulebook.safe_yaml import LinePath, NodeBudget, YamlError, parse_yaml
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 1_000_000
-MAX_YAML_NODES = 200_000  # far above any real rule file; stops alias ("billion laughs") bombs
 REQUIRED_TABLES: tuple[TableName, ...] = ("family", "sizing", "scaling", "availability")
 _TABLE_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyTable)
 
@@ -154,12 +153,13 @@ class _Parsed:
         self.table_files: dict[TableName, str] = {}
         self.rule_lines: dict[tuple[str, str], int] = {}
         self._first_id: dict[str, str] = {}  # rule id -> where it is first used (file:line)
+        self._budget = NodeBudget()  # one for all the files: their number does not multiply it
 
     def add(self, rel: str, text: str) -> None:
         shown = f"{self.label}/{rel}"
         try:
-            data, lines = _parse_yaml(text)
-        except _YamlError as exc:
+            data, lines = parse_yaml(text, self._budget)
+        except YamlError as exc:
             self.errors.append(RuleFileError(shown, exc.line, None, exc.message))
             return
         if rel == "ruleset.yaml":
@@ -170,7 +170,7 @@ class _Parsed:
             self._check_ids(data, lines, shown)
             self._add_table(rel, _validate(_TABLE_ADAPTER, data, lines, shown, self.errors), lines, shown)
 
-    def _add_table(self, rel: str, table: Any, lines: dict[Path_, int], shown: str) -> None:
+    def _add_table(self, rel: str, table: Any, lines: dict[LinePath, int], shown: str) -> None:
         if table is None:
             return
         for index, rule in enumerate(table.rules):
@@ -182,7 +182,7 @@ class _Parsed:
         self.tables[table.table] = table
         self.table_files[table.table] = rel
 
-    def _check_ids(self, data: Any, lines: dict[Path_, int], shown: str) -> None:
+    def _check_ids(self, data: Any, lines: dict[LinePath, int], shown: str) -> None:
         """Rule ids are unique in the whole ruleset (rules/README.md: an id is never reused): a second use is
         reported where it is, naming the first."""
         rules = data.get("rules") if isinstance(data, dict) else None
@@ -200,74 +200,12 @@ class _Parsed:
 # ---------------------------------------------------------------- YAML with line numbers
 
 
-def yaml_with_lines(text: str, shown: str) -> tuple[Any, dict[tuple[str | int, ...], int]]:
+def yaml_with_lines(text: str, shown: str) -> tuple[Any, dict[LinePath, int]]:
     """Safe-load YAML, returning the data and the line of each key path; RulesetInvalid on bad YAML."""
     try:
-        return _parse_yaml(text)
-    except _YamlError as exc:
+        return parse_yaml(text, NodeBudget())
+    except YamlError as exc:
         raise RulesetInvalid([RuleFileError(shown, exc.line, None, exc.message)]) from None
-
-
-class _YamlError(Exception):
-    def __init__(self, line: int | None, message: str) -> None:
-        self.line, self.message = line, message
-
-
-Path_ = tuple[str | int, ...]
-
-
-def _parse_yaml(text: str) -> tuple[Any, dict[Path_, int]]:
-    """Safe-load YAML and record the 1-based line of every mapping key and sequence item."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise _YamlError(line, f"invalid YAML: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise _YamlError(None, f"invalid YAML: {exc}") from None
-    if node is None:
-        raise _YamlError(1, "file is empty")
-    lines: dict[Path_, int] = {}
-    budget = [MAX_YAML_NODES]
-    data = _construct(node, (), lines, budget)
-    return data, lines
-
-
-_ALLOWED_TAGS = frozenset(
-    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
-)
-
-
-def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], budget: list[int]) -> Any:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise _YamlError(node.start_mark.line + 1, f"more than {MAX_YAML_NODES} YAML nodes (alias bomb?)")
-    lines.setdefault(path, node.start_mark.line + 1)
-    if node.tag not in _ALLOWED_TAGS:
-        raise _YamlError(node.start_mark.line + 1, f"invalid YAML: tag {node.tag} is not allowed in rule files")
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise _YamlError(key_node.start_mark.line + 1, "merge keys (<<) are not supported")
-            key = _scalar(key_node)
-            if key in out:
-                raise _YamlError(key_node.start_mark.line + 1, f"duplicate key '{key}'")
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, (*path, key), lines, budget)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*path, i), lines, budget) for i, item in enumerate(node.value)]
-    return _scalar(node)
-
-
-_SAFE_CONSTRUCTOR = yaml.SafeLoader("")
-
-
-def _scalar(node: yaml.Node) -> Any:
-    if not isinstance(node, yaml.ScalarNode):
-        raise _YamlError(node.start_mark.line + 1, "keys must be plain values")
-    return _SAFE_CONSTRUCTOR.construct_object(node, deep=True)
 
 
 # ---------------------------------------------------------------- validation errors with lines
@@ -275,7 +213,7 @@ def _scalar(node: yaml.Node) -> Any:
 _RULE_FIELD = re.compile(r"rule '([^']+)'(?:: field '([^']+)')?")
 
 
-def _validate(model: Any, data: Any, lines: dict[Path_, int], shown: str, errors: list[RuleFileError]) -> Any:
+def _validate(model: Any, data: Any, lines: dict[LinePath, int], shown: str, errors: list[RuleFileError]) -> Any:
     try:
         if isinstance(model, TypeAdapter):
             return model.validate_python(data)
@@ -286,7 +224,7 @@ def _validate(model: Any, data: Any, lines: dict[Path_, int], shown: str, errors
         return None
 
 
-def _locate(err: Any, data: Any, lines: dict[Path_, int], shown: str) -> RuleFileError:
+def _locate(err: Any, data: Any, lines: dict[LinePath, int], shown: str) -> RuleFileError:
     loc: list[str | int] = list(err["loc"])
     if loc and isinstance(loc[0], str) and loc[0] in TABLE_ORDER:
         loc = loc[1:]  # pydantic puts the discriminator value of the tagged union first
@@ -318,7 +256,7 @@ def _rule_id_at(data: Any, index: int) -> str | None:
     return rule_id if isinstance(rule_id, str) else None
 
 
-def _line_of(loc: list[str | int], lines: dict[Path_, int]) -> int | None:
+def _line_of(loc: list[str | int], lines: dict[LinePath, int]) -> int | None:
     for end in range(len(loc), -1, -1):
         key = tuple(loc[:end])
         if key in lines:

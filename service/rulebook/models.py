@@ -15,6 +15,7 @@ from service.rulebook.fields import FIELDS, fields_visible_to
 from service.rulebook.strict import Strict
 
 __all__ = [
+    "RULESET_VERSION_PATTERN",
     "AdvisoriesTable",
     "AdvisoryOutcome",
     "AlarmSpec",
@@ -342,8 +343,12 @@ AnyTable = Annotated[
 # ---------------------------------------------------------------- ruleset manifest and catalog
 
 
+# A ruleset version: also what the API accepts where a version is asked for (a 64-hex sha256 matches it too).
+RULESET_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
+
+
 class RulesetManifest(Strict):
     """``rules/ruleset.yaml``."""
 
-    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$", description="Ruleset version.")
+    version: str = Field(pattern=RULESET_VERSION_PATTERN, description="Ruleset version.")
     description: str = Field(min_length=1)

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterable
-from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import __version__ as ENGINE_VERSION
 from service.contract import WorkloadProfile
-from service.db.history import HistoryRow, stream_history
+from service.contract.decoding import decode_as
+from service.db.history import HistoryRow
 from service.engine import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide
 from service.services.impact_report import UNRECORDED, Cause, ChangedDecision, ImpactReport, Transition, render_markdown
@@ -35,7 +34,6 @@ __all__ = [
     "ChangedDecision",
     "ImpactAnalysis",
     "ImpactReport",
-    "ImpactRunner",
     "RulesetSource",
     "Transition",
     "render_markdown",
@@ -43,7 +41,6 @@ __all__ = [
 ]
 
 FIELDS = ("family", "instance_type", "instances", "scaling_method", "multi_az")
-_profile_decoder = msgspec.json.Decoder(WorkloadProfile)
 
 
 class _StoredAvailability(msgspec.Struct):
@@ -148,12 +145,18 @@ class ImpactAnalysis:
         self.cost_delta = self.engine_cost_delta = 0.0
         self.sample: list[ChangedDecision] = []
         self.refused_sample: list[dict[str, str]] = []
+        self.undecodable = 0
+        self.undecodable_sample: list[dict[str, str]] = []
 
     def add(self, row: HistoryRow, own: CompiledRuleset | None = None) -> None:
         """Compare one decision; ``own`` is its stored ruleset, needed when another engine version recorded it."""
         self.decisions += 1
+        try:
+            profile = decode_as(row.profile, WorkloadProfile)
+        except msgspec.DecodeError as exc:  # stored before repeated keys were refused, or by another contract
+            self._add_undecodable(row, exc)
+            return
         multi_az, usd_per_hour = stored_fields(row.recommendation)
-        profile = _profile_decoder.decode(row.profile)
         after = _decide(profile, self.candidate)
         own_now: Decision | ProfileRejected | None = None  # its own ruleset under this engine, if the engine changed
         if row.engine_version != self.engine_version:
@@ -210,6 +213,12 @@ class ImpactAnalysis:
         if len(self.sample) < self.sample_size:
             self.sample.append(ChangedDecision(row.id, changes, rules, cause, row.engine_version))
 
+    def _add_undecodable(self, row: HistoryRow, exc: msgspec.DecodeError) -> None:
+        self.undecodable += 1
+        if len(self.undecodable_sample) < self.sample_size:
+            reason = str(exc).replace("\x00", "NUL")[:300]
+            self.undecodable_sample.append({"decision_id": str(row.id), "reason": reason})
+
     def _add_refused(self, row: HistoryRow, exc: ProfileRejected, *, by_engine: bool) -> None:
         self.refused += 1
         self.refused_by_engine += by_engine
@@ -236,8 +245,10 @@ class ImpactAnalysis:
             candidate_sha256=self.candidate.sha256,
             decisions=self.decisions,
             changed=self.changed,
-            unchanged=self.decisions - self.changed - self.refused,
+            unchanged=self.decisions - self.changed - self.refused - self.undecodable,
             refused=self.refused,
+            undecodable=self.undecodable,
+            undecodable_sample=self.undecodable_sample,
             changed_by_field={f: self.by_field[f] for f in FIELDS if self.by_field[f]},
             top_transitions=[
                 Transition(field=f, before=b, after=a, count=n)
@@ -257,18 +268,3 @@ class ImpactAnalysis:
             engine_cost_delta_usd_per_hour=round(self.engine_cost_delta, 4),
             refused_by_engine=self.refused_by_engine,
         )
-
-
-class ImpactRunner:
-    """Runs an analysis over the stored history (the service behind POST /v1/rulesets/impact); ``rulesets``
-    supplies the stored rulesets of decisions another engine version recorded."""
-
-    def __init__(self, engine: AsyncEngine, rulesets: RulesetSource) -> None:
-        self.engine, self.rulesets = engine, rulesets
-
-    async def run(
-        self, candidate: CompiledRuleset, *, since: datetime | None, limit: int | None, sample_size: int = 20
-    ) -> ImpactReport:
-        analysis = ImpactAnalysis(candidate, own_rulesets=self.rulesets, sample_size=sample_size)
-        await analysis.add_stream(stream_history(self.engine, since=since, limit=limit))
-        return analysis.report()

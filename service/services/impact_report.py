@@ -43,6 +43,10 @@ class ImpactReport(msgspec.Struct, kw_only=True):
     cost_delta_usd_per_hour: float
     sample: list[ChangedDecision]
     refused_sample: list[dict[str, str]]
+    # Stored profiles this release cannot decode (stored before repeated keys were refused, or under another
+    # contract): counted and skipped, never a failed run; the sample names their decisions and why.
+    undecodable: int
+    undecodable_sample: list[dict[str, str]]
     # The engine: this analysis runs this release's; decisions recorded by another are told apart.
     engine_version: str
     other_engine: int  # decisions recorded by another engine version, or before versions were kept
@@ -121,4 +125,11 @@ def render_markdown(report: ImpactReport) -> str:
             f"- `{r['decision_id']}`: {r['code']}: {r['message']}" + (" (engine)" if r.get("cause") == "engine" else "")
             for r in report.refused_sample
         ]
+    if report.undecodable:
+        lines += [
+            "",
+            f"{report.undecodable} stored profiles could not be decoded by this release and were skipped:",
+            "",
+        ]
+        lines += [f"- `{r['decision_id']}`: {r['reason']}" for r in report.undecodable_sample]
     return "\n".join(lines) + "\n"

@@ -15,12 +15,23 @@ import msgspec
 
 from service import __version__ as ENGINE_VERSION
 from service.contract import WorkloadProfile
+from service.contract.decoding import decode_as
 from service.engine import ProfileRejected, evaluate
 from service.engine.compiled import CompiledRuleset
 from service.services.audit import AuditReader
 from service.services.registry import RulesetRegistry
 
-__all__ = ["Cause", "DecisionNotFound", "Difference", "ReplayOutcome", "ReplayResult", "Replayer", "differences"]
+__all__ = [
+    "Cause",
+    "DecisionNotFound",
+    "Difference",
+    "ReplayOutcome",
+    "ReplayResult",
+    "Replayer",
+    "StoredDecisionUnusable",
+    "differences",
+    "stored_profile",
+]
 
 MAX_DIFFERENCES = 100
 _encoder = msgspec.json.Encoder()
@@ -35,6 +46,32 @@ class DecisionNotFound(Exception):
     def __init__(self, decision_id: uuid.UUID) -> None:
         super().__init__(f"no decision has id {decision_id}")
         self.decision_id = decision_id
+
+
+class StoredDecisionUnusable(Exception):
+    """The audited decision exists, but this release cannot evaluate it again (answered as 409)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def stored_profile(decision_id: uuid.UUID, profile: str) -> WorkloadProfile:
+    """The profile stored with a decision, decoded as the decide path decoded it when it was received.
+
+    Raises:
+        StoredDecisionUnusable: it is not a valid profile for this release (stored before the service refused
+            repeated keys, or by a release whose contract differed).
+    """
+    try:
+        return decode_as(profile, WorkloadProfile)
+    except msgspec.DecodeError as exc:  # ValidationError included
+        reason = str(exc).replace("\x00", "NUL")[:300]
+        raise StoredDecisionUnusable(
+            "stored-profile-invalid",
+            f"the profile stored with decision {decision_id} is not a valid WorkloadProfile for this release "
+            f"({reason}); GET /v1/decisions/{decision_id} returns it as received.",
+        ) from None
 
 
 class Difference(msgspec.Struct, frozen=True):
@@ -177,7 +214,7 @@ class Replayer:
         row = await self.reader.decision(decision_id)
         if row is None:
             raise DecisionNotFound(decision_id)
-        profile = msgspec.json.decode(row.profile, type=WorkloadProfile)
+        profile = stored_profile(decision_id, row.profile)
         stored = row.recommendation.encode()
         engine_changed = row.engine_version != self.engine_version
         own = await self.registry.for_sha256(row.ruleset_sha256)

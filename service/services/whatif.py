@@ -10,22 +10,14 @@ import uuid
 
 import msgspec
 
-from service.contract import WhatIfReport, WorkloadProfile
+from service.contract import WhatIfReport
 from service.engine import ProfileRejected
 from service.engine.whatif import what_if_report
 from service.services.audit import AuditReader
 from service.services.registry import RulesetNotFound, RulesetRegistry
-from service.services.replay import DecisionNotFound
+from service.services.replay import DecisionNotFound, StoredDecisionUnusable, stored_profile
 
 __all__ = ["DecisionNotFound", "StoredDecisionUnusable", "WhatIfRunner"]
-
-
-class StoredDecisionUnusable(Exception):
-    """The audited decision exists, but this release cannot evaluate it again (answered as 409)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 class WhatIfRunner:
@@ -43,14 +35,7 @@ class WhatIfRunner:
         row = await self.reader.decision(decision_id)
         if row is None:
             raise DecisionNotFound(decision_id)
-        try:
-            profile = msgspec.json.decode(row.profile, type=WorkloadProfile)
-        except msgspec.DecodeError as exc:  # ValidationError included
-            raise StoredDecisionUnusable(
-                "stored-profile-invalid",
-                f"the profile stored with decision {decision_id} is not a valid WorkloadProfile for this release "
-                f"({exc}); GET /v1/decisions/{decision_id} returns it as received.",
-            ) from exc
+        profile = stored_profile(decision_id, row.profile)
         try:
             ruleset = await self.registry.for_sha256(row.ruleset_sha256)
         except RulesetNotFound as exc:

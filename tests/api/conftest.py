@@ -25,6 +25,11 @@ KEYS: dict[str, str] = {name: new_key() for name in KEY_SCOPES}
 KEY_ENTRIES = [{"name": n, "sha256": hash_key(KEYS[n]), "scopes": list(s)} for n, s in KEY_SCOPES.items()]
 
 
+# In local mode every POST, a bodiless one too, must be declared JSON (service.api.local_mode): the clients send
+# it on every request, as a well-behaved tool does. A test of another Content-Type sends its own.
+LOCAL_MODE_HEADERS = {"content-type": "application/json"}
+
+
 @pytest.fixture
 def api_keys() -> dict[str, str]:
     """The keyed app's keys by name (scopes in KEY_SCOPES): decider, auditor, operator, everything."""
@@ -41,6 +46,7 @@ async def client(database_url: str) -> AsyncIterator[AsyncTestClient]:  # type: 
     """The real app on a migrated database (SQLite and Postgres), rules from rules/."""
     app = create_app(Settings(database_url=database_url, rules_dir=RULES_DIR, api_keys=()))  # local mode
     async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as test_client:
+        test_client.headers.update(LOCAL_MODE_HEADERS)
         yield test_client
 
 
@@ -55,6 +61,7 @@ def make_client(database_url: str) -> MakeClient:
     async def make(**overrides: Any) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
         app = create_app(Settings(database_url=database_url, rules_dir=RULES_DIR, **overrides))
         async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as test_client:
+            test_client.headers.update(LOCAL_MODE_HEADERS)
             yield test_client
 
     return make

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from candidates import write_candidate
 from click.testing import CliRunner, Result
+from conftest import LOCAL_MODE_HEADERS
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 
@@ -48,6 +49,7 @@ async def rules_client(database_url: str, tmp_path: Path) -> AsyncIterator[tuple
     rules = _copy_rules(tmp_path)
     app = create_app(Settings(database_url=database_url, rules_dir=rules, ruleset_poll_interval_s=0.2))
     async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
+        client.headers.update(LOCAL_MODE_HEADERS)
         yield client, rules
 
 

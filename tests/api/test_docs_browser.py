@@ -58,15 +58,18 @@ async def test_docs_page_loads_nothing_from_another_host(client: AsyncTestClient
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     html = page.text
-    assert "SwaggerUIBundle(" in html
+    assert "<script>" not in html and "<style>" not in html, "the page's CSP allows no inline script or style"
     assert not _EXTERNAL_ASSET.search(html), "the docs page loads a script, stylesheet or icon from another host"
-    assets = re.findall(r"""(?:src|href)=["'](/static/swagger-ui/[^"'?]+)""", html)
+    assets = re.findall(r"""(?:src|href)=["'](/static/(?:swagger-ui|docs)/[^"'?]+)""", html)
     assert sorted(assets) == [
+        "/static/docs/docs.css",
+        "/static/docs/docs.js",
         "/static/swagger-ui/favicon-32x32.png",
         "/static/swagger-ui/swagger-ui-bundle.js",
         "/static/swagger-ui/swagger-ui-standalone-preset.js",
         "/static/swagger-ui/swagger-ui.css",
     ]
+    assert "SwaggerUIBundle(" in (ROOT / "service" / "static" / "docs" / "docs.js").read_text()
     for asset in assets:
         served = await client.get(asset)
         assert served.status_code == 200, asset

@@ -156,7 +156,7 @@ def keyed_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(
     params=[
-        pytest.param(("local", {}), id="local-mode"),
+        pytest.param(("local", {"Content-Type": "application/json"}), id="local-mode"),
         # Both headers: schemathesis fills in the security schemes' headers itself; these replace them (a
         # request presenting two different keys is refused).
         pytest.param(("keyed", _both_headers(ALL_SCOPES_KEY)), id="all-scopes-key"),

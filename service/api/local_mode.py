@@ -1,0 +1,62 @@
+"""Local mode (no API keys) closed to the browser: a web page the developer visits cannot use the service.
+
+Local mode binds loopback only and asks for no key, so two browser tricks would otherwise reach it:
+
+* **DNS rebinding**: a page on ``attacker.example`` re-resolves its name to 127.0.0.1 and reads the answers, since
+  the browser deems them same-origin. Its requests still name ``attacker.example`` in ``Host``: every request's
+  host must be a loopback name (``127.0.0.1``, ``localhost``, ``::1``, with any port), else ``400``
+  ``host-not-allowed``.
+* **Cross-site POSTs**: a form or ``fetch(..., {mode: "no-cors"})`` may POST ``text/plain``, a form encoding or no
+  body at all without asking the server first; a POST declared as ``application/json`` needs a CORS preflight,
+  which this service never grants (it sends no CORS headers). So every POST, the bodiless reload and replay
+  included, must be declared ``application/json``: else ``415``.
+
+With API keys configured neither applies: a cross-site page cannot send the key header without a preflight either,
+and a deployment's Host names are its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from service.api.problems import Problem
+
+__all__ = ["LOOPBACK_HOSTS", "local_mode_guard"]
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _host_name(host: str) -> str:
+    """``Host`` without its port: ``[::1]:8000`` -> ``::1``, ``localhost:8000`` -> ``localhost``."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_json(media: str) -> bool:
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def local_mode_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Refuse a request a browser could have been tricked into sending (see the module's docstring)."""
+    host = connection.headers.get("host")
+    if host is not None and _host_name(host.lower()) not in LOOPBACK_HOSTS:
+        raise Problem(
+            400,
+            "host-not-allowed",
+            "Host not allowed",
+            "in local mode (no API keys) the service answers requests for a loopback name only: 127.0.0.1, "
+            "localhost or [::1].",
+        )
+    media = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if connection.scope.get("method") == "POST" and not _is_json(media):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "in local mode (no API keys) every POST must be sent with Content-Type: application/json, a bodiless "
+            "one too, so that a web page cannot send it across sites.",
+        )
