@@ -9,7 +9,9 @@ Local mode binds loopback only and asks for no key, so two browser tricks would 
 * **Cross-site POSTs**: a form or ``fetch(..., {mode: "no-cors"})`` may POST ``text/plain``, a form encoding or no
   body at all without asking the server first; a POST declared as ``application/json`` needs a CORS preflight,
   which this service never grants (it sends no CORS headers). So every POST, the bodiless reload and replay
-  included, must be declared ``application/json``: else ``415``.
+  included, must be declared ``application/json``: else ``415``. The HTML pages' own forms (``opt`` holding
+  :data:`FORM_WITH_CSRF_TOKEN`) are the exception: each carries Litestar's CSRF token, which a page on another
+  site can neither read (the Host check above) nor guess, and its cookie is ``SameSite=Strict``.
 
 With API keys configured neither applies: a cross-site page cannot send the key header without a preflight either,
 and a deployment's Host names are its own.
@@ -24,9 +26,11 @@ from litestar.handlers.base import BaseRouteHandler
 
 from service.api.problems import Problem
 
-__all__ = ["LOOPBACK_HOSTS", "local_mode_guard"]
+__all__ = ["FORM_WITH_CSRF_TOKEN", "LOOPBACK_HOSTS", "local_mode_guard"]
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+FORM_WITH_CSRF_TOKEN = "form_with_csrf_token"
+"""The key, in a route handler's ``opt``, of a form POST that Litestar's CSRF middleware checks."""
 
 
 def _host_name(host: str) -> str:
@@ -40,7 +44,7 @@ def _is_json(media: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-async def local_mode_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def local_mode_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Refuse a request a browser could have been tricked into sending (see the module's docstring)."""
     host = connection.headers.get("host")
     if host is not None and _host_name(host.lower()) not in LOOPBACK_HOSTS:
@@ -52,7 +56,7 @@ async def local_mode_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Ba
             "localhost or [::1].",
         )
     media = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if connection.scope.get("method") == "POST" and not _is_json(media):
+    if connection.scope.get("method") == "POST" and not _is_json(media) and not handler.opt.get(FORM_WITH_CSRF_TOKEN):
         raise Problem(
             415,
             "unsupported-media-type",

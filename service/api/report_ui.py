@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import msgspec
 from litestar import Request, Router, get, post
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -26,6 +26,7 @@ from service.api.auth import AUDIT_READ, DECIDE, Principal
 from service.api.context import request_id_of
 from service.api.decisions import DecisionId, decision_uuid
 from service.api.json_body import to_body_type
+from service.api.local_mode import FORM_WITH_CSRF_TOKEN
 from service.api.problems import Problem
 from service.api.profile_form import form_sections, form_value, worked_example_values
 from service.api.recommendations import DECISIONS_STATE_KEY
@@ -41,10 +42,25 @@ from service.services.whatif import DecisionNotFound as WhatIfNotFound
 from service.services.whatif import StoredDecisionUnusable, WhatIfRunner
 from service.settings import AccessScope, Settings
 
-__all__ = ["report_ui_router", "report_ui_templates"]
+__all__ = ["PAGES_CSP", "report_ui_router", "report_ui_templates"]
 
 CSS_URL = f"/static/report/report.css?v={__version__}"
+# The pages run no script at all, style only from this origin's stylesheet (the SVG charts are markup with
+# presentation attributes), post forms only here, and may not be framed; a report of an audited decision and a
+# profile are not for shared caches.
+PAGES_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+_SECURITY_HEADERS = [
+    ResponseHeader(name="Content-Security-Policy", value=PAGES_CSP),
+    ResponseHeader(name="X-Frame-Options", value="DENY"),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
+    ResponseHeader(name="Cache-Control", value="no-store"),
+]
 _NO_SCHEMA: dict[str, Any] = {"include_in_schema": False}
+# The pages' form posts: checked by the CSRF middleware, so local mode's JSON-only rule for POSTs lets them through.
+_FORM_POST: dict[str, Any] = {**_NO_SCHEMA, "status_code": 200, "opt": {FORM_WITH_CSRF_TOKEN: True}}
 NextPath = Annotated[str, QueryParameter(name="next", max_length=2000)]
 
 
@@ -92,7 +108,7 @@ def report_ui_router(settings: Settings) -> Router:
         values = worked_example_values() if example == "worked" else {}
         return _form(access, gate, values, {}, [])
 
-    @post("/", status_code=200, **_NO_SCHEMA)
+    @post("/", **_FORM_POST)
     async def submit(request: Request[Any, Any, State]) -> Template | Redirect:
         gate = _gate(request, access, DECIDE)
         if not isinstance(gate, Principal):
@@ -117,6 +133,7 @@ def report_ui_router(settings: Settings) -> Router:
         route_handlers=[ask, submit, report, *_sign_in_handlers(access)],
         middleware=access.middleware(),
         include_in_schema=False,
+        response_headers=_SECURITY_HEADERS,
     )
 
 
@@ -136,7 +153,7 @@ def _sign_in_handlers(access: UiAccess) -> list[Any]:
             error=None,
         )
 
-    @post("/sign-in", status_code=200, **_NO_SCHEMA)
+    @post("/sign-in", **_FORM_POST)
     async def sign_in(request: Request[Any, Any, State]) -> Template | Redirect:
         form = await request.form()
         target = _local(str(form.get("next") or "/"))
@@ -154,7 +171,7 @@ def _sign_in_handlers(access: UiAccess) -> list[Any]:
             )
         return Redirect(target, status_code=303)
 
-    @post("/sign-out", status_code=200, **_NO_SCHEMA)
+    @post("/sign-out", **_FORM_POST)
     async def sign_out(request: Request[Any, Any, State]) -> Redirect:
         access.sign_out(request)
         return Redirect("/sign-in" if not access.local_mode else "/", status_code=303)

@@ -16,6 +16,8 @@ from service.api.profile_form import worked_example_values
 from service.contract import WorkloadProfile
 
 Client = AsyncTestClient  # type: ignore[type-arg]
+# A browser's form post (the clients send JSON's Content-Type by default, as local mode wants of API calls).
+FORM = {"content-type": "application/x-www-form-urlencoded"}
 _TOKEN = re.compile(r'name="_csrf_token" value="([^"]+)"')
 
 
@@ -28,7 +30,9 @@ async def _token(client: Client, path: str = "/") -> str:
 
 
 async def _submit(client: Client, values: dict[str, str]) -> Any:
-    return await client.post("/", data=values | {"_csrf_token": await _token(client)}, follow_redirects=False)
+    return await client.post(
+        "/", data=values | {"_csrf_token": await _token(client)}, headers=FORM, follow_redirects=False
+    )
 
 
 async def test_the_form_explains_every_field_from_the_published_schema(client: Client) -> None:
@@ -49,6 +53,9 @@ async def test_the_form_explains_every_field_from_the_published_schema(client: C
     assert page.text.count('name="traffic.peak_windows.cron"') >= 2, "peak windows are repeated fields"
     assert '<link rel="stylesheet" href="/static/report/report.css' in page.text
     assert "<script" not in page.text and "style=" not in page.text
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "style-src 'self'" in csp and "script-src" not in csp
+    assert "frame-ancestors 'none'" in csp and page.headers["cache-control"] == "no-store"
 
 
 async def test_the_worked_example_lands_on_its_report(client: Client) -> None:
@@ -87,7 +94,7 @@ async def test_a_missing_required_field_and_a_bad_window(client: Client) -> None
     values = worked_example_values()
     del values["traffic.peak_rps"]
     windows = {"traffic.peak_windows.cron": ["at eight", ""], "traffic.peak_windows.rps": ["100", ""]}
-    page = await client.post("/", data={**values, **windows, "_csrf_token": await _token(client)})
+    page = await client.post("/", data={**values, **windows, "_csrf_token": await _token(client)}, headers=FORM)
     assert page.status_code == 422
     assert 'id="traffic.peak_rps-error"' in page.text
     assert 'id="traffic.peak_windows.cron[0]-error"' in page.text
@@ -115,12 +122,12 @@ async def test_the_form_is_validated_as_the_json_body_is(client: Client) -> None
 
 async def test_a_post_without_the_csrf_token_is_refused(client: Client) -> None:
     await client.get("/")
-    page = await client.post("/", data=worked_example_values(), follow_redirects=False)
+    page = await client.post("/", data=worked_example_values(), headers=FORM, follow_redirects=False)
     assert page.status_code == 403
 
 
 async def test_the_json_api_still_refuses_a_form_body(client: Client) -> None:
-    refused = await client.post("/v1/recommendations", data=worked_example_values())
+    refused = await client.post("/v1/recommendations", data=worked_example_values(), headers=FORM)
     assert refused.status_code == 415
     assert refused.headers["content-type"].startswith("application/problem+json")
 
@@ -152,12 +159,15 @@ async def test_with_keys_the_pages_need_a_session_with_the_scope(
         ).status_code == 303
 
         token = await _token(client, "/sign-in")
-        wrong = await client.post("/sign-in", data={"api_key": "not-a-key", "next": report, "_csrf_token": token})
+        wrong = await client.post(
+            "/sign-in", data={"api_key": "not-a-key", "next": report, "_csrf_token": token}, headers=FORM
+        )
         assert wrong.status_code == 401 and 'id="api_key-error"' in wrong.text
 
         signed = await client.post(
             "/sign-in",
             data={"api_key": api_keys["auditor"], "next": report, "_csrf_token": token},
+            headers=FORM,
             follow_redirects=False,
         )
         assert signed.status_code == 303 and signed.headers["location"] == report
@@ -171,6 +181,7 @@ async def test_with_keys_the_pages_need_a_session_with_the_scope(
         out = await client.post(
             "/sign-out",
             data={"_csrf_token": _TOKEN.search(page.text).group(1)},  # type: ignore[union-attr]
+            headers=FORM,
             follow_redirects=False,
         )
         assert out.status_code == 303
@@ -183,6 +194,7 @@ async def test_sign_in_goes_only_to_a_path_on_this_site(make_client: MakeClient,
         signed = await client.post(
             "/sign-in",
             data={"api_key": api_keys["decider"], "next": "//elsewhere.example/", "_csrf_token": token},
+            headers=FORM,
             follow_redirects=False,
         )
         assert signed.headers["location"] == "/"
@@ -208,7 +220,10 @@ async def test_with_keys_the_pages_are_rate_limited_per_signed_in_key(
     async with make_client(api_keys=KEY_ENTRIES, session_cookie_secure=False, rate_limit_per_minute=4) as client:
         token = await _token(client, "/sign-in")  # 1: counted for the client address
         signed = await client.post(  # 2
-            "/sign-in", data={"api_key": api_keys["decider"], "_csrf_token": token}, follow_redirects=False
+            "/sign-in",
+            data={"api_key": api_keys["decider"], "_csrf_token": token},
+            headers=FORM,
+            follow_redirects=False,
         )
         assert signed.status_code == 303
         for _ in range(4):  # the signed-in key has a count of its own
@@ -217,3 +232,10 @@ async def test_with_keys_the_pages_are_rate_limited_per_signed_in_key(
         assert refused.status_code == 429
         assert "key:decider may make 4 requests a minute" in refused.json()["detail"]
         assert int(refused.headers["retry-after"]) >= 1
+
+
+async def test_local_mode_pages_answer_loopback_host_names_only(client: Client) -> None:
+    """A page rebound to 127.0.0.1 by another site's DNS names that site in Host: it cannot read a form's token."""
+    refused = await client.get("/", headers={"host": "attacker.example"})
+    assert refused.status_code == 400
+    assert "_csrf_token" not in refused.text

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
-from browserutil import CHROMIUM_ARGS, require_chromium, serving
+from browserutil import CHROMIUM_ARGS, require_chromium
 from profiles import WORKED_EXAMPLE
+from served import serve
 
 from service.api.auth import hash_key, new_key
 
@@ -115,7 +116,7 @@ def test_ask_with_the_form_and_read_the_report(browser: Browser, tmp_path: Path)
     from playwright.sync_api import expect
 
     watch = Watch()
-    with serving(tmp_path) as base:
+    with serve(tmp_path) as (base, _):
         context = _context(browser, watch)
         page = context.new_page()
         page.set_default_timeout(UI_TIMEOUT_MS)
@@ -184,7 +185,7 @@ def test_with_keys_sign_in_to_see_the_report(browser: Browser, tmp_path: Path) -
     key = new_key()
     entry = {"name": "reader", "sha256": hash_key(key), "scopes": ["decide", "audit:read"]}
     watch = Watch()
-    with serving(tmp_path, api_keys=json.dumps([entry]), session_cookie_secure="0") as base:
+    with serve(tmp_path, api_keys=json.dumps([entry]), session_cookie_secure="0") as (base, _):
         request = urllib.request.Request(
             f"{base}/v1/recommendations",
             data=json.dumps(WORKED_EXAMPLE).encode(),
