@@ -12,9 +12,10 @@ Two kinds of logger write those lines:
 - The access log (``access_log()``, logger name ``service.access``), written once a request by the request observer,
   is a structlog logger: a few processors, msgspec's encoder and a direct write to stderr, without a standard library
   record (about half the CPU time of a record through a handler). One line a request with ``method``, ``route``
-  (template), ``path``, ``status``, ``duration_ms``, ``request_id``, ``caller``, ``decision_id``, ``client`` (and
-  ``trace_id`` while tracing is on). Request bodies (workload profiles) appear only at ``DEBUG``, as ``body`` on the
-  access line. uvicorn's own access log is turned off.
+  (template), ``path``, ``status``, ``duration_ms``, ``request_id`` (the service's own), ``client_request_id`` (the
+  client's X-Request-ID, or null), ``caller``, ``decision_id``, ``client`` (and ``trace_id`` while tracing is on).
+  Request bodies (workload profiles) appear only at ``DEBUG``, as ``body`` on the access line. uvicorn's own access
+  log is turned off.
 """
 
 from __future__ import annotations
