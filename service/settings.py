@@ -55,6 +55,15 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db (embedded) or "
         "postgresql+asyncpg://user@host:5432/db (production).",
     )
+    database_service_role: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="Postgres: the role the service connects as. `advisor db upgrade`, run as the role that owns the "
+        "tables, grants it what the running service needs and nothing more (append decisions, move the chain head, "
+        "store rulesets and activations, delete expired idempotency keys; never UPDATE, DELETE or TRUNCATE "
+        "decisions), after every upgrade. It must exist, and be neither the owner, a member of it, nor a superuser. "
+        "Unset: no grants (the service then needs the owner's URL, and the owner can lift the append-only triggers).",
+    )
     migrate_on_start: bool | None = Field(
         default=None,
         description="Apply missing migrations once the database answers (each worker, under the migration lock). "
