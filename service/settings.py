@@ -133,6 +133,20 @@ class Settings(BaseSettings):
         "whatever is queued as soon as the writer is free; the rows that queue while a commit is in flight form "
         "the next batch).",
     )
+    audit_anchor_every_rows: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000_000,
+        description="Log the audit chain head (event `chain head`: seq, row_hash, time) once this many decisions were "
+        "committed since the last such line, per worker; `advisor audit verify --anchors-from LOG` checks them.",
+    )
+    audit_anchor_every_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="Log the audit chain head at the latest this many seconds after it moved (and when the worker "
+        "stops). Decisions after the newest logged head are not covered by an anchor.",
+    )
     idempotency_ttl_s: int = Field(
         default=86_400, ge=1, le=30 * 86_400, description="How long an Idempotency-Key is remembered, s."
     )

@@ -3,7 +3,7 @@
 Every line on stderr has ``timestamp`` (UTC, ISO 8601), ``level``, ``logger``, ``event`` (the message), the line's
 own fields, and ``exception`` (the traceback as text, never the values of local variables).
 ``ADVISOR_LOG_FORMAT``: ``json``, ``console``, or ``auto`` (console when stderr is a terminal). ``ADVISOR_LOG_LEVEL``
-sets the level of every logger.
+sets the level of every logger but one: the audit chain head (``service.audit.anchor``) is logged at any level.
 
 Two kinds of logger write those lines:
 
@@ -45,6 +45,9 @@ _DETAIL = ("alembic.runtime.plugins",)
 _DROPPED_EXTRAS = ("color_message", "message", "asctime")
 _LEADING = ("timestamp", "level", "logger", "event")
 _LEVEL_NAMES = {"warn": "warning", "exception": "error"}  # as structlog's add_log_level names them
+# Loggers whose INFO lines are records, not chatter: logged at any ADVISOR_LOG_LEVEL. The audit chain head
+# (service/services/audit/anchors.py) is tamper evidence that `advisor audit verify --anchors-from` reads back.
+_ALWAYS_INFO = ("service.audit.anchor",)
 
 # One lock for both writers of stderr (the handler and the access log), so lines written from threads never mix.
 _STDERR_LOCK = threading.RLock()
@@ -209,6 +212,8 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "auto") -> No
         named.handlers.clear()
         named.setLevel(logging.NOTSET)
         named.propagate = True
+    for name in _ALWAYS_INFO:
+        logging.getLogger(name).setLevel(logging.INFO)
     for name in _SILENCED:
         silenced = logging.getLogger(name)
         silenced.handlers.clear()
