@@ -187,6 +187,7 @@ class AuditWriter(IdempotencyKeys):
     def _ensure_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_forever(), name="audit-writer")
+            self.anchors.start()  # a writer never started starts on its first write, its chain-head timer too
 
     async def _flush_forever(self) -> None:
         try:
