@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import MakeClient
+from apiclients import MakeClient
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 from recorded import record_copies
