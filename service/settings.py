@@ -30,7 +30,7 @@ def shipped_dir(name: str) -> Path:
 
 # access control
 # What a key may do: `decide` (POST /v1/recommendations), `audit:read` (GET /v1/decisions*, GET /v1/rulesets*,
-# POST /v1/decisions/{id}/replay), `admin` (endpoints that change the service, e.g. ruleset reload; none yet).
+# POST /v1/decisions/{id}/replay, the what-if), `admin` (POST /v1/rulesets/reload and /v1/rulesets/impact).
 # No scope implies another: a key holds exactly the scopes listed for it.
 AccessScope = Literal["decide", "audit:read", "admin"]
 

@@ -16,7 +16,7 @@ How a request to the API (``/v1/...``) is handled, outermost first:
 
 Scopes: ``decide`` (POST /v1/recommendations), ``audit:read`` (GET /v1/decisions*, POST /v1/decisions/{id}/replay,
 GET /v1/rulesets*: the rulesets are part of the audit record, as every decision names the ruleset that made it),
-``admin`` (endpoints that change the service; none yet). No scope implies another.
+``admin`` (POST /v1/rulesets/reload, POST /v1/rulesets/impact). No scope implies another.
 
 Local mode: with no keys configured, every request is the principal ``local@<client host>`` holding every scope,
 nothing is rate limited, a warning is logged at start-up, and ``advisor serve`` refuses to bind anything but a
