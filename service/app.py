@@ -21,7 +21,6 @@ from service.api.body_schema import BodySchemaPlugin
 from service.api.decisions import DecisionController
 from service.api.docs_ui import docs_render_plugins, docs_router, docs_static_router
 from service.api.health import healthz, readyz
-from service.api.local_mode import local_mode_guard
 from service.api.problems import problem_details_plugin, unexpected_error_handler
 from service.api.recommendations import DECISIONS_STATE_KEY, RecommendationController
 from service.api.report_ui import report_ui_router, report_ui_templates
@@ -161,8 +160,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ObservabilityPlugin(settings, engine=engine, writer=writer, registry=registry),
         ],
         exception_handlers={Exception: unexpected_error_handler},
-        # Local mode asks for no key: closed to requests a web page could send (Host, JSON-only POSTs).
-        guards=[] if settings.api_keys else [local_mode_guard],
         openapi_config=openapi_config(),
         template_config=report_ui_templates(),
         request_max_body_size=settings.max_body_bytes,

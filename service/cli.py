@@ -327,13 +327,27 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply migrations to ADVISOR_DATABASE_URL (safe to run from several replicas at once)."""
+    """Apply migrations to ADVISOR_DATABASE_URL (safe to run from several replicas at once).
+
+    Run it as the role that owns the tables. With ADVISOR_DATABASE_SERVICE_ROLE (Postgres), it then grants that
+    role what the running service needs and nothing more, on every run, so new tables are covered: the service
+    connects as that role and cannot change, delete or truncate decisions, nor lift the append-only triggers.
+    """
     from service.db.migrate import upgrade
     from service.settings import get_settings
 
     settings = get_settings()
-    asyncio.run(upgrade(settings.database_url, migrations_dir=settings.migrations_dir))
+    role = settings.database_service_role
+    try:
+        asyncio.run(upgrade(settings.database_url, migrations_dir=settings.migrations_dir, service_role=role))
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     click.echo("database is at the latest migration")
+    if role is not None:
+        click.echo(
+            f"granted the service role {role} what the service needs (no UPDATE, DELETE or TRUNCATE of decisions)"
+        )
 
 
 main.add_command(audit)

@@ -30,7 +30,7 @@ def shipped_dir(name: str) -> Path:
 
 # access control
 # What a key may do: `decide` (POST /v1/recommendations), `audit:read` (GET /v1/decisions*, GET /v1/rulesets*,
-# POST /v1/decisions/{id}/replay), `admin` (endpoints that change the service, e.g. ruleset reload; none yet).
+# POST /v1/decisions/{id}/replay, the what-if), `admin` (POST /v1/rulesets/reload and /v1/rulesets/impact).
 # No scope implies another: a key holds exactly the scopes listed for it.
 AccessScope = Literal["decide", "audit:read", "admin"]
 
@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         default=SQLITE_DEFAULT_URL,
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db (embedded) or "
         "postgresql+asyncpg://user@host:5432/db (production).",
+    )
+    database_service_role: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="Postgres: the role the service connects as. `advisor db upgrade`, run as the role that owns the "
+        "tables, grants it what the running service needs and nothing more (append decisions, move the chain head, "
+        "store rulesets and activations, delete expired idempotency keys; never UPDATE, DELETE or TRUNCATE "
+        "decisions), after every upgrade. It must exist, and be neither the owner, a member of it, nor a superuser. "
+        "Unset: no grants (the service then needs the owner's URL, and the owner can lift the append-only triggers).",
     )
     migrate_on_start: bool | None = Field(
         default=None,
@@ -123,6 +132,20 @@ class Settings(BaseSettings):
         description="Group commit: longest a decision waits for others to share its transaction, ms (0: commit "
         "whatever is queued as soon as the writer is free; the rows that queue while a commit is in flight form "
         "the next batch).",
+    )
+    audit_anchor_every_rows: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000_000,
+        description="Log the audit chain head (event `chain head`: seq, row_hash, time) once this many decisions were "
+        "committed since the last such line, per worker; `advisor audit verify --anchors-from LOG` checks them.",
+    )
+    audit_anchor_every_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="Log the audit chain head at the latest this many seconds after it moved (and when the worker "
+        "stops). Decisions after the newest logged head are not covered by an anchor.",
     )
     idempotency_ttl_s: int = Field(
         default=86_400, ge=1, le=30 * 86_400, description="How long an Idempotency-Key is remembered, s."

@@ -16,7 +16,7 @@ How a request to the API (``/v1/...``) is handled, outermost first:
 
 Scopes: ``decide`` (POST /v1/recommendations), ``audit:read`` (GET /v1/decisions*, POST /v1/decisions/{id}/replay,
 GET /v1/rulesets*: the rulesets are part of the audit record, as every decision names the ruleset that made it),
-``admin`` (endpoints that change the service; none yet). No scope implies another.
+``admin`` (POST /v1/rulesets/reload, POST /v1/rulesets/impact). No scope implies another.
 
 Local mode: with no keys configured, every request is the principal ``local@<client host>`` holding every scope,
 nothing is rate limited, a warning is logged at start-up, and ``advisor serve`` refuses to bind anything but a
@@ -39,6 +39,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi.spec import Reference, SecurityRequirement, SecurityScheme
 
+from service.api.local_mode import LocalModeMiddleware
 from service.api.problems import Problem
 from service.api.rate_limit import RateLimitMiddleware
 from service.settings import AccessScope, ApiKey, Settings
@@ -280,9 +281,12 @@ def rate_limit_identity(scope: Scope) -> str:
 def access_control_middleware(settings: Settings) -> list[Middleware]:
     """Authentication, the per-caller rate limit (which needs the caller), then the scope check, in that order.
 
-    Local mode is not rate limited: it serves one machine's loopback, where a limit only gets in the way.
+    Local mode is not rate limited: it serves one machine's loopback, where a limit only gets in the way. It checks
+    Host and the media type of POSTs instead (``service.api.local_mode``).
     """
     middleware: list[Middleware] = [AuthenticationMiddleware(Keyring(settings.api_keys))]
+    if not settings.api_keys:
+        middleware.append(LocalModeMiddleware())  # closed to web pages: no key stands in their way
     if settings.api_keys and settings.rate_limit_per_minute:
         middleware.append(RateLimitMiddleware(settings.rate_limit_per_minute, API_PREFIX, rate_limit_identity))
     middleware.append(ScopeMiddleware())  # after the rate limit: refused requests count too

@@ -1,4 +1,4 @@
-"""Per-request identity: request id (from X-Request-ID or generated) and caller."""
+"""Per-request identity: the request id (always the service's own), the client's X-Request-ID, and the caller."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from litestar.types import Scope
 
 from service.api.auth import Principal
 
-__all__ = ["REQUEST_ID_HEADER", "assign_request_id", "caller_of", "raw_header", "request_id_of", "require_json"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "assign_request_id",
+    "caller_of",
+    "client_request_id_of",
+    "raw_header",
+    "request_id_of",
+    "require_json",
+]
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -31,20 +39,34 @@ def raw_header(scope: Scope, name: bytes, default: bytes | None = b"") -> bytes 
 
 
 def assign_request_id(scope: Scope) -> bytes:
-    """Take a well-formed X-Request-ID from the request or make one; store it in the scope's state (where
-    ``request_id_of`` finds it) and return it as the response header's value.
+    """Make the request's id and keep the client's X-Request-ID beside it; store both in the scope's state (where
+    ``request_id_of`` and ``client_request_id_of`` find them) and return the service's id as the response header's
+    value.
 
-    Called by the outermost ASGI layer (``service.observability.plugin.RequestObserver``), which also echoes it on
-    every response: one layer, one wrapped ``send``, for ids, metrics and the access log.
+    The id is always made here (128 random bits), never taken from the client: a client could otherwise give its
+    request another one's id, in the logs and in the audit row (security review, finding 8). A well-formed client
+    id (``[A-Za-z0-9._:-]{1,128}``) is kept as ``client_request_id`` for correlation with the client's own logs;
+    any other value is dropped. Called by the outermost ASGI layer (``service.observability.plugin.RequestObserver``),
+    which also echoes the service's id on every response: one layer, one wrapped ``send``, for ids, metrics and the
+    access log.
     """
     given = raw_header(scope, REQUEST_ID_HEADER)
-    request_id = given.decode("latin-1") if _SAFE_ID.match(given) else os.urandom(16).hex()  # as random as uuid4
-    scope.setdefault("state", {})["request_id"] = request_id
+    state = scope.setdefault("state", {})
+    request_id = os.urandom(16).hex()  # as random as uuid4
+    state["request_id"] = request_id
+    state["client_request_id"] = given.decode("latin-1") if _SAFE_ID.match(given) else None
     return request_id.encode("latin-1")
 
 
 def request_id_of(request: Request[Any, Any, Any]) -> str:
+    """The service's id of the request (made by ``assign_request_id``)."""
     return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+
+
+def client_request_id_of(request: Request[Any, Any, Any]) -> str | None:
+    """The well-formed X-Request-ID the client sent, or None."""
+    value = request.scope.get("state", {}).get("client_request_id")
+    return None if value is None else str(value)
 
 
 def caller_of(request: Request[Any, Any, Any]) -> str:

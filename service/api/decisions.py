@@ -133,7 +133,8 @@ class DecisionController(Controller):
         operation_id="getDecision",
         summary="An audited decision",
         description="The profile as received, the recommendation as answered (byte for byte), the ruleset "
-        "version and sha256 and the engine version (advisor release) that made it, the caller and the request id.",
+        "version and sha256 and the engine version (advisor release) that made it, the caller, the request id (the "
+        "service's own) and the X-Request-ID the client sent, if any.",
         responses=error_responses(400, 401, 403, 404, 422, 429, 503),
     )
     async def get_decision(
@@ -153,6 +154,7 @@ class DecisionController(Controller):
             engine_version=row.engine_version,
             caller=row.caller,
             request_id=row.request_id,
+            client_request_id=row.client_request_id,
             # The stored JSON text goes out untouched, so it is byte-identical to what was received/answered.
             profile=msgspec.Raw(row.profile.encode()),  # type: ignore[arg-type]
             recommendation=msgspec.Raw(row.recommendation.encode()),  # type: ignore[arg-type]

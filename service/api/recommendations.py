@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from service.api.auth import DECIDE, require_scope, security_for
 from service.api.body_schema import RecommendationOperation
-from service.api.context import caller_of, request_id_of, require_json
+from service.api.context import caller_of, client_request_id_of, request_id_of, require_json
 from service.api.json_body import read_json
 from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.schemas import RecommendationResponse
@@ -109,6 +109,7 @@ class RecommendationController(Controller):
             ruleset_version=ruleset_version,
             caller=caller_of(request),
             request_id=request_id_of(request),
+            client_request_id=client_request_id_of(request),
             idempotency_key=idempotency_key,
         )
         headers = {"Location": f"/v1/decisions/{decided.decision_id}"}

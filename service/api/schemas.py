@@ -44,6 +44,17 @@ EngineVersion = Annotated[
 ]
 
 
+ClientRequestId = Annotated[
+    str | None,
+    msgspec.Meta(
+        description="The X-Request-ID the client sent, if it was well-formed ([A-Za-z0-9._:-], at most 128); null: "
+        "none sent, or recorded before client ids were kept apart (earlier releases stored a client's id as "
+        "request_id).",
+        examples=["client-req-42"],
+    ),
+]
+
+
 class DecisionRecord(msgspec.Struct, kw_only=True, frozen=True):
     """An audited decision: what was asked, what was answered, by which ruleset and engine, for whom."""
 
@@ -53,7 +64,10 @@ class DecisionRecord(msgspec.Struct, kw_only=True, frozen=True):
     ruleset_sha256: str
     engine_version: EngineVersion
     caller: str
-    request_id: str
+    request_id: Annotated[
+        str, msgspec.Meta(description="The service's own id of the request (its X-Request-ID response header).")
+    ]
+    client_request_id: ClientRequestId
     # Served as the exact JSON text that was stored (msgspec.Raw), declared by type for the schema.
     profile: WorkloadProfile
     recommendation: Recommendation

@@ -5,22 +5,32 @@ for seq 1) and a ``row_hash``: SHA-256 over a canonical encoding of ``seq``, ``p
 of the row. Changing a row breaks its own hash; deleting or inserting one breaks the seq sequence or the next
 row's ``prev_hash``; the one-row ``audit_chain_head`` table records the end, so a deleted tail shows too.
 
-The encodings are frozen (``CHAIN_FORMAT`` and ``CHAIN_FORMAT_ENGINE`` name them): rows hashed by an older release
-must verify under a newer one. A row without an ``engine_version`` (NULL: every row stored before migration 0006,
-and rows a release before 0.2.0 still writes) is the UTF-8 of the compact JSON array
+The encodings are frozen (``CHAIN_FORMAT``, ``CHAIN_FORMAT_ENGINE`` and ``CHAIN_FORMAT_CLIENT_ID`` name them): rows
+hashed by an older release must verify under a newer one. A row without an ``engine_version`` (NULL: every row
+stored before migration 0006, and rows a release before 0.2.0 still writes) and without a ``client_request_id`` is
+the UTF-8 of the compact JSON array
 
     ["advisor-audit-chain/1", seq, prev_hash, id, created_at, ruleset_sha256, ruleset_version, caller,
      request_id, family, instance_type, scaling_method, instances, profile, recommendation]
 
-and a row with one is
+a row with an engine version and without a client request id is
 
     ["advisor-audit-chain/2", seq, prev_hash, id, created_at, ruleset_sha256, ruleset_version, engine_version,
      caller, request_id, family, instance_type, scaling_method, instances, profile, recommendation]
 
+and a row with a ``client_request_id`` (the X-Request-ID a client sent, kept apart from the service's own
+``request_id`` since migration 0007) is
+
+    ["advisor-audit-chain/3", seq, prev_hash, id, created_at, ruleset_sha256, ruleset_version, engine_version,
+     caller, request_id, client_request_id, family, instance_type, scaling_method, instances, profile,
+     recommendation]
+
 with ``id`` as the canonical hyphenated lowercase UUID, ``created_at`` as UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
 (always six fraction digits; both backends store microseconds exactly), strings as stored (JSON-escaped,
 non-ASCII kept), ``null`` for missing values. JSON arrays are unambiguous: no field can bleed into another, and
-the first element says which layout follows, so setting, clearing or editing ``engine_version`` changes the hash.
+the first element says which layout follows, so setting, clearing or editing ``engine_version`` or
+``client_request_id`` changes the hash. Rows without a client id keep the layout they had, so the rows of earlier
+releases verify unchanged.
 """
 
 from __future__ import annotations
@@ -34,12 +44,21 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
-    from service.db.repository import DecisionRow
+    from service.db.rows import DecisionRow
 
-__all__ = ["CHAIN_FORMAT", "CHAIN_FORMAT_ENGINE", "GENESIS_HASH", "ChainHead", "canonical_timestamp", "chain_hash"]
+__all__ = [
+    "CHAIN_FORMAT",
+    "CHAIN_FORMAT_CLIENT_ID",
+    "CHAIN_FORMAT_ENGINE",
+    "GENESIS_HASH",
+    "ChainHead",
+    "canonical_timestamp",
+    "chain_hash",
+]
 
-CHAIN_FORMAT = "advisor-audit-chain/1"  # rows without an engine_version
+CHAIN_FORMAT = "advisor-audit-chain/1"  # rows without an engine_version (and without a client_request_id)
 CHAIN_FORMAT_ENGINE = "advisor-audit-chain/2"  # rows with one: it follows ruleset_version
+CHAIN_FORMAT_CLIENT_ID = "advisor-audit-chain/3"  # rows with a client_request_id: it follows request_id
 GENESIS_HASH = "0" * 64  # prev_hash of seq 1, and the head's hash while there are no decisions
 
 
@@ -65,7 +84,7 @@ def canonical_timestamp(value: datetime) -> str:
 
 def chain_hash(seq: int, prev_hash: str, row: DecisionRow) -> str:
     """The ``row_hash`` of ``row`` stored at ``seq`` after a row whose hash is ``prev_hash``."""
-    engine_version = row.engine_version
+    engine_version, client_request_id = row.engine_version, row.client_request_id
     fields: list[str | int | None] = [
         CHAIN_FORMAT if engine_version is None else CHAIN_FORMAT_ENGINE,
         seq,
@@ -82,7 +101,11 @@ def chain_hash(seq: int, prev_hash: str, row: DecisionRow) -> str:
         row.instances,
         row.profile,
     ]
-    if engine_version is not None:
+    if client_request_id is not None:
+        fields[0] = CHAIN_FORMAT_CLIENT_ID
+        fields.insert(9, client_request_id)
+        fields.insert(7, engine_version)
+    elif engine_version is not None:
         fields.insert(7, engine_version)
     # The same bytes as encoding the array with the recommendation as its last element: compact JSON joins an
     # array's elements with "," between "[" and "]".

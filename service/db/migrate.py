@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.connection import create_single_use_engine, is_postgres_url, sqlite_database_path
+from service.db.grants import grant_service_role
 from service.settings import get_settings
 
 __all__ = [
@@ -62,15 +63,27 @@ def head_revision(migrations_dir: Path | None = None) -> str | None:
     return _scripts(migrations_dir).get_current_head()
 
 
-async def upgrade(database_url: str, revision: str = "head", *, migrations_dir: Path | None = None) -> None:
-    """``alembic upgrade <revision>`` on ``database_url``; a no-op when already there."""
+async def upgrade(
+    database_url: str,
+    revision: str = "head",
+    *,
+    migrations_dir: Path | None = None,
+    service_role: str | None = None,
+) -> None:
+    """``alembic upgrade <revision>`` on ``database_url``; a no-op when already there.
+
+    ``service_role`` (Postgres only): then, in the same transaction, grant that role what the running service needs
+    and nothing more (``service.db.grants``), whether or not a migration ran, so every upgrade covers new tables.
+    """
+    if service_role is not None and not is_postgres_url(database_url):
+        raise ValueError("a service role needs Postgres: SQLite has no roles (unset ADVISOR_DATABASE_SERVICE_ROLE)")
 
     def run(connection: Connection) -> None:
         config = alembic_config(migrations_dir=migrations_dir)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
-    await _run_locked(database_url, run)
+    await _run_locked(database_url, run, service_role=service_role)
 
 
 async def downgrade(database_url: str, revision: str = "base", *, migrations_dir: Path | None = None) -> None:
@@ -134,11 +147,11 @@ async def _current_heads(database_url: str) -> set[str]:
         await engine.dispose()
 
 
-async def _run_locked(database_url: str, run: Callable[[Connection], None]) -> None:
+async def _run_locked(database_url: str, run: Callable[[Connection], None], *, service_role: str | None = None) -> None:
     if is_postgres_url(database_url):
         engine = create_single_use_engine(database_url)
         try:
-            await _run_postgres(engine, run)
+            await _run_postgres(engine, run, service_role)
         finally:
             await engine.dispose()
     else:
@@ -149,7 +162,7 @@ async def _run_locked(database_url: str, run: Callable[[Connection], None]) -> N
             await engine.dispose()
 
 
-async def _run_postgres(engine: AsyncEngine, run: Callable[[Connection], None]) -> None:
+async def _run_postgres(engine: AsyncEngine, run: Callable[[Connection], None], service_role: str | None) -> None:
     lock = {"key": MIGRATION_LOCK_KEY}
     # The lock lives on its own connection (session-level, outside any transaction) for the whole migration,
     # so replicas starting together run one after another; the losers then find the schema at head. If this
@@ -160,6 +173,8 @@ async def _run_postgres(engine: AsyncEngine, run: Callable[[Connection], None]) 
         try:
             async with engine.begin() as connection:  # DDL is transactional: all or nothing
                 await connection.run_sync(run)
+                if service_role is not None:  # with the migrations: the grants cover every table they made
+                    await grant_service_role(connection, service_role)
         finally:
             # Closing the (unpooled) connection would release the lock too; unlock explicitly when we still
             # can.

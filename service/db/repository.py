@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import operator
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from uuid import UUID
 
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.chain import ChainHead, chain_hash
 from service.db.errors import is_database_unavailable
+from service.db.rows import ChainedDecision, DecisionRow, IdempotencyRecord
 from service.db.ruleset_store import AmbiguousRulesetVersion, RulesetQueries, RulesetRow, RulesetSummary
 from service.db.tables import UTCDateTime, audit_chain_head, decisions, idempotency_keys
 
@@ -33,62 +34,14 @@ __all__ = [
 CHAIN_HEAD_ID = 1
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRow:
-    """One audited decision, as stored."""
-
-    id: UUID
-    created_at: datetime
-    ruleset_sha256: str
-    ruleset_version: str
-    caller: str
-    request_id: str
-    family: str | None
-    instance_type: str | None
-    scaling_method: str | None
-    instances: int | None
-    profile: str
-    recommendation: str
-    # The advisor release that evaluated it (``service.__version__``); None: recorded before engine versions were
-    # kept (migration 0006), or by a release that does not record them.
-    engine_version: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ChainedDecision:
-    """A decision with its place in the hash chain, as stored."""
-
-    seq: int
-    prev_hash: str
-    row_hash: str
-    decision: DecisionRow
-
-    @property
-    def head(self) -> ChainHead:
-        """The chain's end once this decision is the last one."""
-        return ChainHead(seq=self.seq, row_hash=self.row_hash)
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyRecord:
-    """A remembered Idempotency-Key: the request it came with and the decision that answered it."""
-
-    caller: str
-    key: str
-    request_sha256: str
-    decision_id: UUID
-    created_at: datetime
-    expires_at: datetime
-
-
 _DECISION_FIELDS = tuple(field.name for field in fields(DecisionRow))
 _DECISION_COLUMNS = tuple(decisions.c[name] for name in _DECISION_FIELDS)
 _INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
 _CHAIN_COLUMNS = (decisions.c.seq, decisions.c.prev_hash, decisions.c.row_hash)
 _PG_APPEND_COLUMNS = (*_DECISION_FIELDS, "seq", "prev_hash", "row_hash")
-# The composite type the writer sends decisions as (migration 0006; 0005's decision_append_row, without
-# engine_version, stays for the release before, which may still run on this schema).
-PG_APPEND_ROW_TYPE = "decision_append_row_v2"
+# The composite type the writer sends decisions as (migration 0007; the types of 0005 and 0006, without
+# client_request_id, stay for the releases before, which may still run on this schema).
+PG_APPEND_ROW_TYPE = "decision_append_row_v3"
 # A decision's stored fields, in order: the first attributes of that type; the chain's seq, prev_hash and row_hash
 # follow (_append_postgres).
 _pg_append_values = operator.attrgetter(*_DECISION_FIELDS)

@@ -41,6 +41,7 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 ENGINE_VERSION_COMMENT = "advisor release that evaluated the decision; NULL: recorded before engine versions were kept"
+CLIENT_REQUEST_ID_COMMENT = "the X-Request-ID the client sent (request_id is the service's own); NULL: none sent"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -104,6 +105,8 @@ decisions = Table(
     Column("row_hash", CHAR(64), nullable=False, comment="sha256 of this row's canonical encoding and prev_hash"),
     # Which release's engine evaluated it (migration 0006); part of row_hash when present.
     Column("engine_version", String, nullable=True, comment=ENGINE_VERSION_COMMENT),
+    # What the client called the request (migration 0007); part of row_hash when present.
+    Column("client_request_id", String, nullable=True, comment=CLIENT_REQUEST_ID_COMMENT),
 )
 Index("ix_decisions_seq", decisions.c.seq, unique=True)
 

@@ -4,7 +4,7 @@ Every line on stderr has ``timestamp`` (UTC, ISO 8601), ``level``, ``logger``, `
 own fields, and ``exception`` (the traceback as text, never the values of local variables). A JSON line is at most
 ``MAX_LINE_CHARS`` (16,384) characters: longer fields are cut in the middle and the line says ``"truncated": true``.
 ``ADVISOR_LOG_FORMAT``: ``json``, ``console``, or ``auto`` (console when stderr is a terminal). ``ADVISOR_LOG_LEVEL``
-sets the level of every logger.
+sets the level of every logger but one: the audit chain head (``service.audit.anchor``) is logged at any level.
 
 Two kinds of logger write those lines:
 
@@ -13,9 +13,10 @@ Two kinds of logger write those lines:
 - The access log (``access_log()``, logger name ``service.access``), written once a request by the request observer,
   is a structlog logger: a few processors, msgspec's encoder and a direct write to stderr, without a standard library
   record (about half the CPU time of a record through a handler). One line a request with ``method``, ``route``
-  (template), ``path``, ``status``, ``duration_ms``, ``request_id``, ``caller``, ``decision_id``, ``client`` (and
-  ``trace_id`` while tracing is on). Request bodies (workload profiles) appear only at ``DEBUG``, as ``body`` on the
-  access line. uvicorn's own access log is turned off.
+  (template), ``path``, ``status``, ``duration_ms``, ``request_id`` (the service's own), ``client_request_id`` (the
+  client's X-Request-ID, or null), ``caller``, ``decision_id``, ``client`` (and ``trace_id`` while tracing is on).
+  Request bodies (workload profiles) appear only at ``DEBUG``, as ``body`` on the access line. uvicorn's own access
+  log is turned off.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ _DETAIL = ("alembic.runtime.plugins",)
 _DROPPED_EXTRAS = ("color_message", "message", "asctime")
 _LEADING = ("timestamp", "level", "logger", "event")
 _LEVEL_NAMES = {"warn": "warning", "exception": "error"}  # as structlog's add_log_level names them
+# Loggers whose INFO lines are records, not chatter: logged at any ADVISOR_LOG_LEVEL. The audit chain head
+# (service/services/audit/anchors.py) is tamper evidence that `advisor audit verify --anchors-from` reads back.
+_ALWAYS_INFO = ("service.audit.anchor",)
 
 # One lock for both writers of stderr (the handler and the access log), so lines written from threads never mix.
 _STDERR_LOCK = threading.RLock()
@@ -250,6 +254,8 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "auto") -> No
         named.handlers.clear()
         named.setLevel(logging.NOTSET)
         named.propagate = True
+    for name in _ALWAYS_INFO:
+        logging.getLogger(name).setLevel(logging.INFO)
     for name in _SILENCED:
         silenced = logging.getLogger(name)
         silenced.handlers.clear()

@@ -3,12 +3,13 @@
 - ``GET /metrics``: Prometheus exposition (``service.observability.metrics``). Not in the OpenAPI schema and, like
   ``/healthz``, open: no API key (it carries route names, counts, latencies and the active ruleset's version and
   sha256, never callers or profiles; keep it off the public ingress).
-- The request observer: ``RequestObserver``, the first middleware of every route, begins each request (request id,
-  echoed as ``X-Request-ID``; start time; the server span while tracing is on) before authentication and the rate
-  limit; Litestar's ``before_send`` hook (``observe_send``) sees every response, including the 401/403/429 its
-  exception handling sends and the 404/405 of requests no route matched (begun by the ``after_exception`` hook,
-  ``observe_exception``, as the router refuses them), and with the last body message observes the request counter
-  and latency histogram, writes the one access-log line and ends the span.
+- The request observer: ``RequestObserver``, the first middleware of every route, begins each request (the
+  service's own request id, sent as ``X-Request-ID``, and the client's, logged as ``client_request_id``; start
+  time; the server span while tracing is on) before authentication and the rate limit; Litestar's ``before_send``
+  hook (``observe_send``) sees every response, including the 401/403/429 its exception handling sends and the
+  404/405 of requests no route matched (begun by the ``after_exception`` hook, ``observe_exception``, as the router
+  refuses them), and with the last body message observes the request counter and latency histogram, writes the one
+  access-log line and ends the span.
 - Logging: replaces Litestar's logging config with one that calls ``configure_logging`` (each worker process builds
   its own application, so each configures its own logging).
 - Live metric sources (audit queue, database pool, active ruleset) are registered for the application's lifetime;
@@ -81,11 +82,12 @@ def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
 class _Exchange:
     """One request as the observer sees it, kept in ``scope["state"]`` from its start to its last body message."""
 
-    __slots__ = ("body", "done", "location", "log", "request_id", "span", "started", "status")
+    __slots__ = ("body", "client_request_id", "done", "location", "log", "request_id", "span", "started", "status")
 
     def __init__(self, scope: Scope) -> None:
         self.started = perf_counter()
-        self.request_id = assign_request_id(scope)  # as the response header's value
+        self.request_id = assign_request_id(scope)  # the service's own, as the response header's value
+        self.client_request_id: str | None = scope["state"]["client_request_id"]  # the client's, if well-formed
         self.log = access_log()
         self.status: int | None = None
         self.location: bytes | None = None
@@ -208,7 +210,7 @@ def _observe(scope: Scope, exchange: _Exchange, seconds: float) -> None:
         return
     decision_id = _decision_id(scope, exchange.location)
     if span is not None:
-        _end_span(span, method, route, status, exchange.request_id.decode("latin-1"), decision_id)
+        _end_span(span, method, route, status, exchange, decision_id)
     if not logged:
         return
     user = scope.get("user")
@@ -220,6 +222,7 @@ def _observe(scope: Scope, exchange: _Exchange, seconds: float) -> None:
         "status": status,
         "duration_ms": round(seconds * 1000, 3),
         "request_id": exchange.request_id.decode("latin-1"),
+        "client_request_id": exchange.client_request_id,
         "caller": user.caller if isinstance(user, Principal) else None,
         "decision_id": decision_id,
         "client": client[0] if client else None,
@@ -231,12 +234,14 @@ def _observe(scope: Scope, exchange: _Exchange, seconds: float) -> None:
     log.info("request", **fields)
 
 
-def _end_span(span: Span, method: str, route: str, status: int, request_id: str, decision_id: str | None) -> None:
+def _end_span(span: Span, method: str, route: str, status: int, exchange: _Exchange, decision_id: str | None) -> None:
     if route != UNMATCHED_ROUTE:
         span.update_name(f"{method} {route}")
         span.set_attribute("http.route", route)
     span.set_attribute("http.response.status_code", status)
-    span.set_attribute("advisor.request_id", request_id)
+    span.set_attribute("advisor.request_id", exchange.request_id.decode("latin-1"))
+    if exchange.client_request_id is not None:
+        span.set_attribute("advisor.client_request_id", exchange.client_request_id)
     if decision_id:
         span.set_attribute(tracing.DECISION_ID, decision_id)
     if status >= 500:

@@ -75,6 +75,7 @@ class DecisionService:
         ruleset_version: str | None,
         caller: str,
         request_id: str,
+        client_request_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Decided:
         """Evaluate and audit; raises ProfileRejected / RulesetNotFound before anything is stored.
@@ -111,6 +112,7 @@ class DecisionService:
             profile=profile_json.decode("utf-8"),
             recommendation=recommendation.text,
             engine_version=ENGINE_VERSION,  # the release whose engine evaluated it, chained with the rest
+            client_request_id=client_request_id,
         )
         with tracing.span(tracing.AUDIT_COMMIT, decision_id):
             answering = await self.writer.write(row, idempotency=claim)

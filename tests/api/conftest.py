@@ -1,33 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from apiclients import KEY_ENTRIES, KEY_SCOPES, KEYS, LOCAL_MODE_HEADERS, MakeClient
 from litestar.testing import AsyncTestClient
 
-from service.api.auth import hash_key, new_key
 from service.app import create_app
 from service.settings import Settings
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
-
-# The keyed app's API keys: name -> scopes; the keys themselves are fresh for each test session.
-KEY_SCOPES: dict[str, tuple[str, ...]] = {
-    "decider": ("decide",),
-    "auditor": ("audit:read",),
-    "operator": ("admin",),
-    "everything": ("decide", "audit:read", "admin"),
-}
-KEYS: dict[str, str] = {name: new_key() for name in KEY_SCOPES}
-KEY_ENTRIES = [{"name": n, "sha256": hash_key(KEYS[n]), "scopes": list(s)} for n, s in KEY_SCOPES.items()]
-
-
-# In local mode every POST, a bodiless one too, must be declared JSON (service.api.local_mode): the clients send
-# it on every request, as a well-behaved tool does. A test of another Content-Type sends its own.
-LOCAL_MODE_HEADERS = {"content-type": "application/json"}
 
 
 @pytest.fixture
@@ -48,9 +33,6 @@ async def client(database_url: str) -> AsyncIterator[AsyncTestClient]:  # type: 
     async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as test_client:
         test_client.headers.update(LOCAL_MODE_HEADERS)
         yield test_client
-
-
-MakeClient = Callable[..., AbstractAsyncContextManager[AsyncTestClient]]  # type: ignore[type-arg]
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from apiclients import LOCAL_MODE_HEADERS
 from candidates import write_candidate
 from click.testing import CliRunner, Result
-from conftest import LOCAL_MODE_HEADERS
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 

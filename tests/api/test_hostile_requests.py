@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import KEY_ENTRIES, KEYS
+from apiclients import KEY_ENTRIES, KEYS
 from hostile import HOSTILE, RULE_FILES
 from profiles import WORKED_EXAMPLE
 from served import serve

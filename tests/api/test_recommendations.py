@@ -39,12 +39,13 @@ class TestCreate:
         decision_id = uuid.UUID(body["decision_id"])
         assert decision_id.version == 7
         assert response.headers["location"] == f"/v1/decisions/{decision_id}"
-        assert response.headers["x-request-id"] == "req-42"
+        request_id = response.headers["x-request-id"]
+        assert request_id != "req-42"  # the service makes its own; the client's is kept apart
 
         record = await client.get(f"/v1/decisions/{decision_id}")
         assert record.status_code == 200
         stored = record.json()
-        assert stored["request_id"] == "req-42"
+        assert (stored["request_id"], stored["client_request_id"]) == (request_id, "req-42")
         assert stored["profile"] == WORKED_EXAMPLE
         assert stored["ruleset_sha256"] == body["ruleset"]["sha256"]
         assert stored["caller"].startswith("local@")  # local mode: no API keys configured

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import KEY_ENTRIES, MakeClient
+from apiclients import KEY_ENTRIES, MakeClient
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 

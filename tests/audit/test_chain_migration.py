@@ -23,8 +23,9 @@ assert isinstance(BEFORE_CHAIN, str)
 
 
 async def insert_unchained(engine: AsyncEngine, rows: list[DecisionRow]) -> None:
-    """Insert decisions as the schema before the chain had them (no seq, prev_hash, row_hash, engine_version)."""
-    columns = [name for name in DecisionRow.__slots__ if name != "engine_version"]
+    """Insert decisions as the schema before the chain had them (no seq, prev_hash, row_hash, nor the later
+    engine_version and client_request_id)."""
+    columns = [name for name in DecisionRow.__slots__ if name not in ("engine_version", "client_request_id")]
     sql = f"INSERT INTO decisions ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
     sqlite = engine.dialect.name == "sqlite"
     async with engine.begin() as conn:

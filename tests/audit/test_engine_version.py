@@ -26,7 +26,9 @@ from service.services.audit import verify_chain
 from service.settings import Settings
 
 BEFORE = "0005"  # the revision before engine_version
-PREVIOUS_RELEASE_FIELDS = [name for name in DecisionRow.__slots__ if name != "engine_version"]
+PREVIOUS_RELEASE_FIELDS = [
+    name for name in DecisionRow.__slots__ if name not in ("engine_version", "client_request_id")
+]
 CHAIN_COLUMNS = ("seq", "prev_hash", "row_hash")
 # What the release before sends on Postgres (service/db/repository.py before 0006), with its row type.
 PREVIOUS_RELEASE_PG_APPEND = (

@@ -157,7 +157,8 @@ async def test_postgres_append_row_types_match_what_the_writers_send_and_downgra
     pg_database_url: str,
 ) -> None:
     """The audit writer sends each decision as a tuple in the order of ``_PG_APPEND_COLUMNS``; its type must agree.
-    The type of the release before (0005, without engine_version) stays, so that release can still write."""
+    The types of the releases before (0005 without engine_version, 0006 without client_request_id) stay, so those
+    releases can still write."""
     attributes = (
         "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
         "(SELECT typrelid FROM pg_type WHERE typname = $1) AND attnum > 0 ORDER BY attnum"
@@ -167,6 +168,10 @@ async def test_postgres_append_row_types_match_what_the_writers_send_and_downgra
         "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute "
         "WHERE attrelid = 'decisions'::regclass AND attnum > 0 AND NOT attisdropped"
     )
+    older = {
+        "decision_append_row_v2": ("client_request_id",),
+        "decision_append_row": ("client_request_id", "engine_version"),
+    }
     conn = await connect(pg_database_url)
     try:
         column_types = {row[0]: row[1] for row in await conn.fetch(columns)}
@@ -175,17 +180,23 @@ async def test_postgres_append_row_types_match_what_the_writers_send_and_downgra
         for name, type_ in found:
             expected = column_types[name]
             assert type_ == expected or (type_ == "text" and expected.startswith(("character", "text"))), name
-        previous = [tuple(r) for r in await conn.fetch(attributes, "decision_append_row")]
-        assert previous == [attribute for attribute in found if attribute[0] != "engine_version"]
+        previous = {name: [tuple(r) for r in await conn.fetch(attributes, name)] for name in older}
+        for name, without in older.items():
+            assert previous[name] == [attribute for attribute in found if attribute[0] not in without], name
 
-        await downgrade(pg_database_url, "0005")
+        await downgrade(pg_database_url, "0006")
         assert await conn.fetch(attributes, PG_APPEND_ROW_TYPE) == []
-        assert [tuple(r) for r in await conn.fetch(attributes, "decision_append_row")] == previous
+        assert [tuple(r) for r in await conn.fetch(attributes, "decision_append_row_v2")] == previous[
+            "decision_append_row_v2"
+        ]
+        await downgrade(pg_database_url, "0005")
+        assert await conn.fetch(attributes, "decision_append_row_v2") == []
         await downgrade(pg_database_url, "0004")
         assert await conn.fetch(attributes, "decision_append_row") == []
         await upgrade(pg_database_url)
         assert [tuple(r) for r in await conn.fetch(attributes, PG_APPEND_ROW_TYPE)] == found
-        assert [tuple(r) for r in await conn.fetch(attributes, "decision_append_row")] == previous
+        for name in older:
+            assert [tuple(r) for r in await conn.fetch(attributes, name)] == previous[name]
     finally:
         await conn.close()
 

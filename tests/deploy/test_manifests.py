@@ -322,13 +322,20 @@ def test_service_sends_port_80_to_the_serving_pods_only(docs: list[Doc]) -> None
 # --- migration Job, secrets, settings ---------------------------------------------------------------------
 
 
-def test_migration_job_runs_advisor_db_upgrade_with_the_same_image_and_database(docs: list[Doc]) -> None:
+def test_migration_job_runs_advisor_db_upgrade_with_the_same_image_as_owner_granting_the_service_role(
+    docs: list[Doc],
+) -> None:
     migrate = job(docs)
     container = main_container(migrate)
     assert [*container.get("command", []), *container.get("args", [])] == ["advisor", "db", "upgrade"]
     assert container["image"] == main_container(deployment(docs))["image"]
-    database_url = env_of(container)["ADVISOR_DATABASE_URL"]
-    assert database_url == env_of(main_container(deployment(docs)))["ADVISOR_DATABASE_URL"]
+    # Two roles, two URLs of one secret: the Job migrates as the owner and grants the service role, which the pods
+    # connect as.
+    owner = env_of(container)["ADVISOR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    service = env_of(main_container(deployment(docs)))["ADVISOR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert (owner, service) == ({"name": "advisor-db", "key": "owner-url"}, {"name": "advisor-db", "key": "url"})
+    assert env_of(container)["ADVISOR_DATABASE_SERVICE_ROLE"]["value"] == "advisor_service"
+    assert "ADVISOR_DATABASE_SERVICE_ROLE" not in env_of(main_container(deployment(docs)))
     assert pod_spec(migrate)["restartPolicy"] == "Never"
     assert migrate["spec"]["backoffLimit"] <= 6
     assert migrate["spec"]["activeDeadlineSeconds"] <= 1800
@@ -353,9 +360,10 @@ def test_secrets_are_referenced_never_inlined(docs: list[Doc]) -> None:
     assert not [d for d in docs if d["kind"] == "Secret"]
     for workload in workloads(docs):
         env = env_of(main_container(workload))
+        key = "owner-url" if workload["kind"] == "Job" else "url"
         assert env["ADVISOR_DATABASE_URL"] == {
             "name": "ADVISOR_DATABASE_URL",
-            "valueFrom": {"secretKeyRef": {"name": "advisor-db", "key": "url"}},
+            "valueFrom": {"secretKeyRef": {"name": "advisor-db", "key": key}},
         }
         for name, entry in env.items():
             if "value" in entry:

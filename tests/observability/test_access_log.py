@@ -19,7 +19,18 @@ from profiles import WORKED_EXAMPLE
 from service.api.auth import hash_key, new_key
 from service.observability.logging import ACCESS_LOGGER, access_log, configure_logging, formatter, renders_json
 
-FIELDS = {"method", "route", "path", "status", "duration_ms", "request_id", "caller", "decision_id", "client"}
+FIELDS = {
+    "method",
+    "route",
+    "path",
+    "status",
+    "duration_ms",
+    "request_id",
+    "client_request_id",
+    "caller",
+    "decision_id",
+    "client",
+}
 
 
 def _marked_profile() -> tuple[dict[str, Any], str]:
@@ -58,14 +69,17 @@ async def test_one_json_line_per_request_with_ids_caller_route_status_duration(c
         "route": "/v1/recommendations",
         "path": "/v1/recommendations",
         "status": 201,
-        "request_id": "req-42",
+        "request_id": created.headers["x-request-id"],
+        "client_request_id": "req-42",
         "caller": "local@testclient",
         "decision_id": decision_id,
         "client": "testclient",
     }
     assert get["route"] == "/v1/decisions/{decision_id}"
     assert (get["status"], get["decision_id"]) == (200, decision_id)
-    assert get["request_id"] == read.headers["x-request-id"] != "req-42"
+    assert post["request_id"] != "req-42"  # the service's own id; the client's is kept apart
+    assert get["request_id"] == read.headers["x-request-id"] != post["request_id"]
+    assert get["client_request_id"] is None
     assert (rejected["status"], rejected["decision_id"], rejected["route"]) == (422, None, "/v1/recommendations")
     assert (unmatched["route"], unmatched["path"], unmatched["status"]) == ("<unmatched>", "/nowhere", 404)
 
@@ -193,7 +207,8 @@ async def test_refused_requests_are_logged_with_their_request_id(make_client: Ma
         (429, "/v1/rulesets"),
     ]
     assert [line["request_id"] for line in access] == [a.headers["x-request-id"] for a in answers]
-    assert access[-1]["request_id"] == "again-1" and access[-1]["caller"] == "key:pipeline"
+    assert access[-1]["client_request_id"] == "again-1" and access[-1]["caller"] == "key:pipeline"
+    assert len({line["request_id"] for line in access}) == len(access)
     assert all(line["duration_ms"] > 0 for line in access)
 
 

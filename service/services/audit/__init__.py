@@ -1,5 +1,6 @@
 """The audit store's doors: the writer (``writer``: the one commit boundary for decisions, group commit, hash chain,
-idempotency keys), the reader (``reader``) and the chain verifier (``chain``); ``errors`` holds what they raise.
+idempotency keys), the reader (``reader``), the chain verifier (``chain``) and the chain heads logged for it
+(``anchors``); ``errors`` holds what they raise.
 
 The names are re-exported here, so callers import ``from service.services.audit import AuditWriter``; so are the
 row types the reader returns, so the API names them without importing the database layer.
@@ -7,6 +8,7 @@ row types the reader returns, so the API names them without importing the databa
 
 from service.db.errors import is_database_unavailable
 from service.db.repository import DecisionRow, RulesetRow, RulesetSummary
+from service.services.audit.anchors import ChainAnchors, read_anchors
 from service.services.audit.batch import IdempotencyKey, WriterStats
 from service.services.audit.chain import ChainBreak, ChainReport, verify_chain
 from service.services.audit.errors import (
@@ -25,6 +27,7 @@ __all__ = [
     "AuditUnavailable",
     "AuditWriteFailed",
     "AuditWriter",
+    "ChainAnchors",
     "ChainBreak",
     "ChainReport",
     "DecisionRow",
@@ -34,6 +37,7 @@ __all__ = [
     "RulesetSummary",
     "WriterStats",
     "is_database_unavailable",
+    "read_anchors",
     "translate_unavailable",
     "verify_chain",
 ]

@@ -1,17 +1,19 @@
-"""Idempotency keys outside the batches: a retry answered without queueing, expired keys purged."""
+"""Idempotency keys: settled in a batch's transaction (``_store``); outside the batches, a retry answered without
+queueing and expired keys purged."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.chain import ChainHead
 from service.db.connection import write_transaction
-from service.db.repository import AuditRepository, DecisionRow
-from service.services.audit.batch import IdempotencyKey, WriterStats
+from service.db.repository import AuditRepository, DecisionRow, IdempotencyRecord
+from service.services.audit.batch import IdempotencyKey, Pending, WriterStats
 from service.services.audit.errors import IdempotencyConflict, translate_unavailable
 
 __all__ = ["IdempotencyKeys"]
@@ -28,6 +30,7 @@ class IdempotencyKeys:
     purge_batch: int
     purge_interval_s: float
     stats: WriterStats
+    idempotency_ttl: timedelta
 
     async def recall(self, key: IdempotencyKey) -> DecisionRow | None:
         """The decision already answering ``key`` (not expired), if any; ``IdempotencyConflict`` if it was for
@@ -71,3 +74,57 @@ class IdempotencyKeys:
             else:
                 if purged:
                     logger.info("purged %d expired idempotency key(s)", purged)
+
+    async def _store(
+        self, repo: AuditRepository, batch: list[Pending], now: datetime
+    ) -> tuple[list[DecisionRow | IdempotencyConflict], ChainHead]:
+        """In the batch's transaction: lock the chain head, settle idempotency keys, append the new rows; the
+        answers, and the head as this transaction leaves it."""
+        head = await repo.lock_chain_head()
+        keyed = [p.key for p in batch if p.key is not None]
+        existing = await repo.find_idempotency_keys(k.scoped for k in keyed) if keyed else {}
+        claimed: dict[tuple[str, str], Pending] = {}
+        expired: list[tuple[str, str]] = []
+        answers: list[DecisionRow | IdempotencyConflict] = []
+        to_store: list[DecisionRow] = []
+        for pending in batch:
+            key = pending.key
+            if key is None:
+                answers.append(pending.row)
+                to_store.append(pending.row)
+                continue
+            first = claimed.get(key.scoped)
+            if first is not None:  # a duplicate of a request earlier in this batch
+                assert first.key is not None
+                same = first.key.request_sha256 == key.request_sha256
+                answers.append(first.row if same else IdempotencyConflict(key.key))
+                continue
+            stored = existing.get(key.scoped)
+            if stored is not None and stored[0].expires_at > now:
+                record, decision = stored
+                same = record.request_sha256 == key.request_sha256
+                answers.append(decision if same else IdempotencyConflict(key.key))
+                continue
+            if stored is not None:
+                expired.append(key.scoped)  # not purged yet: the key may be used again
+            claimed[key.scoped] = pending
+            answers.append(pending.row)
+            to_store.append(pending.row)
+        if expired:
+            await repo.delete_idempotency_keys(expired)
+        chained = await repo.append_decisions(to_store, head)
+        await repo.add_idempotency_keys(
+            [
+                IdempotencyRecord(
+                    caller=p.key.caller,
+                    key=p.key.key,
+                    request_sha256=p.key.request_sha256,
+                    decision_id=p.row.id,
+                    created_at=now,
+                    expires_at=now + self.idempotency_ttl,
+                )
+                for p in claimed.values()
+                if p.key is not None
+            ]
+        )
+        return answers, chained[-1].head if chained else head

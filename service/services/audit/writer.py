@@ -41,9 +41,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.db.chain import ChainHead
 from service.db.connection import write_transaction
-from service.db.repository import AuditRepository, DecisionRow, IdempotencyRecord
+from service.db.repository import AuditRepository, DecisionRow
 from service.observability import metrics
 from service.observability.outages import OutageReport
+from service.services.audit.anchors import ChainAnchors
 from service.services.audit.batch import IdempotencyKey, Pending, WriterStats, per_waiter, utcnow
 from service.services.audit.errors import (
     DEFAULT_RETRY_AFTER_S,
@@ -79,6 +80,8 @@ class AuditWriter(IdempotencyKeys):
         purge_interval_s: float = 60.0,
         purge_batch: int = 1000,
         retry_after_s: int = DEFAULT_RETRY_AFTER_S,
+        anchor_every_rows: int = 1000,
+        anchor_every_s: float = 60.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if max_rows < 1:
@@ -93,6 +96,8 @@ class AuditWriter(IdempotencyKeys):
         self.purge_batch = purge_batch
         self.retry_after_s = retry_after_s
         self.clock = clock
+        # The chain head, logged every so many rows or seconds: tamper evidence outside the database (anchors.py).
+        self.anchors = ChainAnchors(every_rows=anchor_every_rows, every_s=anchor_every_s)
         self.stats = WriterStats()
         self._queue: collections.deque[Pending] = collections.deque()
         self._in_flight: list[Pending] = []  # the batch being committed
@@ -119,20 +124,24 @@ class AuditWriter(IdempotencyKeys):
             purge_interval_s=settings.idempotency_purge_interval_s,
             purge_batch=settings.idempotency_purge_batch,
             retry_after_s=settings.db_retry_after_s,
+            anchor_every_rows=settings.audit_anchor_every_rows,
+            anchor_every_s=settings.audit_anchor_every_s,
         )
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the flusher and the purger of expired idempotency keys (idempotent)."""
+        """Start the flusher, the purger of expired idempotency keys and the chain-head log (idempotent)."""
         if self._closing:
             raise RuntimeError("the audit writer was stopped; make a new one")
         self._ensure_flusher()
+        self.anchors.start()
         if self._purger is None:
             self._purger = asyncio.create_task(self._purge_forever(), name="audit-idempotency-purger")
 
     async def stop(self) -> None:
-        """Graceful shutdown: refuse new rows, commit the queued ones, wait for that commit, stop the tasks."""
+        """Graceful shutdown: refuse new rows, commit the queued ones, wait for that commit, stop the tasks, log the
+        chain head if it moved since its last line."""
         self._closing = True
         self._wakeup.set()
         self._full.set()
@@ -143,6 +152,7 @@ class AuditWriter(IdempotencyKeys):
         if self._flusher is not None:
             await self._flusher
         await self._drop_direct()
+        await self.anchors.stop()
         # Should the flusher have died, nobody may wait forever.
         self._fail_queued(lambda: AuditUnavailable("the service is shutting down", retry_after_s=self.retry_after_s))
         self.outage.close()
@@ -177,6 +187,7 @@ class AuditWriter(IdempotencyKeys):
     def _ensure_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_forever(), name="audit-writer")
+            self.anchors.start()  # a writer never started starts on its first write, its chain-head timer too
 
     async def _flush_forever(self) -> None:
         try:
@@ -243,11 +254,15 @@ class AuditWriter(IdempotencyKeys):
         self.outage.succeeded()
         self.stats.batches += 1
         self.stats.batch_sizes[len(batch)] += 1
+        stored = 0
         for pending, answer in zip(batch, answers, strict=True):
             if answer is pending.row:
-                self.stats.rows += 1
+                stored += 1
             elif isinstance(answer, DecisionRow):
                 self.stats.replays += 1
+        self.stats.rows += stored
+        if self._head is not None:
+            self.anchors.committed(self._head, stored)
         for pending, answer in zip(batch, answers, strict=True):
             if pending.future.done():
                 continue
@@ -325,60 +340,6 @@ class AuditWriter(IdempotencyKeys):
             # arrive from here on get a fresh attempt.
             answered += self._fail_queued(lambda: per_waiter(exc, queued))
         self.outage.failed(exc, answered)
-
-    async def _store(
-        self, repo: AuditRepository, batch: list[Pending], now: datetime
-    ) -> tuple[list[DecisionRow | IdempotencyConflict], ChainHead]:
-        """In the batch's transaction: lock the chain head, settle idempotency keys, append the new rows; the
-        answers, and the head as this transaction leaves it."""
-        head = await repo.lock_chain_head()
-        keyed = [p.key for p in batch if p.key is not None]
-        existing = await repo.find_idempotency_keys(k.scoped for k in keyed) if keyed else {}
-        claimed: dict[tuple[str, str], Pending] = {}
-        expired: list[tuple[str, str]] = []
-        answers: list[DecisionRow | IdempotencyConflict] = []
-        to_store: list[DecisionRow] = []
-        for pending in batch:
-            key = pending.key
-            if key is None:
-                answers.append(pending.row)
-                to_store.append(pending.row)
-                continue
-            first = claimed.get(key.scoped)
-            if first is not None:  # a duplicate of a request earlier in this batch
-                assert first.key is not None
-                same = first.key.request_sha256 == key.request_sha256
-                answers.append(first.row if same else IdempotencyConflict(key.key))
-                continue
-            stored = existing.get(key.scoped)
-            if stored is not None and stored[0].expires_at > now:
-                record, decision = stored
-                same = record.request_sha256 == key.request_sha256
-                answers.append(decision if same else IdempotencyConflict(key.key))
-                continue
-            if stored is not None:
-                expired.append(key.scoped)  # not purged yet: the key may be used again
-            claimed[key.scoped] = pending
-            answers.append(pending.row)
-            to_store.append(pending.row)
-        if expired:
-            await repo.delete_idempotency_keys(expired)
-        chained = await repo.append_decisions(to_store, head)
-        await repo.add_idempotency_keys(
-            [
-                IdempotencyRecord(
-                    caller=p.key.caller,
-                    key=p.key.key,
-                    request_sha256=p.key.request_sha256,
-                    decision_id=p.row.id,
-                    created_at=now,
-                    expires_at=now + self.idempotency_ttl,
-                )
-                for p in claimed.values()
-                if p.key is not None
-            ]
-        )
-        return answers, chained[-1].head if chained else head
 
     def _fail_queued(self, make: Callable[[], AuditWriteFailed]) -> int:
         """Fail every queued row's request; how many were still waiting."""

@@ -1,0 +1,61 @@
+"""The rows of the audit store as the code sees them: a decision, its place in the chain, an idempotency key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from service.db.chain import ChainHead
+
+__all__ = ["ChainedDecision", "DecisionRow", "IdempotencyRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One audited decision, as stored."""
+
+    id: UUID
+    created_at: datetime
+    ruleset_sha256: str
+    ruleset_version: str
+    caller: str
+    request_id: str
+    family: str | None
+    instance_type: str | None
+    scaling_method: str | None
+    instances: int | None
+    profile: str
+    recommendation: str
+    # The advisor release that evaluated it (``service.__version__``); None: recorded before engine versions were
+    # kept (migration 0006), or by a release that does not record them.
+    engine_version: str | None = None
+    # The X-Request-ID the client sent, if well-formed (migration 0007); ``request_id`` is always the service's own.
+    client_request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainedDecision:
+    """A decision with its place in the hash chain, as stored."""
+
+    seq: int
+    prev_hash: str
+    row_hash: str
+    decision: DecisionRow
+
+    @property
+    def head(self) -> ChainHead:
+        """The chain's end once this decision is the last one."""
+        return ChainHead(seq=self.seq, row_hash=self.row_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """A remembered Idempotency-Key: the request it came with and the decision that answered it."""
+
+    caller: str
+    key: str
+    request_sha256: str
+    decision_id: UUID
+    created_at: datetime
+    expires_at: datetime
