@@ -49,7 +49,9 @@ __all__ = [
 ]
 
 PROVISIONED_CONCURRENCY_DIMENSION: Final = "sagemaker:variant:DesiredProvisionedConcurrency"
-# async-inference-autoscale.html: the step policy that starts the first instance while the backlog waits.
+# async-inference-autoscale.html: the step policy that starts the first instance while the backlog waits uses a
+# 300 s cooldown; a longer warm-up raises it, since the alarm stays at 1 until the first instance serves and would
+# otherwise add a second one meanwhile.
 _FROM_ZERO_COOLDOWN_S: Final = 300
 
 
@@ -120,6 +122,9 @@ def async_scaling(
 ) -> tuple[RegisterScalableTarget, list[ScalingPolicy], MetricAlarm]:
     """MinCapacity 0, target tracking on the backlog per instance, and the step policy that scales out from zero.
 
+    ``cooldowns`` are (scale-in, scale-out) seconds; the scale-out one (at least the warm-up) also bounds the
+    step policy's cooldown from below.
+
     Without the step policy "your endpoint only initiates scaling up from zero after the number of backlog
     requests exceeds the target tracking value" (async-inference-autoscale.html).
     """
@@ -159,7 +164,7 @@ def async_scaling(
         StepScalingPolicyConfiguration=StepScalingPolicyConfiguration(
             AdjustmentType="ChangeInCapacity",
             StepAdjustments=[StepAdjustment(MetricIntervalLowerBound=0.0, ScalingAdjustment=1)],
-            Cooldown=_FROM_ZERO_COOLDOWN_S,
+            Cooldown=max(_FROM_ZERO_COOLDOWN_S, cooldowns[1]),
             MetricAggregationType="Average",
         ),
     )
