@@ -33,6 +33,7 @@ from service.contract.recommendation import AwsScaling, Hosting, HostingAws, Hos
 from service.engine import hosting_payloads as payloads
 from service.engine.capacity import fmt
 from service.engine.core import Decision, processing_s
+from service.engine.mode_cost import asynchronous_cost, batch_cost
 from service.engine.scaling_plan import PREDICTIVE_UNAVAILABLE
 from service.engine.serverless import SECONDS_PER_MONTH, ServerlessPlan, plan_serverless, serverless_cost
 from service.rulebook.hosting_models import HostingLimits
@@ -56,7 +57,6 @@ _FLEET_WARNINGS = frozenset(
     }
 )
 _INSTANCE_METRICS = frozenset({"CPUUtilization", "GPUUtilization", "MemoryUtilization", "InvocationsPerInstance"})
-HOURS_PER_MONTH = 730
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,18 +182,7 @@ def _asynchronous(profile: WorkloadProfile, decision: Decision, limits: HostingL
     )
     capacity = msgspec.structs.replace(parts.capacity, min_instances=0)
     availability = msgspec.structs.replace(parts.availability, mode_note=_drain_note(profile, decision, parts))
-    price = decision.instance.usd_per_hour
-    mean = profile.traffic.mean_rps if profile.traffic.mean_rps is not None else profile.traffic.peak_rps
-    busy = min(mean / (rate * decision.utilization), decision.instances)
-    cost = _instance_cost(
-        parts.cost,
-        busy * HOURS_PER_MONTH * price,
-        0.0,
-        mean,
-        f"asynchronous: instances run while there is work, {fmt(busy)} on average (mean {fmt(mean)} rps / "
-        f"({fmt(rate)} rps x {fmt(decision.utilization)})), none when the queue is empty; scale-in cooldowns "
-        "add a little",
-    )
+    cost = asynchronous_cost(profile, decision, parts.cost)
     return Parts(hosting, capacity, scaling, availability, parts.monitoring, cost)
 
 
@@ -238,6 +227,7 @@ def _batch(
             )
         )
     mean = t.mean_rps if t.mean_rps is not None else t.peak_rps
+    cost, job_hours = batch_cost(profile, decision, parts.cost)
     if t.mean_rps is None:
         warnings.append(
             Warning(
@@ -246,8 +236,6 @@ def _batch(
                 "taken as the peak rate all month, so the job-hour cost is an upper bound.",
             )
         )
-    job_hours = mean * SECONDS_PER_MONTH / (decision.instances * rate * 3600)
-    price = decision.instance.usd_per_hour * decision.instances
     hosting = msgspec.structs.replace(
         parts.hosting,
         reason=f"Batch transform: {decision.instances} x {decision.instance.type} per run, no endpoint.",
@@ -266,20 +254,7 @@ def _batch(
         mode_note="A transform job has no endpoint to keep up: a failed run is retried (InvocationsMaxRetries) or "
         "rerun; the AZ plan does not apply.",
     )
-    cost = _instance_cost(parts.cost, job_hours * price, 0.0, mean, "batch transform: the job's hours only")
     return Parts(hosting, capacity, None, availability, msgspec.structs.replace(parts.monitoring, alarms=[]), cost)
-
-
-def _instance_cost(base: CostEstimate, expected: float, minimum: float, mean_rps: float, how: str) -> CostEstimate:
-    peak = base.usd_per_month_peak
-    expected = min(max(expected, minimum), peak)
-    return msgspec.structs.replace(
-        base,
-        usd_per_month_expected=round(expected, 2),
-        usd_per_month_min=round(minimum, 2),
-        usd_per_million_requests=round(expected / (mean_rps * SECONDS_PER_MONTH) * 1_000_000, 4),
-        basis=f"{how}; {base.basis}",
-    )
 
 
 def rejections(
