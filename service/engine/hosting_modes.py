@@ -33,7 +33,7 @@ from service.contract.recommendation import AwsScaling, Hosting, HostingAws, Hos
 from service.engine import hosting_payloads as payloads
 from service.engine.capacity import fmt
 from service.engine.core import Decision, processing_s
-from service.engine.mode_cost import asynchronous_cost, batch_cost
+from service.engine.mode_cost import asynchronous_cost, batch_cost, batch_instances
 from service.engine.scaling_plan import PREDICTIVE_UNAVAILABLE
 from service.engine.serverless import SECONDS_PER_MONTH, ServerlessPlan, plan_serverless, serverless_cost
 from service.rulebook.hosting_models import HostingLimits
@@ -111,7 +111,7 @@ def _serverless(profile: WorkloadProfile, decision: Decision, limits: HostingLim
         )
         scaling = ScalingPlan(
             method="target_tracking",
-            rule_id="serverless-provisioned-concurrency",
+            rule_id=decision.hosting_rule.id if decision.hosting_rule else decision.scaling_rule.id,
             reason="Provisioned concurrency keeps warm capacity for the mean load (cold starts are not acceptable) "
             "and follows its utilisation (SageMakerVariantProvisionedConcurrencyUtilization).",
             target_value=round(decision.utilization, 4),
@@ -218,7 +218,8 @@ def _batch(
     payload_mb = min(max(math.ceil(max(sizes) / 1024), 1), bt.max_payload_mb) if sizes else 6
     transforms = min(max(math.ceil(rate * work), 1), bt.max_payload_mb // payload_mb)
     timeout = min(max(math.ceil(work * 3), 60), bt.max_invocation_s)
-    job = payloads.transform_job(name, decision.instance.type, decision.instances, (transforms, payload_mb), timeout)
+    n = batch_instances(decision)
+    job = payloads.transform_job(name, decision.instance.type, n, (transforms, payload_mb), timeout)
     if not sizes:
         warnings.append(
             Warning(
@@ -238,21 +239,35 @@ def _batch(
         )
     hosting = msgspec.structs.replace(
         parts.hosting,
-        reason=f"Batch transform: {decision.instances} x {decision.instance.type} per run, no endpoint.",
+        reason=f"Batch transform: {n} x {decision.instance.type} per run, no endpoint.",
         aws=HostingAws(create_transform_job=job),
         steps=[
             f"MaxPayloadInMB = ceil(largest payload / 1024) within 1..{bt.max_payload_mb}: {payload_mb}",
             f"MaxConcurrentTransforms = ceil({fmt(rate)} rps x {fmt(work)} s), at most {bt.max_payload_mb} / "
             f"{payload_mb}: {transforms}",
-            f"job hours a month = {fmt(mean)} records/s x {SECONDS_PER_MONTH} s / ({decision.instances} x "
+            f"instances = ceil({fmt(t.peak_rps)} rps / ({fmt(rate)} rps x {fmt(decision.utilization)})) = {n}, "
+            "without an endpoint's AZ spread and floor",
+            f"job hours a month = {fmt(mean)} records/s x {SECONDS_PER_MONTH} s / ({n} x "
             f"{fmt(rate)} rps x 3600) = {fmt(round(job_hours, 2))}",
         ],
     )
-    capacity = msgspec.structs.replace(parts.capacity, min_instances=0) if parts.capacity else None
+    assert parts.capacity is not None
+    capacity = msgspec.structs.replace(
+        parts.capacity,
+        instances=n,
+        min_instances=0,
+        max_instances=n,
+        per_az=[n],
+        utilization_at_peak=round(t.peak_rps / (n * rate), 4),
+        utilization_at_peak_after_az_loss=None,
+    )
     availability = msgspec.structs.replace(
         parts.availability,
+        multi_az=False,
+        az_count=1,
+        survives_az_loss=False,
         mode_note="A transform job has no endpoint to keep up: a failed run is retried (InvocationsMaxRetries) or "
-        "rerun; the AZ plan does not apply.",
+        f"rerun, so the availability rule's AZ plan ({parts.availability.rule_id}) does not apply.",
     )
     return Parts(hosting, capacity, None, availability, msgspec.structs.replace(parts.monitoring, alarms=[]), cost)
 

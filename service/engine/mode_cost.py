@@ -21,7 +21,7 @@ from service.engine.core import Decision, processing_s
 from service.engine.serverless import SECONDS_PER_MONTH, plan_serverless, serverless_cost
 from service.rulebook.hosting_models import HostingLimits
 
-__all__ = ["asynchronous_cost", "batch_cost", "best_other_mode", "mode_cost"]
+__all__ = ["asynchronous_cost", "batch_cost", "batch_instances", "best_other_mode", "mode_cost"]
 
 _SERVES = {
     "sync": ("real_time", "serverless"),
@@ -58,11 +58,17 @@ def asynchronous_cost(profile: WorkloadProfile, decision: Decision, real_time: C
     return _with(real_time, busy * 730 * decision.instance.usd_per_hour, how, mean)
 
 
+def batch_instances(decision: Decision) -> int:
+    """A job's instances: the base count at the peak rate, ceil(peak_rps / (rate x utilisation)), without the AZ
+    spread and floors an endpoint needs (a job has no endpoint to keep up through an AZ loss)."""
+    return decision.peak.base
+
+
 def batch_cost(profile: WorkloadProfile, decision: Decision, real_time: CostEstimate) -> tuple[CostEstimate, float]:
-    """The job-hour cost, and the job hours a month."""
-    mean = _mean(profile)
-    job_hours = mean * SECONDS_PER_MONTH / (decision.instances * decision.per_instance_rps * 3600)
-    usd = job_hours * decision.instances * decision.instance.usd_per_hour
+    """The job-hour cost, and the job hours a month (the instances run at their full rate)."""
+    mean, n = _mean(profile), batch_instances(decision)
+    job_hours = mean * SECONDS_PER_MONTH / (n * decision.per_instance_rps * 3600)
+    usd = job_hours * n * decision.instance.usd_per_hour
     return _with(real_time, usd, "batch transform: the job's hours only", mean), job_hours
 
 
