@@ -335,6 +335,9 @@ def _hosting(ruleset: CompiledRuleset, facts: dict[str, Any], profile: WorkloadP
             w = profile.workload
             field = "workload.response_kib" if (w.response_kib or 0) > (w.payload_kib or 0) else "workload.payload_kib"
         value = profile_value(profile, field)
+        if field == "workload.processing_s" and profile.workload.processing_s is None:
+            field = "load_tests"  # the time is the largest load-tested p99
+            value = f"p99 {fmt(facts['workload.processing_s'])} s as workload.processing_s"
         raise ProfileRejected(then.refuse, f"{field} {value}: {rule.because.strip()}", field, rule.id)
     facts["decision.hosting_mode"] = then.mode
     return rule

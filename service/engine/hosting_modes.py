@@ -82,6 +82,7 @@ def adapt(
             warnings[:] = [w for w in warnings if w.code not in ("untested_instance_type", "throughput_extrapolated")]
     if mode == "serverless":
         parts = _serverless(profile, decision, limits, parts)
+        warnings.extend(_serverless_warnings(profile, limits))
     elif mode == "asynchronous":
         parts = _asynchronous(profile, decision, limits, parts)
     elif mode == "batch_transform":
@@ -138,6 +139,28 @@ def _serverless(profile: WorkloadProfile, decision: Decision, limits: HostingLim
     )
     cost = serverless_cost(profile, plan, limits.serverless)
     return Parts(hosting, None, scaling, availability, watch, cost)
+
+
+def _serverless_warnings(profile: WorkloadProfile, limits: HostingLimits) -> list[Warning]:
+    """What the serverless plan had to assume."""
+    w, out = profile.workload, []
+    if w.payload_kib is None or w.response_kib is None:
+        out.append(
+            Warning(
+                code="payload_size_unknown",
+                message=f"workload.payload_kib or response_kib not given: serverless takes at most "
+                f"{fmt(limits.serverless.max_payload_kib)} KiB each way, assumed met; the data-processed charge "
+                "covers only the sizes given.",
+            )
+        )
+    out.append(
+        Warning(
+            code="serverless_price_illustrative",
+            message="The serverless cost uses illustrative prices (limits.serverless.price_source), not the AWS "
+            "price list: check them before comparing with instance prices.",
+        )
+    )
+    return out
 
 
 def _asynchronous(profile: WorkloadProfile, decision: Decision, limits: HostingLimits, parts: Parts) -> Parts:
