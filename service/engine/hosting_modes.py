@@ -125,7 +125,7 @@ def _serverless(profile: WorkloadProfile, decision: Decision, limits: HostingLim
     config = payloads.serverless_endpoint_config(name, plan.memory_mb, plan.max_concurrency, plan.provisioned)
     hosting = msgspec.structs.replace(
         parts.hosting,
-        reason=f"Serverless: {plan.memory_mb} MB, up to {plan.max_concurrency} requests at once"
+        reason=f"Serverless: {plan.memory_mb} MB, at most {plan.max_concurrency} requests in flight"
         + (f", {plan.provisioned} provisioned." if plan.provisioned else ", no provisioned concurrency."),
         aws=HostingAws(create_endpoint_config=config),
         steps=list(plan.steps),

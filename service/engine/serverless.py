@@ -4,7 +4,8 @@ The limits and prices are the hosting table's (``rules/tables/hosting.yaml`` ``l
 source); the arithmetic is here:
 
 - ``MemorySizeInMB``: the smallest allowed size holding the model x ``memory_headroom``;
-- ``MaxConcurrency``: Little's law, ceil(peak_rps x processing_s / target_utilization), within 1..max_concurrency;
+- ``MaxConcurrency``: Little's law, ceil(peak_rps x processing_s / target_utilization), at least
+  ``min_max_concurrency`` (requests above it are throttled), at most ``max_concurrency``;
 - ``ProvisionedConcurrency`` (when cold starts are not acceptable): the requests in flight at the mean load the
   same way, at least 1 and at most MaxConcurrency;
 - cost: GB-seconds of compute (memory x processing_s per request) and GB of data processed (request + response),
@@ -64,12 +65,13 @@ def plan_serverless(
     wanted = math.ceil(in_flight / utilization)
     if in_flight > limits.max_concurrency:
         return f"{fmt(in_flight)} requests in flight at the peak exceed MaxConcurrency's {limits.max_concurrency}"
-    max_concurrency = min(max(wanted, 1), limits.max_concurrency)
+    max_concurrency = min(max(wanted, limits.min_max_concurrency), limits.max_concurrency)
     steps = [
         f"MemorySizeInMB = smallest of {limits.memory_sizes_mb} >= {fmt(w.model_memory_gib)} GiB x 1024 x "
         f"{fmt(limits.memory_headroom)} = {fmt(need_mb)} MB: {memory}",
         f"MaxConcurrency = ceil(peak {fmt(t.peak_rps)} rps x {fmt(work)} s / {fmt(utilization)}) = {wanted}, "
-        f"within 1..{limits.max_concurrency}: {max_concurrency}",
+        f"within {limits.min_max_concurrency}..{limits.max_concurrency} (requests above it are throttled): "
+        f"{max_concurrency}",
     ]
     pc = None
     if provisioned:

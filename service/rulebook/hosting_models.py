@@ -51,6 +51,11 @@ class RealTimeLimits(_Limits):
 class ServerlessLimits(_Limits):
     memory_sizes_mb: list[int] = Field(min_length=1, description="The MemorySizeInMB values allowed.")
     max_concurrency: int = Field(ge=1, description="MaxConcurrency's upper bound per endpoint.")
+    min_max_concurrency: int = Field(
+        ge=1,
+        description="The least MaxConcurrency planned: requests above it are throttled, and a few arrive together "
+        "even at low mean rates.",
+    )
     max_payload_kib: float = Field(gt=0, description="Request and response payload limit, KiB.")
     max_processing_s: float = Field(gt=0, description="Invocation timeout, s.")
     memory_headroom: float = Field(

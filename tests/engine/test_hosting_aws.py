@@ -122,7 +122,7 @@ def test_serverless_applies(ruleset: CompiledRuleset) -> None:
     with mock_aws():
         stored = _apply(rec, ruleset)
     variant = stored["config"]["ProductionVariants"][0]
-    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 1}
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 5}
     assert "InstanceType" not in variant
 
 
@@ -170,7 +170,7 @@ def test_serverless_with_provisioned_concurrency_applies(tmp_path: Path) -> None
     assert stored["config"]["ProductionVariants"][0]["ServerlessConfig"]["ProvisionedConcurrency"] == 1
     target = rec.scaling.aws.register_scalable_target
     assert target.ScalableDimension == "sagemaker:variant:DesiredProvisionedConcurrency"
-    assert (target.MinCapacity, target.MaxCapacity) == (1, 1)
+    assert (target.MinCapacity, target.MaxCapacity) == (1, 5)
     (policy,) = rec.scaling.aws.scaling_policies
     spec = policy.TargetTrackingScalingPolicyConfiguration.PredefinedMetricSpecification  # type: ignore[union-attr]
     assert spec is not None and spec.PredefinedMetricType == "SageMakerVariantProvisionedConcurrencyUtilization"

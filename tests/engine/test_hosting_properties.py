@@ -71,6 +71,7 @@ def test_each_plan_keeps_its_modes_limits(ruleset: CompiledRuleset, data: dict[s
         assert config.MemorySizeInMB >= (prof.workload.model_memory_gib or math.inf) * 1024 * sl.memory_headroom
         assert work is not None and work <= sl.max_processing_s
         assert prof.traffic.peak_rps * work <= config.MaxConcurrency <= sl.max_concurrency
+        assert config.MaxConcurrency >= min(sl.min_max_concurrency, sl.max_concurrency)
         assert _largest_payload(prof) <= sl.max_payload_kib
         assert (config.ProvisionedConcurrency is None) == prof.sla.cold_start_ok
         if config.ProvisionedConcurrency is not None:
