@@ -109,7 +109,7 @@ async def test_a_decision_records_the_running_engine_version(engine: AsyncEngine
         decision_id = answer.json()["decision_id"]
         record = (await client.get(f"/v1/decisions/{decision_id}")).json()
         listed = (await client.get("/v1/decisions")).json()["items"]
-    assert __version__ == "0.2.0"
+    assert __version__ == "0.3.0.dev0"
     assert record["engine_version"] == __version__
     assert [item["engine_version"] for item in listed if item["decision_id"] == decision_id] == [__version__]
     async with engine.connect() as conn:
