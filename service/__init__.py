@@ -6,4 +6,4 @@ that replay and ``rules impact`` can tell a change of the engine from a change o
 release that changes what the engine answers for some profile under the same ruleset.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0.dev0"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from service.api.openapi_docs import WORKED_EXAMPLE
 from service.contract import WorkloadProfile
 
-__all__ = ["WORKED_EXAMPLE", "profile", "profiles"]
+__all__ = ["WORKED_EXAMPLE", "hosting_profiles", "profile", "profiles"]
 
 
 def profile(data: dict[str, Any]) -> WorkloadProfile:
@@ -77,4 +77,43 @@ def profiles(draw: st.DrawFn) -> dict[str, Any]:
         traffic["tested_instance_type"] = draw(st.sampled_from(_TESTED_TYPES))
     if draw(st.booleans()):
         data["name"] = draw(st.sampled_from(["fraud-xgb", "recs", "a", "llm-chat-1", "X9"]))
+    return data
+
+
+@st.composite
+def hosting_profiles(draw: st.DrawFn) -> dict[str, Any]:
+    """Random valid profiles with the hosting inputs: processing time, payload sizes, delivery, cold starts.
+
+    Traffic is drawn low as often as high, so that serverless, asynchronous and batch answers come up.
+    """
+    data = draw(profiles())
+    if draw(st.booleans()):
+        data["traffic"]["peak_rps"] = draw(st.floats(min_value=0.001, max_value=5))
+        data["traffic"].pop("mean_rps", None)
+        data["traffic"].pop("peak_windows", None)
+        if draw(st.booleans()):
+            data["traffic"]["mean_rps"] = max(
+                0.001, data["traffic"]["peak_rps"] * draw(st.floats(min_value=0.01, max_value=1))
+            )
+    workload = data["workload"]
+    if "model_memory_gib" in workload and draw(st.booleans()):  # within serverless memory as often as not
+        workload["model_memory_gib"] = draw(st.floats(min_value=0.01, max_value=6))
+    if draw(st.integers(min_value=0, max_value=4)):
+        workload["processing_s"] = draw(
+            st.one_of(st.floats(min_value=0.001, max_value=2), st.floats(min_value=0.001, max_value=7200))
+        )
+    for key in ("payload_kib", "response_kib"):
+        if draw(st.booleans()):
+            workload[key] = draw(
+                st.one_of(st.floats(min_value=0.1, max_value=8192), st.floats(min_value=0.1, max_value=2e6))
+            )
+    data["sla"]["delivery"] = draw(st.sampled_from(["sync", "async_ok", "batch"]))
+    data["sla"]["cold_start_ok"] = draw(st.booleans())
+    if draw(st.integers(min_value=0, max_value=2)) == 0:  # a small intermittent CPU model: serverless's ground
+        workload.update(bound="cpu", model_memory_gib=draw(st.floats(min_value=0.01, max_value=4.5)))
+        workload["processing_s"] = draw(st.floats(min_value=0.001, max_value=1))
+        data["traffic"]["peak_rps"] = draw(st.floats(min_value=0.001, max_value=5))
+        data["traffic"].pop("mean_rps", None)
+        data["traffic"].pop("peak_windows", None)
+        data["sla"]["delivery"] = draw(st.sampled_from(["sync", "async_ok"]))
     return data

@@ -39,7 +39,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi.spec import Reference, SecurityRequirement, SecurityScheme
 
-from service.api.local_mode import LocalModeMiddleware
+from service.api.local_mode import check_local_request
 from service.api.problems import Problem
 from service.api.rate_limit import RateLimitMiddleware
 from service.settings import AccessScope, ApiKey, Settings
@@ -171,6 +171,7 @@ class AuthenticationMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         if self.keyring.local_mode:
+            check_local_request(scope)  # closed to web pages: no key stands in their way
             client = scope.get("client")
             scope["user"] = _local_principal(client[0] if client else "unknown")
             scope["auth"] = LOCAL
@@ -285,8 +286,6 @@ def access_control_middleware(settings: Settings) -> list[Middleware]:
     Host and the media type of POSTs instead (``service.api.local_mode``).
     """
     middleware: list[Middleware] = [AuthenticationMiddleware(Keyring(settings.api_keys))]
-    if not settings.api_keys:
-        middleware.append(LocalModeMiddleware())  # closed to web pages: no key stands in their way
     if settings.api_keys and settings.rate_limit_per_minute:
         middleware.append(RateLimitMiddleware(settings.rate_limit_per_minute, API_PREFIX, rate_limit_identity))
     middleware.append(ScopeMiddleware())  # after the rate limit: refused requests count too

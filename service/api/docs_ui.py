@@ -9,6 +9,7 @@ Litestar adds its JSON plugin there, so the raw spec is ``GET /docs/openapi.json
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from html import escape
 from pathlib import Path
@@ -18,8 +19,6 @@ from litestar import Request, Router
 from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.openapi.plugins import OpenAPIRenderPlugin, SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
-
-from service import __version__
 
 __all__ = ["DOCS_CSP", "docs_render_plugins", "docs_router", "docs_static_router"]
 
@@ -57,8 +56,11 @@ def _asset(name: str) -> str:
     return f"{_SWAGGER_UI_URL}/{name}?v={_swagger_ui_version()}"
 
 
+@lru_cache(maxsize=8)
 def _own_asset(name: str) -> str:
-    return f"{STATIC_URL_PATH}/docs/{name}?v={__version__}"
+    """URL of a file of ``static/docs/``, versioned by its content (an edited file is a new URL, never stale)."""
+    digest = hashlib.sha256((STATIC_DIR / "docs" / name).read_bytes()).hexdigest()[:12]
+    return f"{STATIC_URL_PATH}/docs/{name}?v={digest}"
 
 
 class _SwaggerPage(SwaggerRenderPlugin):

@@ -19,13 +19,11 @@ and a deployment's Host names are its own.
 
 from __future__ import annotations
 
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Scope
 
 from service.api.problems import Problem
 
-__all__ = ["FORM_WITH_CSRF_TOKEN", "LOOPBACK_HOSTS", "LocalModeMiddleware"]
+__all__ = ["FORM_WITH_CSRF_TOKEN", "LOOPBACK_HOSTS", "check_local_request"]
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 FORM_WITH_CSRF_TOKEN = "form_with_csrf_token"
@@ -43,37 +41,34 @@ def _is_json(media: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-class LocalModeMiddleware(ASGIMiddleware):
-    """Refuses a request a browser could have been tricked into sending (see the module's docstring). A middleware
-    rather than a Litestar guard, like the scope check (``service.api.auth``): guards cost more per request."""
+def check_local_request(scope: Scope) -> None:
+    """Refuse a request a browser could have been tricked into sending (see the module's docstring).
 
-    scopes = (ScopeType.HTTP,)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        host = media = b""
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value
-            elif name == b"content-type":
-                media = value
-        if host and _host_name(host.decode("latin-1").lower()) not in LOOPBACK_HOSTS:
-            raise Problem(
-                400,
-                "host-not-allowed",
-                "Host not allowed",
-                "in local mode (no API keys) the service answers requests for a loopback name only: 127.0.0.1, "
-                "localhost or [::1].",
-            )
-        if (
-            scope.get("method") == "POST"
-            and not _is_json(media.split(b";", 1)[0].strip().decode("latin-1").lower())
-            and not scope["route_handler"].opt.get(FORM_WITH_CSRF_TOKEN)
-        ):
-            raise Problem(
-                415,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "in local mode (no API keys) every POST must be sent with Content-Type: application/json, a bodiless "
-                "one too, so that a web page cannot send it across sites.",
-            )
-        await next_app(scope, receive, send)
+    Called by the authentication middleware for every request in local mode (one middleware layer, not two).
+    """
+    host = media = b""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+        elif name == b"content-type":
+            media = value
+    if host and _host_name(host.decode("latin-1").lower()) not in LOOPBACK_HOSTS:
+        raise Problem(
+            400,
+            "host-not-allowed",
+            "Host not allowed",
+            "in local mode (no API keys) the service answers requests for a loopback name only: 127.0.0.1, "
+            "localhost or [::1].",
+        )
+    if (
+        scope.get("method") == "POST"
+        and not _is_json(media.split(b";", 1)[0].strip().decode("latin-1").lower())
+        and not scope["route_handler"].opt.get(FORM_WITH_CSRF_TOKEN)
+    ):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "in local mode (no API keys) every POST must be sent with Content-Type: application/json, a bodiless "
+            "one too, so that a web page cannot send it across sites.",
+        )

@@ -32,7 +32,7 @@ _SECTIONS = (
 class FormField:
     name: str  # the JSON path, also the input's name and id
     label: str
-    kind: str  # number, integer, select, text
+    kind: str  # number, integer, select, boolean (a select of false and true), text
     description: str
     required: bool
     options: tuple[str, ...] = ()
@@ -74,6 +74,9 @@ def _field(name: str, node: Mapping[str, Any], required: bool, components: Mappi
     options = tuple(str(v) for v in branch.get("enum", ()))
     kind = "select" if options else {"number": "number", "integer": "integer"}.get(branch.get("type", ""), "text")
     default = node.get("default")
+    if branch.get("type") == "boolean":  # a choice of the two JSON words
+        kind, options = "boolean", ("false", "true")
+        default = None if default is None else "true" if default else "false"
     words = branch.get("description") or node.get("description") or ""
     return FormField(
         name=name,
@@ -142,7 +145,10 @@ def form_value(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
 
 
 def _typed(text: str, kind: str) -> Any:
-    """A number field's text as a JSON number (an integral one as an integer); anything else as it is."""
+    """A number field's text as a JSON number (an integral one as an integer), a boolean's as true or false; anything
+    else as it is."""
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(text, text)
     if kind not in ("number", "integer"):
         return text
     try:

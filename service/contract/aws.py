@@ -13,7 +13,12 @@ import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "AsyncInferenceClientConfig",
+    "AsyncInferenceConfig",
+    "AsyncInferenceOutputConfig",
     "CreateEndpointConfig",
+    "CreateTransformJob",
+    "CustomizedMetricSpecification",
     "Metric",
     "MetricAlarm",
     "MetricDataQuery",
@@ -21,6 +26,7 @@ __all__ = [
     "MetricStat",
     "PredefinedMetricSpecification",
     "ProductionVariant",
+    "ProductionVariantServerlessConfig",
     "RegisterScalableTarget",
     "RoutingConfig",
     "ScalableTargetAction",
@@ -33,6 +39,16 @@ __all__ = [
 
 SERVICE_NAMESPACE: Final = "sagemaker"
 SCALABLE_DIMENSION: Final = "sagemaker:variant:DesiredInstanceCount"
+ScalableDimension = Literal[
+    "sagemaker:variant:DesiredInstanceCount",
+    "sagemaker:variant:DesiredProvisionedConcurrency",
+    "sagemaker:inference-component:DesiredCopyCount",
+]
+PredefinedMetricType = Literal[
+    "SageMakerVariantInvocationsPerInstance",
+    "SageMakerVariantProvisionedConcurrencyUtilization",
+    "SageMakerInferenceComponentInvocationsPerCopy",
+]
 
 
 class _Payload(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
@@ -44,20 +60,37 @@ class RegisterScalableTarget(_Payload):
 
     ServiceNamespace: Literal["sagemaker"]
     ResourceId: str
-    ScalableDimension: Literal["sagemaker:variant:DesiredInstanceCount"]
+    ScalableDimension: ScalableDimension
     MinCapacity: int
     MaxCapacity: int
 
 
 class PredefinedMetricSpecification(_Payload):
-    PredefinedMetricType: Literal["SageMakerVariantInvocationsPerInstance"]
+    PredefinedMetricType: PredefinedMetricType
+
+
+class TargetTrackingMetricDimension(_Payload):
+    Name: str
+    Value: str
+
+
+class CustomizedMetricSpecification(_Payload):
+    """A CloudWatch metric to track instead of a predefined one (e.g. asynchronous inference's backlog)."""
+
+    MetricName: str
+    Namespace: str
+    Dimensions: list[TargetTrackingMetricDimension]
+    Statistic: Literal["Average", "Minimum", "Maximum", "SampleCount", "Sum"]
 
 
 class TargetTrackingScalingPolicyConfiguration(_Payload):
+    """Exactly one of ``PredefinedMetricSpecification`` and ``CustomizedMetricSpecification``."""
+
     TargetValue: float
-    PredefinedMetricSpecification: PredefinedMetricSpecification
     ScaleInCooldown: int
     ScaleOutCooldown: int
+    PredefinedMetricSpecification: PredefinedMetricSpecification | None = None
+    CustomizedMetricSpecification: CustomizedMetricSpecification | None = None
     DisableScaleIn: bool = False
 
 
@@ -83,7 +116,7 @@ class ScalingPolicy(_Payload):
     PolicyName: str
     ServiceNamespace: Literal["sagemaker"]
     ResourceId: str
-    ScalableDimension: Literal["sagemaker:variant:DesiredInstanceCount"]
+    ScalableDimension: ScalableDimension
     PolicyType: Literal["TargetTrackingScaling", "StepScaling"]
     TargetTrackingScalingPolicyConfiguration: TargetTrackingScalingPolicyConfiguration | None = None
     StepScalingPolicyConfiguration: StepScalingPolicyConfiguration | None = None
@@ -180,15 +213,48 @@ class RoutingConfig(_Payload):
     RoutingStrategy: Literal["LEAST_OUTSTANDING_REQUESTS", "RANDOM"]
 
 
+class ProductionVariantServerlessConfig(_Payload):
+    """A serverless variant: memory (1024-6144 MB in 1 GB steps), concurrency 1-200 (botocore)."""
+
+    MemorySizeInMB: int
+    MaxConcurrency: int
+    ProvisionedConcurrency: int | None = None
+
+
 class ProductionVariant(_Payload):
+    """An instance variant (type, count, timeouts, routing) or a serverless one (``ServerlessConfig`` only)."""
+
     VariantName: str
     ModelName: str
-    InstanceType: str
-    InitialInstanceCount: int
-    ModelDataDownloadTimeoutInSeconds: int
-    ContainerStartupHealthCheckTimeoutInSeconds: int
-    RoutingConfig: RoutingConfig
+    InstanceType: str | None = None
+    InitialInstanceCount: int | None = None
+    ModelDataDownloadTimeoutInSeconds: int | None = None
+    ContainerStartupHealthCheckTimeoutInSeconds: int | None = None
+    RoutingConfig: RoutingConfig | None = None
     VolumeSizeInGB: int | None = None
+    ServerlessConfig: ProductionVariantServerlessConfig | None = None
+
+
+class AsyncInferenceNotificationConfig(_Payload):
+    SuccessTopic: str
+    ErrorTopic: str
+
+
+class AsyncInferenceOutputConfig(_Payload):
+    S3OutputPath: str
+    S3FailurePath: str
+    NotificationConfig: AsyncInferenceNotificationConfig | None = None
+
+
+class AsyncInferenceClientConfig(_Payload):
+    MaxConcurrentInvocationsPerInstance: int
+
+
+class AsyncInferenceConfig(_Payload):
+    """Placeholders in angle brackets (``<bucket>``, ``<account-id>``) are yours to fill in."""
+
+    OutputConfig: AsyncInferenceOutputConfig
+    ClientConfig: AsyncInferenceClientConfig
 
 
 class CreateEndpointConfig(_Payload):
@@ -200,3 +266,48 @@ class CreateEndpointConfig(_Payload):
 
     EndpointConfigName: str
     ProductionVariants: list[ProductionVariant]
+    AsyncInferenceConfig: AsyncInferenceConfig | None = None
+
+
+class S3DataSource(_Payload):
+    S3DataType: Literal["S3Prefix", "ManifestFile"]
+    S3Uri: str
+
+
+class TransformDataSource(_Payload):
+    S3DataSource: S3DataSource
+
+
+class TransformInput(_Payload):
+    DataSource: TransformDataSource
+    SplitType: Literal["None", "Line", "RecordIO", "TFRecord"]
+    ContentType: str | None = None
+
+
+class TransformOutput(_Payload):
+    S3OutputPath: str
+    AssembleWith: Literal["None", "Line"] | None = None
+
+
+class TransformResources(_Payload):
+    InstanceType: str
+    InstanceCount: int
+
+
+class ModelClientConfig(_Payload):
+    InvocationsTimeoutInSeconds: int
+    InvocationsMaxRetries: int
+
+
+class CreateTransformJob(_Payload):
+    """sagemaker ``create_transform_job``: one run of the batch job (give each run its own name)."""
+
+    TransformJobName: str
+    ModelName: str
+    MaxConcurrentTransforms: int
+    MaxPayloadInMB: int
+    BatchStrategy: Literal["MultiRecord", "SingleRecord"]
+    ModelClientConfig: ModelClientConfig
+    TransformInput: TransformInput
+    TransformOutput: TransformOutput
+    TransformResources: TransformResources

@@ -16,6 +16,7 @@ __all__ = [
     "INSTANCE_TYPE_PATTERN",
     "Bound",
     "Burstiness",
+    "Delivery",
     "LoadTest",
     "ModelKind",
     "PeakWindow",
@@ -33,6 +34,7 @@ Burstiness = Literal["steady", "periodic", "bursty"]
 Priority = Literal["latency", "balanced", "cost"]
 Sharding = Literal["none", "tensor_parallel"]
 LatencyMeasure = Literal["p99", "at_max_invocations"]
+Delivery = Literal["sync", "async_ok", "batch"]
 
 # SageMaker instance type names as botocore's ProductionVariantInstanceType spells them (ml.g5.2xlarge).
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
@@ -93,6 +95,24 @@ class Workload(_Body, frozen=True):
             ),
         ]
         | None
+    ) = None
+    processing_s: (
+        Annotated[
+            float,
+            Meta(
+                ge=0.001,
+                le=86_400,
+                description="The model's processing time per request, seconds (measured p99). Without it, the "
+                "largest p99 of `load_tests` serves. It decides the hosting mode against each mode's limit.",
+            ),
+        ]
+        | None
+    ) = None
+    payload_kib: (
+        Annotated[float, Meta(gt=0, le=16_777_216, description="Request payload size, KiB (largest expected).")] | None
+    ) = None
+    response_kib: (
+        Annotated[float, Meta(gt=0, le=16_777_216, description="Response payload size, KiB (largest expected).")] | None
     ) = None
 
 
@@ -182,6 +202,17 @@ class Sla(_Body, frozen=True):
 
     p99_latency_ms: Annotated[float, Meta(ge=0.001, le=3_600_000, description="p99 latency objective, ms.")]
     availability: Annotated[float, Meta(gt=0, lt=1, description="Availability objective as a fraction, e.g. 0.999.")]
+    delivery: Annotated[
+        Delivery,
+        Meta(
+            description="How answers reach the caller: `sync` (the caller waits for the response), `async_ok` "
+            "(the caller can poll S3 or be notified), `batch` (offline datasets in S3)."
+        ),
+    ] = "sync"
+    cold_start_ok: Annotated[
+        bool,
+        Meta(description="Whether a request may wait for a cold start (seconds to minutes) after idle periods."),
+    ] = False
 
 
 class WorkloadProfile(_Body, frozen=True):

@@ -9,6 +9,7 @@ from msgspec import Meta
 
 from service.contract.aws import (
     CreateEndpointConfig,
+    CreateTransformJob,
     MetricAlarm,
     RegisterScalableTarget,
     ScalingPolicy,
@@ -25,6 +26,8 @@ __all__ = [
     "Family",
     "Hosting",
     "HostingAws",
+    "HostingMode",
+    "HostingRejection",
     "InstanceChoice",
     "Monitoring",
     "MonitoringRationale",
@@ -42,7 +45,7 @@ __all__ = [
 Family = Literal["c", "m", "r", "g", "p", "inf"]
 ScalingMethod = Literal["target_tracking", "step", "scheduled"]
 ThroughputSource = Literal["load_test", "extrapolated", "assumed"]
-HostingMode = Literal["real_time"]
+HostingMode = Literal["real_time", "serverless", "asynchronous", "inference_components", "batch_transform"]
 
 
 class _Out(msgspec.Struct, kw_only=True, gc=False):
@@ -128,6 +131,13 @@ class AvailabilityPlan(_Out):
     degraded_utilization: float
     rule_id: str
     reason: str
+    mode_note: Annotated[
+        str | None,
+        Meta(
+            description="What availability means for the hosting mode (a queue absorbs an AZ loss as delay; "
+            "serverless capacity is placed by AWS)."
+        ),
+    ] = None
 
 
 class MonitoringTool(_Out):
@@ -177,7 +187,15 @@ class CostEstimate(_Out):
 
 
 class HostingAws(_Out):
-    create_endpoint_config: CreateEndpointConfig
+    """The requests that create the hosting: an endpoint configuration, or (batch_transform) a transform job."""
+
+    create_endpoint_config: CreateEndpointConfig | None = None
+    create_transform_job: CreateTransformJob | None = None
+
+
+class HostingRejection(_Out):
+    mode: HostingMode
+    reason: str
 
 
 class Hosting(_Out):
@@ -186,6 +204,15 @@ class Hosting(_Out):
     startup_s: float
     startup_basis: Literal["profile", "estimate"]
     aws: HostingAws
+    rule_id: Annotated[
+        str | None, Meta(description="The hosting table's rule that chose the mode (none: no hosting table).")
+    ] = None
+    rejected: Annotated[list[HostingRejection], Meta(description="Every other mode, with why it was not chosen.")] = (
+        msgspec.field(default_factory=list)
+    )
+    steps: Annotated[
+        list[str], Meta(description="The mode's own arithmetic (memory size, concurrency, job hours).")
+    ] = msgspec.field(default_factory=list)
 
 
 class ExplanationEntry(_Out):
@@ -204,9 +231,12 @@ class Warning(_Out):
 class Recommendation(_Out):
     ruleset: RulesetRef
     hosting: Hosting
-    instance: InstanceChoice
-    capacity: Capacity
-    scaling: ScalingPlan
+    instance: Annotated[InstanceChoice | None, Meta(description="None for serverless: AWS picks the compute.")]
+    capacity: Annotated[Capacity | None, Meta(description="None for serverless: no instances or per-AZ split.")]
+    scaling: Annotated[
+        ScalingPlan | None,
+        Meta(description="None where nothing scales: serverless without provisioned concurrency, batch transform."),
+    ]
     availability: AvailabilityPlan
     monitoring: Monitoring
     cost: CostEstimate

@@ -11,7 +11,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from service.contract.recommendation import RulesetRef
+from service.contract.recommendation import HostingMode, RulesetRef
 
 __all__ = ["WhatIf", "WhatIfNotPossible", "WhatIfReport"]
 
@@ -23,11 +23,13 @@ class WhatIf(msgspec.Struct, kw_only=True, frozen=True, gc=False):
         str,
         Meta(
             description="What was changed, as `input=value`: `az_count=2`, `target_utilization=0.8`, `family=m`, "
-            "`generation=c7i`."
+            "`generation=c7i`, `hosting=serverless` (the cheapest other hosting mode that could serve)."
         ),
     ]
-    instance_type: str
-    instances: Annotated[int, Meta(description="Instances at the peak under the changed input.")]
+    instance_type: Annotated[str | None, Meta(description="None for serverless (no instance type).")]
+    instances: Annotated[
+        int | None, Meta(description="Instances at the peak under the changed input; None for serverless.")
+    ]
     usd_per_month_expected: Annotated[float, Meta(description="Expected monthly cost, as `cost` computes it.")]
     delta_usd_per_month: Annotated[
         float, Meta(description="usd_per_month_expected minus the decision's own (negative: cheaper).")
@@ -39,6 +41,9 @@ class WhatIf(msgspec.Struct, kw_only=True, frozen=True, gc=False):
             "rules that decide differently, warnings the plan does not have."
         ),
     ]
+    hosting_mode: Annotated[HostingMode, Meta(description="The hosting mode of the counterfactual's plan.")] = (
+        "real_time"
+    )
 
 
 class WhatIfNotPossible(msgspec.Struct, kw_only=True, frozen=True, gc=False):
@@ -56,11 +61,12 @@ class WhatIfReport(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 
     decision_id: Annotated[str | None, Meta(description="The audited decision; null for a profile not audited.")]
     ruleset: RulesetRef
-    instance_type: Annotated[str, Meta(description="The decision's instance type.")]
-    instances: Annotated[int, Meta(description="The decision's instances at the peak.")]
+    instance_type: Annotated[str | None, Meta(description="The decision's instance type (None: serverless).")]
+    instances: Annotated[int | None, Meta(description="The decision's instances at the peak (None: serverless).")]
     usd_per_month_expected: Annotated[float, Meta(description="The decision's own expected monthly cost.")]
     what_if: list[WhatIf]
     not_possible: Annotated[
         list[WhatIfNotPossible],
         Meta(description="Counterfactuals left out of what_if, each with the reason (e.g. the model fits no type)."),
     ] = []
+    hosting_mode: Annotated[HostingMode, Meta(description="The decision's hosting mode.")] = "real_time"

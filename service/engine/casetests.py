@@ -115,7 +115,7 @@ def _run_case(ruleset: CompiledRuleset, case: Any) -> tuple[list[str], set[str]]
     except ProfileRejected as exc:
         # Codes are kebab-case; files written before that (model_does_not_fit) still match.
         if case.rejected is not None and case.rejected.replace("_", "-") == exc.code:
-            return [], set()
+            return [], {exc.rule_id} if exc.rule_id else set()
         return [f"rejected with {exc.code}: {exc.message}"], set()
     if case.rejected is not None:
         return [f"expected rejection {case.rejected!r}, got a recommendation"], set()

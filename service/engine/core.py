@@ -18,7 +18,7 @@ from service.engine.errors import ProfileRejected
 from service.engine.selection import Selection, model_sharding, select_instance
 from service.rulebook.models import CatalogInstance
 
-__all__ = ["Decision", "ProfileRejected", "decide", "profile_facts"]
+__all__ = ["Decision", "ProfileRejected", "decide", "processing_s", "profile_facts"]
 
 # Sizes at which a model's size must be stated: what the fit is decided on.
 _SIZE_REQUIRED_BOUNDS = ("gpu", "memory")
@@ -48,6 +48,11 @@ class Decision:
     max_capacity: int
     target: ScalingTarget
     instances: int  # the fleet the policies settle at under the peak: n(peak_rps)
+    hosting_rule: CompiledRule | None = None  # None: a ruleset without a hosting table (real-time only)
+
+    @property
+    def hosting_mode(self) -> str:
+        return str(self.facts["decision.hosting_mode"])
 
     @property
     def instance(self) -> CatalogInstance:
@@ -82,10 +87,30 @@ class Decision:
         return self.instances * self.instance.usd_per_hour
 
 
+def processing_s(profile: WorkloadProfile) -> float | None:
+    """Processing time per request: the profile's, else the largest p99 its load tests measured."""
+    if profile.workload.processing_s is not None:
+        return profile.workload.processing_s
+    p99s = [
+        t.p99_latency_ms
+        for t in profile.load_tests or ()
+        if t.p99_latency_ms is not None and t.latency_measure == "p99"
+    ]
+    return max(p99s) / 1000 if p99s else None
+
+
 def profile_facts(profile: WorkloadProfile) -> dict[str, Any]:
     """The flat facts rules test (see service.rulebook.fields)."""
     w, t, s = profile.workload, profile.traffic, profile.sla
+    work = processing_s(profile)
+    sizes = [k for k in (w.payload_kib, w.response_kib) if k is not None]
     return {
+        "workload.processing_s": work,
+        "workload.largest_payload_kib": max(sizes) if sizes else None,
+        "workload.concurrency_peak": t.peak_rps * work if work is not None else None,
+        "workload.concurrency_mean": (t.mean_rps or t.peak_rps) * work if work is not None else None,
+        "sla.delivery": s.delivery,
+        "sla.cold_start_ok": s.cold_start_ok,
         "workload.bound": w.bound,
         "workload.model_kind": w.model_kind,
         "workload.model_memory_gib": w.model_memory_gib,
@@ -121,6 +146,7 @@ def decide(
     """
     _check_consistency(profile)
     facts = profile_facts(profile)
+    hosting_rule = _hosting(ruleset, facts, profile)
     family_rule = _first(ruleset, "family", facts)
     facts["decision.family"] = family = family_override or family_rule.then.family
     sizing_rule = _first(ruleset, "sizing", facts)
@@ -137,7 +163,8 @@ def decide(
             facts, availability_rule, rate, utilization, az_count, floor, profile.traffic.peak_rps, False
         ).instances
 
-    selection = select_instance(profile, ruleset, family, sizing, utilization, fleet_for, instance_override)
+    mode = str(facts["decision.hosting_mode"])
+    selection = select_instance(profile, ruleset, family, sizing, utilization, fleet_for, instance_override, mode)
     facts["decision.family"] = selection.chosen.instance.family
     rate = selection.chosen.rps
     traffic = profile.traffic
@@ -159,6 +186,7 @@ def decide(
         max_capacity,
         target,
         target.instances_for(traffic.peak_rps),
+        hosting_rule,
     )
     facts["decision.multi_az"] = avail.multi_az
     facts["decision.instances"] = decision.instances
@@ -292,6 +320,36 @@ def _check_consistency(profile: WorkloadProfile) -> None:
                 f"traffic.peak_rps ({fmt(t.peak_rps)}), which must be the overall peak.",
                 f"traffic.peak_windows[{i}].rps",
             )
+
+
+def _hosting(ruleset: CompiledRuleset, facts: dict[str, Any], profile: WorkloadProfile) -> CompiledRule | None:
+    """The hosting table's rule (none in rulesets without the table: real-time); a refusal raises ProfileRejected."""
+    if "hosting" not in ruleset.tables:
+        facts["decision.hosting_mode"] = "real_time"
+        return None
+    rule = _first(ruleset, "hosting", facts)
+    then = rule.then
+    if then.refuse is not None:
+        field = then.field
+        if field == "workload.largest_payload_kib":  # name the size that breaks the limit
+            w = profile.workload
+            field = "workload.response_kib" if (w.response_kib or 0) > (w.payload_kib or 0) else "workload.payload_kib"
+        value = profile_value(profile, field)
+        if field == "workload.processing_s" and profile.workload.processing_s is None:
+            field = "load_tests"  # the time is the largest load-tested p99
+            value = f"p99 {fmt(facts['workload.processing_s'])} s as workload.processing_s"
+        raise ProfileRejected(then.refuse, f"{field} {value}: {rule.because.strip()}", field, rule.id)
+    facts["decision.hosting_mode"] = then.mode
+    return rule
+
+
+def profile_value(profile: WorkloadProfile, field: str | None) -> str:
+    """The value of a dotted ``workload.*`` or ``sla.*`` field as text (for messages)."""
+    if field is None:
+        return ""
+    section, _, name = field.partition(".")
+    value = getattr(getattr(profile, section, None), name, None)
+    return fmt(value) if isinstance(value, float | int) and not isinstance(value, bool) else str(value)
 
 
 def _first(ruleset: CompiledRuleset, table_name: str, facts: dict[str, Any]) -> CompiledRule:

@@ -25,6 +25,7 @@ from service.engine.capacity import fmt, spread
 from service.engine.compiled import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide, profile_facts
 from service.engine.cost import cost_estimate
+from service.engine.hosting_modes import Parts, adapt
 from service.engine.monitoring import advisories, explain, monitoring
 from service.engine.scaling_plan import scaling_plan
 from service.engine.warnings import engine_warnings
@@ -74,16 +75,21 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
     advisories(ruleset, facts, explanation, warnings)
     warnings.extend(engine_warnings(profile, decision, capacity, startup_s))
     cost = cost_estimate(profile, decision, ruleset.catalog.as_of, ruleset.catalog.region, warnings)
+    parts = Parts(hosting, capacity, scaling, availability, watch, cost)
+    hosting_table = ruleset.source.tables.get("hosting")
+    if hosting_table is not None:
+        explanation.insert(0, explain("hosting", decision.hosting_rule, facts))  # type: ignore[arg-type]
+        parts = adapt(profile, decision, hosting_table.limits, parts, warnings)
     return Recommendation(
         ruleset=RulesetRef(version=ruleset.version, sha256=ruleset.sha256),
         profile_name=profile.name,
-        hosting=hosting,
-        instance=_instance_choice(decision),
-        capacity=capacity,
-        scaling=scaling,
-        availability=availability,
-        monitoring=watch,
-        cost=cost,
+        hosting=parts.hosting,
+        instance=_instance_choice(decision) if decision.hosting_mode != "serverless" else None,
+        capacity=parts.capacity,
+        scaling=parts.scaling,
+        availability=parts.availability,
+        monitoring=parts.monitoring,
+        cost=parts.cost,
         explanation=explanation,
         warnings=warnings,
     )

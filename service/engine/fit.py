@@ -34,8 +34,13 @@ def model_sharding(profile: WorkloadProfile) -> str:
     return w.sharding or ("tensor_parallel" if w.model_kind == "llm" else "none")
 
 
-def fit_model(inst: CatalogInstance, profile: WorkloadProfile, sizing: SizingOutcome) -> Fit:
-    """Whether ``inst`` holds the model as it is served, and with which tensor-parallel degree."""
+def fit_model(inst: CatalogInstance, profile: WorkloadProfile, sizing: SizingOutcome, mode: str = "real_time") -> Fit:
+    """Whether ``inst`` holds the model as it is served, and with which tensor-parallel degree.
+
+    ``mode`` is the hosting mode: a type the catalog does not allow in it (``modes``) never fits.
+    """
+    if mode != "serverless" and mode not in inst.modes:
+        return Fit(False, "host_memory", None, f"not offered for {mode} (botocore's instance types for it)")
     model = profile.workload.model_memory_gib or 0.0
     need = model * sizing.memory_headroom
     accel = inst.accelerator

@@ -26,10 +26,10 @@ class EncodedRecommendation(msgspec.Struct, frozen=True, gc=False):
     # audit chain's hash recognises when a profile comes again (service.db.chain).
     json: bytes
     text: str
-    family: str
-    instance_type: str
-    scaling_method: str
-    instances: int
+    family: str | None  # None where the mode has no instance (serverless) or no scaling
+    instance_type: str | None
+    scaling_method: str | None
+    instances: int | None
 
 
 class RecommendationMemo:
@@ -53,10 +53,10 @@ class RecommendationMemo:
         entry = EncodedRecommendation(
             json=encoded,
             text=encoded.decode("utf-8"),
-            family=rec.instance.family,
-            instance_type=rec.instance.instance_type,
-            scaling_method=rec.scaling.method,
-            instances=rec.capacity.instances,
+            family=rec.instance.family if rec.instance else None,
+            instance_type=rec.instance.instance_type if rec.instance else None,
+            scaling_method=rec.scaling.method if rec.scaling else None,
+            instances=rec.capacity.instances if rec.capacity else None,
         )
         if self.maxsize > 0:
             self._entries[key] = entry

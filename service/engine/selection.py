@@ -129,6 +129,7 @@ def select_instance(
     utilization: float,
     fleet_for: Callable[[float], int],
     only_type: str | None = None,
+    mode: str = "real_time",
 ) -> Selection:
     """The type to recommend, with its rate basis and why the others were not chosen.
 
@@ -149,13 +150,13 @@ def select_instance(
     usable, failing = _split_by_sla(tests, profile.sla.p99_latency_ms)
     rejected: list[tuple[str, str]] = [(m.instance.type, why) for m, why in failing]
     if not usable:  # every fitting type would be assumed: walk them in preference order, stop when enough
-        return _select_untested(profile, ruleset, family, sizing, utilization, only_type, rejected, tests)
+        return _select_untested(profile, ruleset, family, sizing, utilization, (only_type, mode), rejected, tests)
     candidates: list[Candidate] = []
     failed = {t for t, _ in rejected}
     for inst in _pool(family_types, usable, sizing, family):
         if (only_type is not None and inst.type != only_type) or inst.type in failed:
             continue
-        fit = fit_model(inst, profile, sizing)
+        fit = fit_model(inst, profile, sizing, mode)
         if not fit.ok:
             rejected.append((inst.type, fit.why_not))
             continue
@@ -201,18 +202,22 @@ def _select_untested(
     family: str,
     sizing: SizingOutcome,
     utilization: float,
-    only_type: str | None,
+    restrict: tuple[str | None, str],
     rejected: list[tuple[str, str]],
     tests: list[Measurement],
 ) -> Selection:
-    """No load test applies: the first fitting type in the rule's order of preference, rate assumed."""
+    """No load test applies: the first fitting type in the rule's order of preference, rate assumed.
+
+    ``restrict`` is the one type allowed (or None) and the hosting mode the type must be offered for.
+    """
+    only_type, mode = restrict
     order = _preference_order(ruleset, family, sizing)
     rate = profile.traffic.per_instance_rps or 0.0
     fitting: list[Candidate] = []
     for inst in order:
         if only_type is not None and inst.type != only_type:
             continue
-        fit = fit_model(inst, profile, sizing)
+        fit = fit_model(inst, profile, sizing, mode)
         if not fit.ok:
             rejected.append((inst.type, fit.why_not))
         elif len(fitting) <= MAX_LARGER_UNTESTED:

@@ -10,6 +10,10 @@ Pure, like the rest of the engine. The counterfactuals, in this order:
 4. ``generation``: the decision's family on its newest generation that holds the model (the highest
    ``CatalogInstance.generation``), its cheapest type by expected monthly cost; ``not_possible`` when the
    decision's type is already of that generation.
+5. ``hosting``: the cheapest hosting mode other than the decision's that could serve the profile
+   (``mode_cost.best_other_mode``); ``not_possible`` when none could.
+
+Every figure is the expected monthly cost in the plan's own hosting mode (``mode_cost``).
 
 Each changed profile goes through ``decide`` with the other tables deciding as usual (a changed input may make
 another rule fire, and the note says which); the figures are ``cost_estimate``'s, as in a recommendation. A
@@ -24,6 +28,7 @@ warnings (``az_loss_overload``, ``near_idle_fleet`` ...) come with a full evalua
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import msgspec
@@ -35,6 +40,7 @@ from service.engine.compiled import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide
 from service.engine.cost import cost_estimate
 from service.engine.evaluate import DEFAULT_ENDPOINT_NAME
+from service.engine.mode_cost import best_other_mode, mode_cost
 from service.engine.monitoring import advisories, monitoring
 from service.rulebook.models import CatalogInstance
 
@@ -62,11 +68,13 @@ class _Report:
 
     def add(self, change: str, plan: _Plan, head: str, *notes: str) -> None:
         delta = round(plan.usd_per_month_expected - self.base.usd_per_month_expected, 2)
+        serverless = plan.decision.hosting_mode == "serverless"
         self.entries.append(
             WhatIf(
                 change=change,
-                instance_type=plan.decision.instance.type,
-                instances=plan.decision.instances,
+                hosting_mode=plan.decision.hosting_mode,  # type: ignore[arg-type]
+                instance_type=None if serverless else plan.decision.instance.type,
+                instances=None if serverless else plan.decision.instances,
                 usd_per_month_expected=plan.usd_per_month_expected,
                 delta_usd_per_month=delta + 0.0,  # no -0.0
                 note="; ".join([head, *notes, *_differences(self.base, plan)]),
@@ -100,16 +108,23 @@ def what_if_report(profile: WorkloadProfile, ruleset: CompiledRuleset) -> WhatIf
     """
     base = _plan(profile, ruleset)
     report = _Report(base, [], [])
-    _az_counts(profile, ruleset, report)
-    _utilizations(profile, ruleset, report)
-    _families(profile, ruleset, report)
-    _newest_generation(profile, ruleset, report)
+    if base.decision.hosting_mode == "serverless":
+        for change in ("az_count", "target_utilization", "family", "generation"):
+            report.not_possible(change, "a serverless endpoint has no instances: AWS places its capacity.")
+    else:
+        _az_counts(profile, ruleset, report)
+        _utilizations(profile, ruleset, report)
+        _families(profile, ruleset, report)
+        _newest_generation(profile, ruleset, report)
+    _other_mode(profile, ruleset, report)
     decision = base.decision
+    serverless = decision.hosting_mode == "serverless"
     return WhatIfReport(
         decision_id=None,
         ruleset=RulesetRef(version=ruleset.version, sha256=ruleset.sha256),
-        instance_type=decision.instance.type,
-        instances=decision.instances,
+        hosting_mode=decision.hosting_mode,  # type: ignore[arg-type]
+        instance_type=None if serverless else decision.instance.type,
+        instances=None if serverless else decision.instances,
         usd_per_month_expected=base.usd_per_month_expected,
         what_if=report.entries,
         not_possible=report.refused,
@@ -128,7 +143,33 @@ def _plan(
     )
     advisories(ruleset, decision.facts, [], warnings)
     cost = cost_estimate(profile, decision, ruleset.catalog.as_of, ruleset.catalog.region, warnings)
+    hosting = ruleset.source.tables.get("hosting")
+    if hosting is not None and decision.hosting_mode != "real_time":
+        in_mode = mode_cost(decision.hosting_mode, profile, decision, hosting.limits, cost)
+        cost = in_mode if not isinstance(in_mode, str) else cost
     return _Plan(decision, cost.usd_per_month_expected, tuple(warnings))
+
+
+def _other_mode(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Report) -> None:
+    """The cheapest other hosting mode that could serve, priced on the same fleet (or serverless)."""
+    hosting = ruleset.source.tables.get("hosting")
+    if hosting is None:
+        return
+    decision = report.base.decision
+    real_time = cost_estimate(profile, decision, ruleset.catalog.as_of, ruleset.catalog.region, [])
+    best = best_other_mode(profile, decision, hosting.limits, real_time)
+    if best is None:
+        report.not_possible("hosting", f"no hosting mode other than {decision.hosting_mode} could serve this profile.")
+        return
+    mode, cost = best
+    facts = dict(decision.facts, **{"decision.hosting_mode": mode})
+    other = _Plan(dataclasses.replace(decision, facts=facts), cost.usd_per_month_expected, report.base.warnings)
+    rule = decision.hosting_rule
+    head = (
+        f"hosting {decision.hosting_mode} -> {mode}, the cheapest other mode that could serve "
+        f"(hosting rule '{rule.id if rule else 'none'}' chose {decision.hosting_mode}); {cost.basis.split(';')[0]}"
+    )
+    report.add(f"hosting={mode}", other, head)
 
 
 def _az_counts(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Report) -> None:

@@ -73,10 +73,10 @@ def _summary(record: Mapping[str, Any], rec: Mapping[str, Any]) -> list[tuple[st
     cost = rec.get("cost") or {}
     ruleset = rec.get("ruleset") or {}
     per_az = capacity.get("per_az") or []
-    fleet = f"{instance.get('instance_type', '?')} x {capacity.get('instances', '?')}"
-    if per_az:
-        fleet += f" ({' + '.join(map(str, per_az))} per AZ)"
-    rows = [("mode", str(hosting.get("mode", "not recorded"))), ("fleet", fleet)]
+    rows = [("mode", str(hosting.get("mode", "not recorded")))]
+    if instance.get("instance_type") and capacity.get("instances") is not None:  # modes without a fleet have none
+        fleet = f"{instance['instance_type']} x {capacity['instances']}"
+        rows.append(("fleet", fleet + (f" ({' + '.join(map(str, per_az))} per AZ)" if per_az else "")))
     rows += _cost_summary(cost)
     scaling = rec.get("scaling") or {}
     if scaling.get("method"):

@@ -37,6 +37,10 @@ def _generation_of(type_name: str) -> tuple[int, str]:
     return (int(match.group(1)), match.group(2)) if match else (0, "")
 
 
+InstanceMode = Literal["real_time", "asynchronous", "inference_components", "batch_transform"]
+_INSTANCE_MODES: tuple[InstanceMode, ...] = ("real_time", "asynchronous", "inference_components", "batch_transform")
+
+
 class CatalogInstance(Strict):
     type: str = Field(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
     vcpus: int = Field(ge=1, le=1024)
@@ -49,6 +53,11 @@ class CatalogInstance(Strict):
         "storage refuse it.",
     )
     source: str | None = Field(default=None, max_length=400, description="Where this row's figures come from.")
+    modes: list[InstanceMode] = Field(
+        default_factory=lambda: list(_INSTANCE_MODES),
+        description="The hosting modes the type is allowed in: endpoints take botocore's "
+        "ProductionVariantInstanceType, transform jobs its TransformInstanceType (a different list).",
+    )
 
     @property
     def generation(self) -> tuple[int, str]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["FIELDS", "TABLE_ORDER", "FieldSpec", "TableName", "fields_visible_to"]
+__all__ = ["FIELDS", "HOSTING_MODES", "TABLE_ORDER", "FieldSpec", "TableName", "fields_visible_to"]
 
-TableName = Literal["family", "sizing", "scaling", "availability", "monitoring", "advisories"]
+TableName = Literal["hosting", "family", "sizing", "scaling", "availability", "monitoring", "advisories"]
 
 # Tables run in this order; each sees the decisions of the tables before it.
 TABLE_ORDER: tuple[TableName, ...] = (
+    "hosting",
     "family",
     "sizing",
     "scaling",
@@ -48,6 +49,7 @@ class FieldSpec:
 
 
 _FAMILIES = ("c", "m", "r", "g", "p", "inf")
+HOSTING_MODES = ("real_time", "serverless", "asynchronous", "inference_components", "batch_transform")
 
 FIELDS: dict[str, FieldSpec] = {
     spec.name: spec
@@ -65,6 +67,40 @@ FIELDS: dict[str, FieldSpec] = {
             "How accelerators hold the model (default: tensor_parallel for llm, none otherwise).",
             values=("none", "tensor_parallel"),
         ),
+        FieldSpec(
+            "workload.processing_s",
+            "Processing time per request, s: the profile's, else the largest p99 of its load tests.",
+            low=0,
+            high=86_400,
+            low_open=True,
+            optional=True,
+        ),
+        FieldSpec(
+            "workload.largest_payload_kib",
+            "The larger of the request and response sizes (payload_kib, response_kib), KiB.",
+            low=0,
+            high=16_777_216,
+            low_open=True,
+            optional=True,
+        ),
+        FieldSpec(
+            "workload.concurrency_peak",
+            "Requests in flight at the peak (Little's law: peak_rps x processing_s).",
+            low=0,
+            high=1e12,
+            low_open=True,
+            optional=True,
+        ),
+        FieldSpec(
+            "workload.concurrency_mean",
+            "Requests in flight on average (mean_rps, else peak_rps, x processing_s).",
+            low=0,
+            high=1e12,
+            low_open=True,
+            optional=True,
+        ),
+        FieldSpec("sla.delivery", "How answers reach the caller.", values=("sync", "async_ok", "batch")),
+        FieldSpec("sla.cold_start_ok", "Cold starts acceptable.", values=(True, False)),
         FieldSpec("traffic.peak_rps", "Peak requests/s.", low=0, high=1e7, low_open=True),
         FieldSpec(
             "traffic.per_instance_rps",
@@ -90,6 +126,7 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec("target_utilization", "Planned utilisation.", low=0.1, high=0.95),
         FieldSpec("priority", "What to favour.", values=("latency", "balanced", "cost")),
         FieldSpec("az_count", "Requested AZ count.", low=2, high=6, integer=True, optional=True),
+        FieldSpec("decision.hosting_mode", "Chosen hosting mode.", values=HOSTING_MODES, decided_by="hosting"),
         FieldSpec("decision.family", "Chosen family.", values=_FAMILIES, decided_by="family"),
         FieldSpec(
             "decision.scaling_method",

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from service.rulebook.catalog import Catalog, CatalogInstance
 from service.rulebook.fields import FIELDS, fields_visible_to
+from service.rulebook.hosting_models import HostingLimits, HostingOutcome
 from service.rulebook.strict import Strict
 
 __all__ = [
@@ -27,6 +28,9 @@ __all__ = [
     "Condition",
     "FamilyOutcome",
     "FamilyTable",
+    "HostingLimits",
+    "HostingOutcome",
+    "HostingTable",
     "MonitoringOutcome",
     "MonitoringTable",
     "Ops",
@@ -304,6 +308,12 @@ def _check_condition(table: str, rule_id: str, field: str, cond: Any, visible: f
             raise ValueError(f"{where}: {bad[0]!r} is not a number")
 
 
+class HostingTable(_Table):
+    table: Literal["hosting"]
+    limits: HostingLimits
+    rules: list[Rule[HostingOutcome]] = Field(min_length=1)
+
+
 class FamilyTable(_Table):
     table: Literal["family"]
     rules: list[Rule[FamilyOutcome]] = Field(min_length=1)
@@ -335,7 +345,7 @@ class AdvisoriesTable(_Table):
 
 
 AnyTable = Annotated[
-    FamilyTable | SizingTable | ScalingTable | AvailabilityTable | MonitoringTable | AdvisoriesTable,
+    HostingTable | FamilyTable | SizingTable | ScalingTable | AvailabilityTable | MonitoringTable | AdvisoriesTable,
     Field(discriminator="table"),
 ]
 

@@ -29,6 +29,7 @@ import pytest
 import yaml
 from botocore.session import get_session
 from botocore.validate import ParamValidator
+from emitted import TRANSFORM_TYPES, emitted_requests
 
 from service.contract import Recommendation, WorkloadProfile
 from service.engine import CompiledRuleset, ProfileRejected, compile_ruleset, evaluate
@@ -204,15 +205,7 @@ _validator = ParamValidator()
 
 
 def _payloads(rec: Recommendation) -> Iterator[tuple[str, str, Any]]:
-    aws = rec.scaling.aws
-    yield "application-autoscaling", "RegisterScalableTarget", aws.register_scalable_target
-    for policy in aws.scaling_policies:
-        yield "application-autoscaling", "PutScalingPolicy", policy
-    for action in aws.scheduled_actions:
-        yield "application-autoscaling", "PutScheduledAction", action
-    for alarm in [*aws.alarms, *rec.monitoring.alarms]:
-        yield "cloudwatch", "PutMetricAlarm", alarm
-    yield "sagemaker", "CreateEndpointConfig", rec.hosting.aws.create_endpoint_config
+    return emitted_requests(rec)
 
 
 # ------------------------------------------------------------------------------------------- the vocabulary
@@ -438,7 +431,8 @@ def _cost_order(ctx: Ctx, on: bool) -> None:
 
 @prop("cost_monthly_expected_between")
 def _cost_expected(ctx: Ctx, bounds: list[float]) -> None:
-    _between(f"usd_per_month_expected ({ctx.rec.instance.instance_type})", ctx.rec.cost.usd_per_month_expected, bounds)
+    what = ctx.rec.instance.instance_type if ctx.rec.instance else ctx.rec.hosting.mode
+    _between(f"usd_per_month_expected ({what})", ctx.rec.cost.usd_per_month_expected, bounds)
 
 
 @prop("cost_monthly_peak_between")
@@ -484,9 +478,10 @@ def _payloads_consistent(ctx: Ctx, on: bool) -> None:
     if not on:
         return
     rec, c = ctx.rec, ctx.rec.capacity
-    problems = []
     if rec.hosting.mode != "real_time":
-        problems.append(f"hosting.mode {rec.hosting.mode!r}")
+        _MODE_CONSISTENT[rec.hosting.mode](ctx)
+        return
+    problems = []
     variants = rec.hosting.aws.create_endpoint_config.ProductionVariants
     if len(variants) != 1:
         problems.append(f"{len(variants)} production variants")
@@ -522,6 +517,115 @@ def _payloads_consistent(ctx: Ctx, on: bool) -> None:
         _fail("; ".join(problems))
 
 
+def _serverless_consistent(ctx: Ctx) -> None:
+    """One serverless variant (no type, count or AZ split); provisioned concurrency exactly when cold starts are
+    not acceptable, scaled over DesiredProvisionedConcurrency up to MaxConcurrency."""
+    rec, problems = ctx.rec, []
+    if rec.instance is not None or rec.capacity is not None:
+        problems.append("serverless with an instance or a capacity")
+    (variant,) = rec.hosting.aws.create_endpoint_config.ProductionVariants
+    config = variant.ServerlessConfig
+    if config is None or variant.InstanceType is not None or variant.InitialInstanceCount is not None:
+        _fail(f"not a serverless variant: {variant}")
+    if (config.ProvisionedConcurrency is None) != ctx.profile.sla.cold_start_ok:
+        problems.append(
+            f"ProvisionedConcurrency {config.ProvisionedConcurrency} with cold_start_ok {ctx.profile.sla.cold_start_ok}"
+        )
+    if rec.scaling is None:
+        if config.ProvisionedConcurrency is not None:
+            problems.append("provisioned concurrency without its scaling")
+    else:
+        target = rec.scaling.aws.register_scalable_target
+        if target.ScalableDimension != "sagemaker:variant:DesiredProvisionedConcurrency":
+            problems.append(f"scales {target.ScalableDimension}")
+        if (target.MinCapacity, target.MaxCapacity) != (config.ProvisionedConcurrency, config.MaxConcurrency):
+            problems.append(f"RegisterScalableTarget {target.MinCapacity}..{target.MaxCapacity}")
+        if any("InvocationsPerInstance" in str(msgspec.to_builtins(p)) for p in rec.scaling.aws.scaling_policies):
+            problems.append("an invocations-per-instance policy on a serverless endpoint")
+    if problems:
+        _fail("; ".join(problems))
+
+
+def _asynchronous_consistent(ctx: Ctx) -> None:
+    """AsyncInferenceConfig on the chosen type; MinCapacity 0 with the HasBacklogWithoutCapacity step policy;
+    target tracking on the backlog per instance as a customised metric."""
+    rec, c, problems = ctx.rec, ctx.rec.capacity, []
+    config = rec.hosting.aws.create_endpoint_config
+    if config.AsyncInferenceConfig is None:
+        problems.append("no AsyncInferenceConfig")
+    if config.ProductionVariants[0].InstanceType != rec.instance.instance_type:
+        problems.append("variant type differs from instance.instance_type")
+    aws = rec.scaling.aws
+    target = aws.register_scalable_target
+    if (target.MinCapacity, target.MaxCapacity) != (0, c.max_instances) or c.min_instances != 0:
+        problems.append(f"RegisterScalableTarget {target.MinCapacity}..{target.MaxCapacity}, min {c.min_instances}")
+    backlog = [a for a in aws.alarms if a.MetricName == "HasBacklogWithoutCapacity"]
+    names = {p.PolicyName for p in aws.scaling_policies if p.PolicyType == "StepScaling"}
+    if len(backlog) != 1 or backlog[0].AlarmActions != [f"{{policy_arn:{n}}}" for n in names]:
+        problems.append(f"HasBacklogWithoutCapacity alarms {backlog} for step policies {names}")
+    tracked = [
+        p.TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification
+        for p in aws.scaling_policies
+        if p.TargetTrackingScalingPolicyConfiguration is not None
+    ]
+    if [m.MetricName if m else None for m in tracked] != ["ApproximateBacklogSizePerInstance"]:
+        problems.append(f"target tracking on {tracked}")
+    if problems:
+        _fail("; ".join(problems))
+
+
+def _batch_consistent(ctx: Ctx) -> None:
+    """A transform job on a type botocore allows for transform jobs, the planned count, within the payload
+    bounds; no endpoint and no scaling."""
+    rec, problems = ctx.rec, []
+    job = rec.hosting.aws.create_transform_job
+    if job is None or rec.hosting.aws.create_endpoint_config is not None or rec.scaling is not None:
+        _fail("batch transform needs a transform job and nothing else")
+    resources = job.TransformResources
+    if resources.InstanceType not in TRANSFORM_TYPES or resources.InstanceType != rec.instance.instance_type:
+        problems.append(f"TransformResources.InstanceType {resources.InstanceType}")
+    if resources.InstanceCount != rec.capacity.instances:
+        problems.append(f"InstanceCount {resources.InstanceCount} != {rec.capacity.instances}")
+    if job.MaxConcurrentTransforms * job.MaxPayloadInMB > 100 or job.MaxPayloadInMB > 100:
+        problems.append(f"MaxConcurrentTransforms {job.MaxConcurrentTransforms} x MaxPayloadInMB {job.MaxPayloadInMB}")
+    if problems:
+        _fail("; ".join(problems))
+
+
+_MODE_CONSISTENT: dict[str, Callable[[Ctx], None]] = {
+    "serverless": _serverless_consistent,
+    "asynchronous": _asynchronous_consistent,
+    "batch_transform": _batch_consistent,
+}
+
+
+# ------------------------------------------------------------------------------------------- hosting
+
+
+@prop("hosting_mode")
+def _hosting_mode(ctx: Ctx, mode: str) -> None:
+    if ctx.rec.hosting.mode != mode:
+        _fail(f"hosting.mode {ctx.rec.hosting.mode!r} ({ctx.rec.hosting.rule_id}), wanted {mode!r}")
+
+
+@prop("hosting_rejected_for")
+def _hosting_rejected_for(ctx: Ctx, wanted: dict[str, str]) -> None:
+    reasons = {r.mode: r.reason for r in ctx.rec.hosting.rejected}
+    for mode, phrase in wanted.items():
+        if mode not in reasons:
+            _fail(f"{mode} is not in hosting.rejected ({sorted(reasons)})")
+        if phrase not in reasons[mode]:
+            _fail(f"hosting.rejected {mode}: {reasons[mode]!r} lacks {phrase!r}")
+
+
+@prop("answer_fields")
+def _answer_fields(ctx: Ctx, wanted: dict[str, Any]) -> None:
+    for path, value in wanted.items():
+        got = _lookup(ctx.data, path)
+        if got != value:
+            _fail(f"{path} is {got!r}, wanted {value!r}")
+
+
 @prop("must_not_contain")
 def _must_not_contain(ctx: Ctx, paths: list[str]) -> None:
     present = {p: v for p in paths if (v := _lookup(ctx.data, p)) not in (None, [], {}, "")}
@@ -540,6 +644,16 @@ BASELINE: list[tuple[str, Any]] = [
     ("utilization_at_peak_lte", 1.0),
     ("scale_out_cooldown_gte_startup", True),
 ]
+
+
+def _applies(name: str, rec: Recommendation) -> bool:
+    """The fleet baselines hold where there is a fleet: utilisation where there are instances, cooldowns where
+    instances scale out."""
+    if name == "utilization_at_peak_lte":
+        return rec.capacity is not None
+    if name == "scale_out_cooldown_gte_startup":
+        return rec.hosting.mode in ("real_time", "asynchronous")
+    return True
 
 
 # ------------------------------------------------------------------------------------------- the tests
@@ -561,7 +675,7 @@ def _check_rejected(case: Case, ruleset: CompiledRuleset, spec: dict[str, Any]) 
         return [f"property 'rejected': {o}" for o in out]
     return [
         f"property 'rejected': answered instead of refusing ({spec['code']}): "
-        f"{rec.capacity.instances} x {rec.instance.instance_type}"
+        f"{rec.hosting.mode}, {rec.capacity.instances if rec.capacity else 0} instances"
     ]
 
 
@@ -573,8 +687,8 @@ def _check_answer(case: Case, ruleset: CompiledRuleset) -> list[str]:
         return [f"refused ({refusal.code}, field {refusal.field}): {refusal.message}"]
     ctx = Ctx(rec, msgspec.to_builtins(rec), profile, ruleset)
     checks = [(name, arg, "") for name, arg in case.expect]
-    checks += [(name, arg, " (baseline)") for name, arg in BASELINE]
-    if rec.availability.survives_az_loss:
+    checks += [(name, arg, " (baseline)") for name, arg in BASELINE if _applies(name, rec)]
+    if rec.availability.survives_az_loss and rec.hosting.mode == "real_time":  # queues and jobs absorb it as delay
         checks.append(
             (
                 "az_loss_utilization_lte",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 from conftest import KEY_ENTRIES, MakeClient
@@ -239,3 +240,45 @@ async def test_local_mode_pages_answer_loopback_host_names_only(client: Client) 
     refused = await client.get("/", headers={"host": "attacker.example"})
     assert refused.status_code == 400
     assert "_csrf_token" not in refused.text
+
+
+class _FormFields(HTMLParser):
+    """Every field of a page's form as a browser submits it: inputs with their value, selects with their choice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._first: str | None = None
+        self._chosen: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "input" and "name" in a:
+            self.fields.append((a["name"], a.get("value", "")))
+        elif tag == "select":
+            self._select, self._first, self._chosen = a["name"], None, None
+        elif tag == "option" and self._select is not None:
+            self._first = a["value"] if self._first is None else self._first
+            self._chosen = a["value"] if "selected" in a else self._chosen
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select" and self._select is not None:
+            self.fields.append((self._select, self._chosen if self._chosen is not None else self._first or ""))
+            self._select = None
+
+
+async def test_the_form_as_a_browser_submits_it_is_accepted(client: Client) -> None:
+    """Every field, defaults included, posted back as the page renders them with the worked example filled in."""
+    reader = _FormFields()
+    reader.feed((await client.get("/?example=worked")).text)
+    assert {name for name, _ in reader.fields} >= set(worked_example_values())
+    posted = await client.post("/", data=_multi(reader.fields), headers=FORM, follow_redirects=False)
+    assert posted.status_code == 303, re.findall(r'class="error"[^>]*>([^<]*)', posted.text)
+
+
+def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    return grouped

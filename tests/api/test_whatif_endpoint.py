@@ -50,6 +50,7 @@ async def test_what_if_of_a_stored_decision(client: Client) -> None:
             "usd_per_month_expected",
             "delta_usd_per_month",
             "note",
+            "hosting_mode",
         }
     again = await client.get(f"/v1/decisions/{decision_id}/what-if")
     assert again.content == response.content

@@ -19,7 +19,7 @@ from uuid_utils.compat import uuid7
 
 from service.app import create_app
 from service.db import AuditRepository, DecisionRow
-from service.services.audit import AuditWriter
+from service.services.audit import AuditWriter, verify_chain
 from service.settings import Settings
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
@@ -102,6 +102,16 @@ async def unprotect(engine: AsyncEngine) -> None:
         else:
             await conn.execute(text("DROP TRIGGER decisions_no_update"))
             await conn.execute(text("DROP TRIGGER decisions_no_delete"))
+
+
+async def assert_edit_is_caught(engine: AsyncEngine, column: str, value: str, seq: int) -> None:
+    """Set ``column`` to the SQL literal ``value`` in row ``seq`` as the owner could; verification must name it."""
+    await unprotect(engine)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"UPDATE decisions SET {column} = {value} WHERE seq = {seq}"))
+    report = await verify_chain(engine)
+    assert report.broken is not None and report.broken.seq == seq, str(report)
+    assert "row hash mismatch — the row was changed" in str(report)
 
 
 # --- the app ------------------------------------------------------------------------------------------------

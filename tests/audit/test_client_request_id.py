@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 import sqlalchemy as sa
-from auditutil import MakeWriter, decision, frozen_row, seed, unprotect
+from auditutil import MakeWriter, assert_edit_is_caught, decision, frozen_row, seed
 from sqlalchemy.ext.asyncio import AsyncEngine
 from storedrows import append_decisions
 from test_engine_version import EXPECTED_FROZEN_ENGINE_HASH, write_as_previous_release
@@ -71,12 +71,7 @@ async def test_verify_catches_an_edited_client_request_id(
     writer = make_writer()
     for row in (decision(0, engine_version="0.3.0", client_request_id="c-1"), decision(1, engine_version="0.3.0")):
         await writer.write(row)
-    await unprotect(engine)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f"UPDATE decisions SET client_request_id = {value} WHERE seq = {seq}"))
-    report = await verify_chain(engine)
-    assert report.broken is not None and report.broken.seq == seq, str(report)
-    assert "row hash mismatch — the row was changed" in str(report)
+    await assert_edit_is_caught(engine, "client_request_id", value, seq)
 
 
 async def test_downgrade_is_refused_while_decisions_carry_a_client_request_id(database_url: str) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 import sqlalchemy as sa
-from auditutil import MakeClient, MakeWriter, decision, frozen_row, seed, unprotect
+from auditutil import MakeClient, MakeWriter, assert_edit_is_caught, decision, frozen_row, seed
 from dbutil import connect
 from profiles import WORKED_EXAMPLE
 from sqlalchemy.exc import DBAPIError
@@ -109,7 +109,7 @@ async def test_a_decision_records_the_running_engine_version(engine: AsyncEngine
         decision_id = answer.json()["decision_id"]
         record = (await client.get(f"/v1/decisions/{decision_id}")).json()
         listed = (await client.get("/v1/decisions")).json()["items"]
-    assert __version__ == "0.2.0"
+    assert __version__ == "0.3.0.dev0"
     assert record["engine_version"] == __version__
     assert [item["engine_version"] for item in listed if item["decision_id"] == decision_id] == [__version__]
     async with engine.connect() as conn:
@@ -155,12 +155,7 @@ async def test_verify_catches_an_edited_engine_version(engine: AsyncEngine, make
     for row in (decision(0, engine_version="0.2.0"), decision(1), decision(2, engine_version="0.2.0")):
         await writer.write(row)
     assert (await verify_chain(engine)).ok
-    await unprotect(engine)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f"UPDATE decisions SET engine_version = {value} WHERE seq = {seq}"))
-    report = await verify_chain(engine)
-    assert report.broken is not None and report.broken.seq == seq, str(report)
-    assert "row hash mismatch — the row was changed" in str(report)
+    await assert_edit_is_caught(engine, "engine_version", value, seq)
 
 
 # --- the migration -------------------------------------------------------------------------------------------------

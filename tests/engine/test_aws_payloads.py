@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
+from emitted import emitted_requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
@@ -34,15 +35,7 @@ def _check(service: str, operation: str, payload: Any) -> None:
 
 
 def _all_payloads(rec: Recommendation) -> list[tuple[str, str, Any]]:
-    aws = rec.scaling.aws
-    return [
-        ("sagemaker", "CreateEndpointConfig", rec.hosting.aws.create_endpoint_config),
-        ("application-autoscaling", "RegisterScalableTarget", aws.register_scalable_target),
-        *(("application-autoscaling", "PutScalingPolicy", p) for p in aws.scaling_policies),
-        *(("application-autoscaling", "PutScheduledAction", a) for a in aws.scheduled_actions),
-        *(("cloudwatch", "PutMetricAlarm", a) for a in aws.alarms),
-        *(("cloudwatch", "PutMetricAlarm", a) for a in rec.monitoring.alarms),
-    ]
+    return list(emitted_requests(rec))
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])

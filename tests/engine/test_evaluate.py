@@ -99,7 +99,7 @@ class TestExplanation:
         assert family.rule_id == "cpu-classic-ml"
         assert family.matched == {"workload.bound": "cpu", "workload.model_kind": "classic_ml"}
         assert family.outcome == {"family": "c"}
-        assert [e.table for e in rec.explanation][:4] == ["family", "sizing", "scaling", "availability"]
+        assert [e.table for e in rec.explanation][:5] == ["hosting", "family", "sizing", "scaling", "availability"]
 
     def test_latency_alarm_threshold_is_in_microseconds(self, ruleset: CompiledRuleset) -> None:
         rec = evaluate(profile(WORKED_EXAMPLE), ruleset)

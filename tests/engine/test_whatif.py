@@ -59,7 +59,7 @@ def test_worked_example_gets_every_kind_of_counterfactual(ruleset: CompiledRules
 def test_counterfactual_order_is_fixed(ruleset: CompiledRuleset) -> None:
     changes = [e.change for e in _report(ruleset).what_if]
     kinds = [c.split("=")[0] for c in changes]
-    assert kinds == sorted(kinds, key=["az_count", "target_utilization", "family", "generation"].index)
+    assert kinds == sorted(kinds, key=["az_count", "target_utilization", "family", "generation", "hosting"].index)
     assert changes[:4] == ["az_count=2", "az_count=4", "target_utilization=0.6", "target_utilization=0.8"]
 
 
@@ -135,3 +135,39 @@ def test_another_family_says_the_rate_is_assumed_there(ruleset: CompiledRuleset)
 def test_post_path_does_not_compute_what_if(ruleset: CompiledRuleset) -> None:
     recommendation = msgspec.to_builtins(evaluate(profile(WORKED_EXAMPLE), ruleset))
     assert "what_if" not in recommendation
+
+
+_DEV = {
+    "name": "dev-xgb",
+    "workload": {"bound": "cpu", "model_kind": "classic_ml", "model_memory_gib": 1.5, "processing_s": 0.2},
+    "traffic": {"peak_rps": 0.2, "per_instance_rps": 20, "burstiness": "bursty"},
+    "sla": {"p99_latency_ms": 2000, "availability": 0.99},
+}
+
+
+def test_a_real_time_answer_is_compared_with_serverless_and_provisioned_concurrency(ruleset: CompiledRuleset) -> None:
+    """Cold starts not acceptable: real-time is chosen, and what-if prices the best other mode, serverless with
+    provisioned concurrency, against it."""
+    report = what_if_report(profile(_DEV), ruleset)
+    recommendation = evaluate(profile(_DEV), ruleset)
+    assert report.hosting_mode == recommendation.hosting.mode == "real_time"
+    (entry,) = [e for e in report.what_if if e.change.startswith("hosting=")]
+    assert entry.change == "hosting=serverless" and entry.hosting_mode == "serverless"
+    assert entry.instance_type is None and entry.instances is None
+    assert entry.usd_per_month_expected < report.usd_per_month_expected
+    assert entry.delta_usd_per_month == round(entry.usd_per_month_expected - report.usd_per_month_expected, 2)
+    reason = next(r.reason for r in recommendation.hosting.rejected if r.mode == "serverless")
+    assert f"{entry.usd_per_month_expected:g}" in reason
+
+
+def test_a_serverless_answer_is_priced_as_serverless_and_has_no_instance_counterfactuals(
+    ruleset: CompiledRuleset,
+) -> None:
+    data = {**_DEV, "sla": {**_DEV["sla"], "cold_start_ok": True}}  # type: ignore[dict-item]
+    report = what_if_report(profile(data), ruleset)
+    recommendation = evaluate(profile(data), ruleset)
+    assert report.hosting_mode == "serverless" and report.instance_type is None
+    assert report.usd_per_month_expected == recommendation.cost.usd_per_month_expected
+    assert {n.change for n in report.not_possible} == {"az_count", "target_utilization", "family", "generation"}
+    (entry,) = report.what_if
+    assert entry.change == "hosting=real_time" and entry.delta_usd_per_month > 0

@@ -109,6 +109,17 @@ def test_type_is_a_sagemaker_hosting_instance_type(instance_type: str) -> None:
 
 
 @pytest.mark.parametrize("instance_type", TYPES)
+def test_batch_transform_is_allowed_exactly_where_botocore_allows_transform_jobs(instance_type: str) -> None:
+    """`modes` holds batch_transform exactly for the types of botocore's TransformInstanceType (a different list
+    from ProductionVariantInstanceType); the endpoint modes stay allowed for every hosting type."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    transform = set(model.shape_for("TransformInstanceType").enum)
+    modes = BY_TYPE[instance_type].modes
+    assert ("batch_transform" in modes) == (instance_type in transform), (instance_type, modes)
+    assert {"real_time", "asynchronous", "inference_components"} <= set(modes)
+
+
+@pytest.mark.parametrize("instance_type", TYPES)
 def test_row_names_its_source(instance_type: str) -> None:
     source = BY_TYPE[instance_type].source
     assert source is not None and source.strip(), f"{instance_type}: say where its figures come from in `source`"

@@ -1,0 +1,37 @@
+"""The README's hosting tour: each example is answered in the mode (or refused with the code) its block names."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from profiles import profile
+
+from service.engine import CompiledRuleset, ProfileRejected, evaluate
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+_SECTION = README.read_text().split("### Hosting modes", 1)[1].split("\n## ", 1)[0]
+_BLOCKS = re.findall(r"```sh\n# (.+?)\ncurl .*? -d '(.*?)'\n```", _SECTION, flags=re.S)
+
+
+def test_the_tour_has_one_example_per_chosen_mode_and_a_refusal() -> None:
+    assert [want for want, _ in _BLOCKS] == [
+        "serverless",
+        "asynchronous",
+        "batch_transform",
+        "422 processing-time-above-real-time-limit",
+    ]
+
+
+@pytest.mark.parametrize(("want", "body"), _BLOCKS, ids=[want for want, _ in _BLOCKS])
+def test_each_example_is_answered_as_the_readme_says(ruleset: CompiledRuleset, want: str, body: str) -> None:
+    prof = profile(json.loads(body))
+    if want.startswith("422 "):
+        with pytest.raises(ProfileRejected) as refused:
+            evaluate(prof, ruleset)
+        assert refused.value.code == want.removeprefix("422 ")
+        assert "60 s" in refused.value.message and "async_ok" in refused.value.message
+        return
+    assert evaluate(prof, ruleset).hosting.mode == want
