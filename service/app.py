@@ -23,6 +23,7 @@ from service.api.docs_ui import docs_render_plugins, docs_router, docs_static_ro
 from service.api.health import healthz, readyz
 from service.api.problems import problem_details_plugin, unexpected_error_handler
 from service.api.recommendations import DECISIONS_STATE_KEY, RecommendationController
+from service.api.report_ui import report_ui_router, report_ui_templates
 from service.api.rulesets import RulesetController
 from service.api.whatif import WhatIfController
 from service.db.connection import create_engine
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             healthz,
             readyz,
             docs_static_router(),
+            report_ui_router(settings),  # the HTML pages: /, /decisions/{id}, sign-in (not in the schema)
         ],
         dependencies={
             "registry": Provide(lambda: registry, sync_to_thread=False),
@@ -159,6 +161,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         exception_handlers={Exception: unexpected_error_handler},
         openapi_config=openapi_config(),
+        template_config=report_ui_templates(),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
     )

@@ -10,13 +10,17 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 import click
 import msgspec
 
 from service.audit_cli import audit
 from service.loadtests_cli import load_tests
+
+if TYPE_CHECKING:
+    from service.contract import Recommendation, WorkloadProfile
+    from service.engine import CompiledRuleset
 
 __all__ = ["main"]
 
@@ -54,7 +58,25 @@ def main() -> None:
     "with change, instance_type, instances, usd_per_month_expected, delta_usd_per_month, note], "
     '"not_possible": [counterfactuals the engine refuses or that do not apply, with the reason]}.',
 )
-def recommend(profile: BinaryIO, rules_dir: Path, with_what_if: bool) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "text", "html"]),
+    default="json",
+    show_default=True,
+    help="json: the recommendation as the API answers it; text: the summary and tables for a terminal; html: the "
+    "report with its charts, as one file (see --output).",
+)
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="With --format html: the file to write (default: <profile name>.html in the working directory).",
+)
+def recommend(
+    profile: BinaryIO, rules_dir: Path, with_what_if: bool, output_format: str, output_path: Path | None
+) -> None:
     """Print the recommendation for PROFILE (a JSON file, or - for stdin). No server, no database."""
     from service.contract import WorkloadProfile
     from service.engine import ProfileRejected, compile_ruleset, evaluate
@@ -76,10 +98,43 @@ def recommend(profile: BinaryIO, rules_dir: Path, with_what_if: bool) -> None:
         report = what_if_report(body, ruleset) if with_what_if else None
     except ProfileRejected as exc:
         _fail(f"profile rejected ({exc.code}): {exc.message}")
+    if output_format != "json":
+        _write_report(body, result, ruleset, rules_dir, output_format, output_path)
+        return
     output: object = result
     if report is not None:
         output = {"recommendation": result, "what_if": report.what_if, "not_possible": report.not_possible}
     click.echo(msgspec.json.format(msgspec.json.encode(output), indent=2).decode())
+
+
+def _write_report(
+    profile: WorkloadProfile,
+    result: Recommendation,
+    ruleset: CompiledRuleset,
+    rules_dir: Path,
+    output_format: str,
+    output_path: Path | None,
+) -> None:
+    """The report of a recommendation not audited (no decision id, no links): text on stdout, or an HTML file."""
+    from service import __version__
+    from service.engine.whatif import what_if_report
+    from service.report.model import build_report
+    from service.report.render import report_html_file, report_text
+    from service.rulebook.loader import ruleset_files
+
+    report = what_if_report(profile, ruleset)
+    record = {
+        "profile": msgspec.to_builtins(profile),
+        "recommendation": msgspec.to_builtins(result),
+        "engine_version": __version__,  # this release's engine made it
+    }
+    built = build_report(record, ruleset_files=ruleset_files(rules_dir), what_if=msgspec.to_builtins(report.what_if))
+    if output_format == "text":
+        click.echo(report_text(built), nl=False)
+        return
+    target = output_path or Path(f"{profile.name or 'report'}.html")
+    target.write_text(report_html_file(built), encoding="utf-8")
+    click.echo(f"wrote {target}")
 
 
 @main.group()

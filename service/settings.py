@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["AccessScope", "ApiKey", "Settings", "get_settings", "shipped_dir"]
@@ -197,6 +197,18 @@ class Settings(BaseSettings):
         default="auto",
         description="Log lines: `json` (one JSON object a line), `console` (human-readable), or `auto`: console when "
         "stderr is a terminal, JSON otherwise.",
+    )
+
+    # HTML pages (sign-in sessions)
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that encrypts and signs the HTML pages' session and CSRF cookies; the same on every "
+        "worker and replica. Unset: a random one per worker process, so a session lasts as long as its worker.",
+    )
+    session_cookie_secure: bool = Field(
+        default=True,
+        description="Send the HTML pages' session and CSRF cookies only over HTTPS (not in local mode, which serves "
+        "plain HTTP on loopback). Off only to sign in over plain HTTP, e.g. in a test.",
     )
 
     @field_validator("api_keys")

@@ -56,9 +56,22 @@ LAYERS: dict[str, Layer] = {
         ),
         never=("litestar",),
     ),
+    "report": Layer(
+        ("report/",),
+        may=("service.contract", "service.rulebook", "service.engine"),
+        never=("litestar", "sqlalchemy", "msgspec"),
+    ),
     "api": Layer(
         ("api/",),
-        may=("service.contract", "service.rulebook", "service.engine", "service.services", "service.settings"),
+        may=(
+            "service.__version__",
+            "service.contract",
+            "service.rulebook",
+            "service.engine",
+            "service.report",
+            "service.services",
+            "service.settings",
+        ),
         never=("sqlalchemy",),
     ),
     "app": Layer(
@@ -162,6 +175,8 @@ def test_every_layer_has_modules() -> None:
         ("api/rulesets.py", "import sqlalchemy"),
         ("engine/core.py", "from service.services.audit import AuditWriter"),
         ("engine/core.py", "import time"),
+        ("report/model.py", "from service.services.audit import AuditReader"),
+        ("report/render.py", "import litestar"),
         ("db/tables.py", "from service.engine import evaluate"),
         ("services/decisions.py", "from service.api.auth import Principal"),
         ("observability/metrics.py", "from service.settings import Settings"),

@@ -28,7 +28,7 @@ from service.api.body_schema import body_validator
 from service.api.problems import Problem
 from service.contract.decoding import convert_strictly
 
-__all__ = ["MAX_DEPTH", "nested_deeper_than", "read_json"]
+__all__ = ["MAX_DEPTH", "nested_deeper_than", "read_json", "to_body_type"]
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -101,6 +101,12 @@ def _decoded(body: bytes) -> Any:
                 f"the key {json.dumps(exc.key)} appears twice in one object; send each key once.",
             ) from None
     return value
+
+
+def to_body_type(value: Any, type_: type[T]) -> T:
+    """A decoded JSON value as ``type_``, validated as a JSON body is (the ``422`` problem listing every failing
+    field otherwise): for bodies that arrive in another form, such as the HTML form's fields."""
+    return _converted(value, type_)
 
 
 def _converted(value: Any, type_: type[T]) -> T:

@@ -9,7 +9,9 @@ Local mode binds loopback only and asks for no key, so two browser tricks would 
 * **Cross-site POSTs**: a form or ``fetch(..., {mode: "no-cors"})`` may POST ``text/plain``, a form encoding or no
   body at all without asking the server first; a POST declared as ``application/json`` needs a CORS preflight,
   which this service never grants (it sends no CORS headers). So every POST, the bodiless reload and replay
-  included, must be declared ``application/json``: else ``415``.
+  included, must be declared ``application/json``: else ``415``. The HTML pages' own forms (``opt`` holding
+  :data:`FORM_WITH_CSRF_TOKEN`) are the exception: each carries Litestar's CSRF token, which a page on another
+  site can neither read (the Host check above) nor guess, and its cookie is ``SameSite=Strict``.
 
 With API keys configured neither applies: a cross-site page cannot send the key header without a preflight either,
 and a deployment's Host names are its own.
@@ -21,9 +23,11 @@ from litestar.types import Scope
 
 from service.api.problems import Problem
 
-__all__ = ["LOOPBACK_HOSTS", "check_local_request"]
+__all__ = ["FORM_WITH_CSRF_TOKEN", "LOOPBACK_HOSTS", "check_local_request"]
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+FORM_WITH_CSRF_TOKEN = "form_with_csrf_token"
+"""The key, in a route handler's ``opt``, of a form POST that Litestar's CSRF middleware checks."""
 
 
 def _host_name(host: str) -> str:
@@ -56,7 +60,11 @@ def check_local_request(scope: Scope) -> None:
             "in local mode (no API keys) the service answers requests for a loopback name only: 127.0.0.1, "
             "localhost or [::1].",
         )
-    if scope.get("method") == "POST" and not _is_json(media.split(b";", 1)[0].strip().decode("latin-1").lower()):
+    if (
+        scope.get("method") == "POST"
+        and not _is_json(media.split(b";", 1)[0].strip().decode("latin-1").lower())
+        and not scope["route_handler"].opt.get(FORM_WITH_CSRF_TOKEN)
+    ):
         raise Problem(
             415,
             "unsupported-media-type",
