@@ -21,6 +21,8 @@ def emitted_requests(rec: Recommendation) -> Iterator[tuple[str, str, Any]]:
     hosting = rec.hosting.aws
     if hosting.create_endpoint_config is not None:
         yield "sagemaker", "CreateEndpointConfig", hosting.create_endpoint_config
+    if hosting.create_inference_component is not None:
+        yield "sagemaker", "CreateInferenceComponent", hosting.create_inference_component
     if hosting.create_transform_job is not None:
         yield "sagemaker", "CreateTransformJob", hosting.create_transform_job
     if rec.scaling is not None:

@@ -116,4 +116,18 @@ def hosting_profiles(draw: st.DrawFn) -> dict[str, Any]:
         data["traffic"].pop("mean_rps", None)
         data["traffic"].pop("peak_windows", None)
         data["sla"]["delivery"] = draw(st.sampled_from(["sync", "async_ok"]))
+    if draw(st.integers(min_value=0, max_value=2)) == 0:  # a small model sharing an endpoint: inference components
+        workload["shares_endpoint"] = True
+        if draw(st.booleans()):
+            workload.update(bound=draw(st.sampled_from(["cpu", "memory"])))
+            workload["model_memory_gib"] = draw(st.floats(min_value=0.01, max_value=2.5))
+            rate = data["traffic"].get("per_instance_rps") or draw(st.floats(min_value=1, max_value=1000))
+            data["traffic"]["per_instance_rps"] = rate
+            data["traffic"]["peak_rps"] = max(0.001, rate * draw(st.floats(min_value=0.0001, max_value=0.6)))
+            data["traffic"].pop("mean_rps", None)
+            data["traffic"].pop("peak_windows", None)
+            if draw(st.booleans()):
+                data["traffic"]["mean_rps"] = max(
+                    0.001, data["traffic"]["peak_rps"] * draw(st.floats(min_value=0.01, max_value=1))
+                )
     return data

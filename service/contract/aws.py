@@ -17,8 +17,11 @@ __all__ = [
     "AsyncInferenceConfig",
     "AsyncInferenceOutputConfig",
     "CreateEndpointConfig",
+    "CreateInferenceComponent",
     "CreateTransformJob",
     "CustomizedMetricSpecification",
+    "InferenceComponentComputeResourceRequirements",
+    "ManagedInstanceScaling",
     "Metric",
     "MetricAlarm",
     "MetricDataQuery",
@@ -213,6 +216,14 @@ class RoutingConfig(_Payload):
     RoutingStrategy: Literal["LEAST_OUTSTANDING_REQUESTS", "RANDOM"]
 
 
+class ManagedInstanceScaling(_Payload):
+    """The instance bounds an endpoint of inference components scales between as copies are added or removed."""
+
+    Status: Literal["ENABLED", "DISABLED"]
+    MinInstanceCount: int
+    MaxInstanceCount: int
+
+
 class ProductionVariantServerlessConfig(_Payload):
     """A serverless variant: memory (1024-6144 MB in 1 GB steps), concurrency 1-200 (botocore)."""
 
@@ -222,10 +233,11 @@ class ProductionVariantServerlessConfig(_Payload):
 
 
 class ProductionVariant(_Payload):
-    """An instance variant (type, count, timeouts, routing) or a serverless one (``ServerlessConfig`` only)."""
+    """An instance variant (type, count, timeouts, routing), a serverless one (``ServerlessConfig`` only), or one
+    that hosts inference components (no ``ModelName``: each component names its model; ``ManagedInstanceScaling``)."""
 
     VariantName: str
-    ModelName: str
+    ModelName: str | None = None
     InstanceType: str | None = None
     InitialInstanceCount: int | None = None
     ModelDataDownloadTimeoutInSeconds: int | None = None
@@ -233,6 +245,7 @@ class ProductionVariant(_Payload):
     RoutingConfig: RoutingConfig | None = None
     VolumeSizeInGB: int | None = None
     ServerlessConfig: ProductionVariantServerlessConfig | None = None
+    ManagedInstanceScaling: ManagedInstanceScaling | None = None
 
 
 class AsyncInferenceNotificationConfig(_Payload):
@@ -267,6 +280,7 @@ class CreateEndpointConfig(_Payload):
     EndpointConfigName: str
     ProductionVariants: list[ProductionVariant]
     AsyncInferenceConfig: AsyncInferenceConfig | None = None
+    ExecutionRoleArn: str | None = None
 
 
 class S3DataSource(_Payload):
@@ -311,3 +325,47 @@ class CreateTransformJob(_Payload):
     TransformInput: TransformInput
     TransformOutput: TransformOutput
     TransformResources: TransformResources
+
+
+class InferenceComponentComputeResourceRequirements(_Payload):
+    """What one copy reserves on an instance: CPU cores (at least 0.25) or whole accelerator devices, and memory."""
+
+    MinMemoryRequiredInMb: int
+    NumberOfCpuCoresRequired: float | None = None
+    NumberOfAcceleratorDevicesRequired: float | None = None
+
+
+class InferenceComponentStartupParameters(_Payload):
+    ModelDataDownloadTimeoutInSeconds: int
+    ContainerStartupHealthCheckTimeoutInSeconds: int
+
+
+class InferenceComponentAvailabilityZoneBalance(_Payload):
+    EnforcementMode: Literal["PERMISSIVE"]
+    MaxImbalance: int
+
+
+class InferenceComponentSchedulingConfig(_Payload):
+    PlacementStrategy: Literal["SPREAD", "BINPACK"]
+    AvailabilityZoneBalance: InferenceComponentAvailabilityZoneBalance | None = None
+
+
+class InferenceComponentSpecification(_Payload):
+    ModelName: str
+    StartupParameters: InferenceComponentStartupParameters
+    ComputeResourceRequirements: InferenceComponentComputeResourceRequirements
+    SchedulingConfig: InferenceComponentSchedulingConfig | None = None
+
+
+class InferenceComponentRuntimeConfig(_Payload):
+    CopyCount: int
+
+
+class CreateInferenceComponent(_Payload):
+    """sagemaker ``create_inference_component``: one model's copies on an endpoint whose instances it shares."""
+
+    InferenceComponentName: str
+    EndpointName: str
+    VariantName: str
+    Specification: InferenceComponentSpecification
+    RuntimeConfig: InferenceComponentRuntimeConfig

@@ -114,6 +114,15 @@ class Workload(_Body, frozen=True):
     response_kib: (
         Annotated[float, Meta(gt=0, le=16_777_216, description="Response payload size, KiB (largest expected).")] | None
     ) = None
+    shares_endpoint: Annotated[
+        bool,
+        Meta(
+            description="Whether the model is one of several served from one endpoint's instances, each an "
+            "inference component (CreateInferenceComponent) with its own copies. A small CPU model that shares an "
+            "endpoint takes copies sized to a fraction of an instance instead of a fleet of its own; the other "
+            "models are not planned here. Default false: the model has its endpoint to itself."
+        ),
+    ] = False
 
 
 class PeakWindow(_Body, frozen=True):

@@ -9,6 +9,7 @@ from msgspec import Meta
 
 from service.contract.aws import (
     CreateEndpointConfig,
+    CreateInferenceComponent,
     CreateTransformJob,
     MetricAlarm,
     RegisterScalableTarget,
@@ -187,10 +188,12 @@ class CostEstimate(_Out):
 
 
 class HostingAws(_Out):
-    """The requests that create the hosting: an endpoint configuration, or (batch_transform) a transform job."""
+    """The requests that create the hosting: an endpoint configuration (with, for inference_components, the
+    model's component on it), or (batch_transform) a transform job."""
 
     create_endpoint_config: CreateEndpointConfig | None = None
     create_transform_job: CreateTransformJob | None = None
+    create_inference_component: CreateInferenceComponent | None = None
 
 
 class HostingRejection(_Out):

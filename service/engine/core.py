@@ -18,7 +18,7 @@ from service.engine.errors import ProfileRejected
 from service.engine.selection import Selection, model_sharding, select_instance
 from service.rulebook.models import CatalogInstance
 
-__all__ = ["Decision", "ProfileRejected", "decide", "processing_s", "profile_facts"]
+__all__ = ["Decision", "ProfileRejected", "decide", "peak_instances", "processing_s", "profile_facts"]
 
 # Sizes at which a model's size must be stated: what the fit is decided on.
 _SIZE_REQUIRED_BOUNDS = ("gpu", "memory")
@@ -99,6 +99,14 @@ def processing_s(profile: WorkloadProfile) -> float | None:
     return max(p99s) / 1000 if p99s else None
 
 
+def peak_instances(profile: WorkloadProfile) -> float | None:
+    """The peak in instances' worth: at the stated rate, else at the slowest load-tested one (the larger share)."""
+    t = profile.traffic
+    tested = [x.per_instance_rps for x in profile.load_tests or ()]
+    rates = [t.per_instance_rps] if t.per_instance_rps is not None else tested
+    return t.peak_rps / min(rates) if rates else None
+
+
 def profile_facts(profile: WorkloadProfile) -> dict[str, Any]:
     """The flat facts rules test (see service.rulebook.fields)."""
     w, t, s = profile.workload, profile.traffic, profile.sla
@@ -109,6 +117,8 @@ def profile_facts(profile: WorkloadProfile) -> dict[str, Any]:
         "workload.largest_payload_kib": max(sizes) if sizes else None,
         "workload.concurrency_peak": t.peak_rps * work if work is not None else None,
         "workload.concurrency_mean": (t.mean_rps or t.peak_rps) * work if work is not None else None,
+        "workload.shares_endpoint": w.shares_endpoint,
+        "traffic.peak_instances": peak_instances(profile),
         "sla.delivery": s.delivery,
         "sla.cold_start_ok": s.cold_start_ok,
         "workload.bound": w.bound,

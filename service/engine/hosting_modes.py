@@ -8,6 +8,9 @@ are requested and scaled, what availability means and what is billed:
 - ``asynchronous``: ``AsyncInferenceConfig``, ``MinCapacity`` 0, target tracking on the backlog per instance and
   the step policy on ``HasBacklogWithoutCapacity`` that starts the first instance; billed for the instance-hours
   that run; an AZ loss delays queued requests instead of failing them.
+- ``inference_components``: the model's copies on shared instances (``inference_components``): the endpoint
+  configuration with ``ManagedInstanceScaling``, ``CreateInferenceComponent``, the copy count scaled on invocations
+  per copy; the cost is the model's reserved share of the instances.
 - ``batch_transform``: ``CreateTransformJob`` on a transform-capable type; no endpoint, scaling or endpoint
   alarms; billed for job hours.
 """
@@ -16,24 +19,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 import msgspec
 
-from service.contract import (
-    AvailabilityPlan,
-    Capacity,
-    CostEstimate,
-    Monitoring,
-    ScalingPlan,
-    Warning,
-    WorkloadProfile,
-)
-from service.contract.recommendation import AwsScaling, Hosting, HostingAws, HostingRejection
+from service.contract import ScalingPlan, Warning, WorkloadProfile
+from service.contract.recommendation import AwsScaling, HostingAws, HostingRejection
 from service.engine import hosting_payloads as payloads
 from service.engine.capacity import fmt
 from service.engine.core import Decision, processing_s
+from service.engine.inference_components import adapt_components, component_rejection
 from service.engine.mode_cost import asynchronous_cost, batch_cost, batch_instances
+from service.engine.mode_parts import INSTANCE_METRICS, Parts
 from service.engine.scaling_plan import PREDICTIVE_UNAVAILABLE
 from service.engine.serverless import SECONDS_PER_MONTH, ServerlessPlan, plan_serverless, serverless_cost
 from service.rulebook.hosting_models import HostingLimits
@@ -56,17 +52,6 @@ _FLEET_WARNINGS = frozenset(
         "endpoint_config_adjusted",
     }
 )
-_INSTANCE_METRICS = frozenset({"CPUUtilization", "GPUUtilization", "MemoryUtilization", "InvocationsPerInstance"})
-
-
-@dataclass(frozen=True, slots=True)
-class Parts:
-    hosting: Hosting
-    capacity: Capacity | None
-    scaling: ScalingPlan | None
-    availability: AvailabilityPlan
-    monitoring: Monitoring
-    cost: CostEstimate
 
 
 def adapt(
@@ -87,6 +72,9 @@ def adapt(
         parts = _asynchronous(profile, decision, limits, parts)
     elif mode == "batch_transform":
         parts = _batch(profile, decision, limits, parts, warnings)
+    elif mode == "inference_components":
+        warnings[:] = [w for w in warnings if w.code not in _FLEET_WARNINGS]
+        parts = adapt_components(profile, decision, limits, parts, warnings)
     reason = parts.hosting.reason if rule is None else f"{rule.because.strip()} {parts.hosting.reason}"
     hosting = msgspec.structs.replace(
         parts.hosting,
@@ -135,7 +123,7 @@ def _serverless(profile: WorkloadProfile, decision: Decision, limits: HostingLim
         mode_note="Serverless capacity is placed by AWS: there is no instance count or per-AZ split to plan.",
     )
     watch = msgspec.structs.replace(
-        parts.monitoring, alarms=[a for a in parts.monitoring.alarms if a.MetricName not in _INSTANCE_METRICS]
+        parts.monitoring, alarms=[a for a in parts.monitoring.alarms if a.MetricName not in INSTANCE_METRICS]
     )
     cost = serverless_cost(profile, plan, limits.serverless)
     return Parts(hosting, None, scaling, availability, watch, cost)
@@ -315,13 +303,8 @@ def rejections(
             "trip would add latency for no saving",
         )
         out.append(HostingRejection(mode="asynchronous", reason=why))
-    out.append(
-        HostingRejection(
-            mode="inference_components",
-            reason="a profile describes one model: inference components pay off when several models share an "
-            "endpoint's instances, which this advisor does not plan yet",
-        )
-    )
+    if mode != "inference_components":
+        out.append(HostingRejection(mode="inference_components", reason=component_rejection(profile, decision, limits)))
     if mode != "batch_transform":
         out.append(
             HostingRejection(

@@ -1,4 +1,5 @@
-"""AWS requests of the hosting modes other than real-time: serverless, asynchronous and batch transform.
+"""AWS requests of the hosting modes other than real-time: serverless, asynchronous, inference components and batch
+transform.
 
 Field names and bounds are botocore's (sagemaker 2017-07-24, application-autoscaling 2016-02-06, cloudwatch);
 the asynchronous scaling follows https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html.
@@ -7,6 +8,7 @@ Placeholders in angle brackets (``<bucket>``, ``<region>``, ``<account-id>``) ar
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from service.contract.aws import (
@@ -16,8 +18,16 @@ from service.contract.aws import (
     AsyncInferenceNotificationConfig,
     AsyncInferenceOutputConfig,
     CreateEndpointConfig,
+    CreateInferenceComponent,
     CreateTransformJob,
     CustomizedMetricSpecification,
+    InferenceComponentAvailabilityZoneBalance,
+    InferenceComponentComputeResourceRequirements,
+    InferenceComponentRuntimeConfig,
+    InferenceComponentSchedulingConfig,
+    InferenceComponentSpecification,
+    InferenceComponentStartupParameters,
+    ManagedInstanceScaling,
     MetricAlarm,
     MetricDimension,
     ModelClientConfig,
@@ -25,6 +35,7 @@ from service.contract.aws import (
     ProductionVariant,
     ProductionVariantServerlessConfig,
     RegisterScalableTarget,
+    RoutingConfig,
     S3DataSource,
     ScalingPolicy,
     StepAdjustment,
@@ -40,15 +51,21 @@ from service.engine.aws_alarms import policy_arn_placeholder
 from service.engine.aws_payloads import VARIANT_NAME, resource_id
 
 __all__ = [
+    "COPY_COUNT_DIMENSION",
     "PROVISIONED_CONCURRENCY_DIMENSION",
     "async_endpoint_config",
     "async_scaling",
+    "component_endpoint_config",
+    "component_name",
+    "component_scaling",
+    "inference_component",
     "serverless_endpoint_config",
     "serverless_scaling",
     "transform_job",
 ]
 
 PROVISIONED_CONCURRENCY_DIMENSION: Final = "sagemaker:variant:DesiredProvisionedConcurrency"
+COPY_COUNT_DIMENSION: Final = "sagemaker:inference-component:DesiredCopyCount"
 # async-inference-autoscale.html: the step policy that starts the first instance while the backlog waits uses a
 # 300 s cooldown; a longer warm-up raises it, since the alarm stays at 1 until the first instance serves and would
 # otherwise add a second one meanwhile.
@@ -212,3 +229,91 @@ def transform_job(
         TransformOutput=TransformOutput(S3OutputPath=f"s3://<bucket>/{endpoint}/output/", AssembleWith="Line"),
         TransformResources=TransformResources(InstanceType=instance_type, InstanceCount=count),
     )
+
+
+def component_endpoint_config(
+    endpoint: str, instance_type: str, instances: tuple[int, int, int]
+) -> CreateEndpointConfig:
+    """The shared endpoint's configuration: a variant without a model (each inference component names its own),
+    ``instances`` = (initial, min, max) under managed instance scaling, requests routed to the least busy copy.
+
+    ``ExecutionRoleArn`` is the role SageMaker assumes to run the components' containers (AWS's inference component
+    examples pass one); fill in the placeholder.
+    """
+    initial, low, high = instances
+    variant = ProductionVariant(
+        VariantName=VARIANT_NAME,
+        InstanceType=instance_type,
+        InitialInstanceCount=initial,
+        RoutingConfig=RoutingConfig(RoutingStrategy="LEAST_OUTSTANDING_REQUESTS"),
+        ManagedInstanceScaling=ManagedInstanceScaling(Status="ENABLED", MinInstanceCount=low, MaxInstanceCount=high),
+    )
+    return CreateEndpointConfig(
+        EndpointConfigName=f"{endpoint}-config"[:63],
+        ProductionVariants=[variant],
+        ExecutionRoleArn="arn:aws:iam::<account-id>:role/<sagemaker-execution-role>",
+    )
+
+
+def component_name(endpoint: str) -> str:
+    return f"{endpoint}-component"[:63].rstrip("-")
+
+
+def inference_component(
+    endpoint: str, needs: tuple[float, int], copies: int, startup_s: float
+) -> CreateInferenceComponent:
+    """One model's copies: ``needs`` = (CPU cores, MB of memory) per copy; copies spread over instances and balanced
+    over AZs (at most one copy apart, as the AZ-loss plan assumes); timeouts covering the warm-up (60-3600 s)."""
+    cores, memory_mb = needs
+    timeout = min(max(math.ceil(startup_s), 60), 3600)
+    return CreateInferenceComponent(
+        InferenceComponentName=component_name(endpoint),
+        EndpointName=endpoint,
+        VariantName=VARIANT_NAME,
+        Specification=InferenceComponentSpecification(
+            ModelName=f"{endpoint}-model"[:63],
+            StartupParameters=InferenceComponentStartupParameters(
+                ModelDataDownloadTimeoutInSeconds=timeout, ContainerStartupHealthCheckTimeoutInSeconds=timeout
+            ),
+            ComputeResourceRequirements=InferenceComponentComputeResourceRequirements(
+                NumberOfCpuCoresRequired=cores, MinMemoryRequiredInMb=memory_mb
+            ),
+            SchedulingConfig=InferenceComponentSchedulingConfig(
+                PlacementStrategy="SPREAD",
+                AvailabilityZoneBalance=InferenceComponentAvailabilityZoneBalance(
+                    EnforcementMode="PERMISSIVE", MaxImbalance=1
+                ),
+            ),
+        ),
+        RuntimeConfig=InferenceComponentRuntimeConfig(CopyCount=copies),
+    )
+
+
+def component_scaling(
+    endpoint: str, copies: tuple[int, int], per_copy_per_minute: float, cooldowns: tuple[int, int]
+) -> tuple[RegisterScalableTarget, ScalingPolicy]:
+    """The copy count between ``copies`` (min, max), target tracking on invocations per copy per minute."""
+    resource = f"inference-component/{component_name(endpoint)}"
+    register = RegisterScalableTarget(
+        ServiceNamespace=SERVICE_NAMESPACE,
+        ResourceId=resource,
+        ScalableDimension=COPY_COUNT_DIMENSION,
+        MinCapacity=copies[0],
+        MaxCapacity=copies[1],
+    )
+    policy = ScalingPolicy(
+        PolicyName=f"{component_name(endpoint)}-copies-target-tracking"[:256],
+        ServiceNamespace=SERVICE_NAMESPACE,
+        ResourceId=resource,
+        ScalableDimension=COPY_COUNT_DIMENSION,
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration=TargetTrackingScalingPolicyConfiguration(
+            TargetValue=per_copy_per_minute,
+            PredefinedMetricSpecification=PredefinedMetricSpecification(
+                PredefinedMetricType="SageMakerInferenceComponentInvocationsPerCopy"
+            ),
+            ScaleInCooldown=cooldowns[0],
+            ScaleOutCooldown=cooldowns[1],
+        ),
+    )
+    return register, policy

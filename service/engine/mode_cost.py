@@ -4,6 +4,7 @@
 - serverless: ``serverless.serverless_cost`` (GB-seconds and GB processed, provisioned concurrency held);
 - asynchronous: the instance-hours that run: the mean load's busy instances, none while the queue is empty
   (scale-in cooldowns add a little, so the figure errs low by minutes per burst);
+- inference components: the model's reserved share of shared instances (``inference_components.component_cost``);
 - batch transform: the job hours a month's records need on the planned instances.
 
 A mode is compared only where it could serve the profile: its limits hold, and it delivers answers the way the
@@ -18,14 +19,15 @@ import msgspec
 from service.contract import CostEstimate, WorkloadProfile
 from service.engine.capacity import fmt
 from service.engine.core import Decision, processing_s
+from service.engine.inference_components import component_cost, plan_copies, unsuitable
 from service.engine.serverless import SECONDS_PER_MONTH, plan_serverless, serverless_cost
 from service.rulebook.hosting_models import HostingLimits
 
 __all__ = ["asynchronous_cost", "batch_cost", "batch_instances", "best_other_mode", "mode_cost"]
 
 _SERVES = {
-    "sync": ("real_time", "serverless"),
-    "async_ok": ("real_time", "serverless", "asynchronous"),
+    "sync": ("real_time", "serverless", "inference_components"),
+    "async_ok": ("real_time", "serverless", "asynchronous", "inference_components"),
     "batch": ("batch_transform", "asynchronous", "real_time"),
 }
 
@@ -96,7 +98,10 @@ def mode_cost(
         return asynchronous_cost(profile, decision, real_time)
     if mode == "batch_transform":
         return batch_cost(profile, decision, real_time)[0]
-    return "inference components are not planned yet"
+    why = unsuitable(profile, limits)
+    if why is not None or limits.inference_components is None:
+        return why or "no inference_components limits"
+    return component_cost(profile, decision, plan_copies(profile, decision, limits.inference_components), real_time)
 
 
 def best_other_mode(
@@ -104,7 +109,7 @@ def best_other_mode(
 ) -> tuple[str, CostEstimate] | None:
     """The cheapest mode, by expected monthly cost, other than the decision's that could serve the profile."""
     priced = []
-    for mode in ("real_time", "serverless", "asynchronous", "batch_transform"):
+    for mode in ("real_time", "serverless", "asynchronous", "inference_components", "batch_transform"):
         if mode == decision.hosting_mode:
             continue
         cost = mode_cost(mode, profile, decision, limits, real_time)

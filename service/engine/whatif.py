@@ -40,8 +40,10 @@ from service.engine.compiled import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide
 from service.engine.cost import cost_estimate
 from service.engine.evaluate import DEFAULT_ENDPOINT_NAME
+from service.engine.inference_components import plan_copies
 from service.engine.mode_cost import best_other_mode, mode_cost
 from service.engine.monitoring import advisories, monitoring
+from service.rulebook.hosting_models import HostingLimits
 from service.rulebook.models import CatalogInstance
 
 __all__ = ["MAX_AZ_COUNT", "MIN_AZ_COUNT", "UTILIZATIONS", "what_if", "what_if_report"]
@@ -58,6 +60,7 @@ class _Plan:
     decision: Decision
     usd_per_month_expected: float
     warnings: tuple[Warning, ...]
+    instances: int  # at the peak, in the plan's mode (for inference components: the instances its copies occupy)
 
 
 @dataclass
@@ -74,7 +77,7 @@ class _Report:
                 change=change,
                 hosting_mode=plan.decision.hosting_mode,  # type: ignore[arg-type]
                 instance_type=None if serverless else plan.decision.instance.type,
-                instances=None if serverless else plan.decision.instances,
+                instances=None if serverless else plan.instances,
                 usd_per_month_expected=plan.usd_per_month_expected,
                 delta_usd_per_month=delta + 0.0,  # no -0.0
                 note="; ".join([head, *notes, *_differences(self.base, plan)]),
@@ -124,7 +127,7 @@ def what_if_report(profile: WorkloadProfile, ruleset: CompiledRuleset) -> WhatIf
         ruleset=RulesetRef(version=ruleset.version, sha256=ruleset.sha256),
         hosting_mode=decision.hosting_mode,  # type: ignore[arg-type]
         instance_type=None if serverless else decision.instance.type,
-        instances=None if serverless else decision.instances,
+        instances=None if serverless else base.instances,
         usd_per_month_expected=base.usd_per_month_expected,
         what_if=report.entries,
         not_possible=report.refused,
@@ -147,7 +150,16 @@ def _plan(
     if hosting is not None and decision.hosting_mode != "real_time":
         in_mode = mode_cost(decision.hosting_mode, profile, decision, hosting.limits, cost)
         cost = in_mode if not isinstance(in_mode, str) else cost
-    return _Plan(decision, cost.usd_per_month_expected, tuple(warnings))
+    limits = hosting.limits if hosting is not None else None
+    return _Plan(decision, cost.usd_per_month_expected, tuple(warnings), _instances(profile, decision, limits))
+
+
+def _instances(profile: WorkloadProfile, decision: Decision, limits: HostingLimits | None) -> int:
+    """The instances at the peak in the decision's mode: the fleet, or the shared instances a component's copies
+    occupy."""
+    if decision.hosting_mode == "inference_components" and limits is not None and limits.inference_components:
+        return plan_copies(profile, decision, limits.inference_components).instances
+    return decision.instances
 
 
 def _other_mode(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Report) -> None:
@@ -163,7 +175,10 @@ def _other_mode(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Rep
         return
     mode, cost = best
     facts = dict(decision.facts, **{"decision.hosting_mode": mode})
-    other = _Plan(dataclasses.replace(decision, facts=facts), cost.usd_per_month_expected, report.base.warnings)
+    in_mode = dataclasses.replace(decision, facts=facts)
+    other = _Plan(
+        in_mode, cost.usd_per_month_expected, report.base.warnings, _instances(profile, in_mode, hosting.limits)
+    )
     rule = decision.hosting_rule
     head = (
         f"hosting {decision.hosting_mode} -> {mode}, the cheapest other mode that could serve "

@@ -99,6 +99,20 @@ FIELDS: dict[str, FieldSpec] = {
             low_open=True,
             optional=True,
         ),
+        FieldSpec(
+            "workload.shares_endpoint",
+            "The model shares an endpoint's instances with other models (inference components).",
+            values=(True, False),
+        ),
+        FieldSpec(
+            "traffic.peak_instances",
+            "The peak in instances' worth at the stated rate: peak_rps / per_instance_rps (without it, the slowest "
+            "load-tested rate).",
+            low=0,
+            high=1e10,
+            low_open=True,
+            optional=True,
+        ),
         FieldSpec("sla.delivery", "How answers reach the caller.", values=("sync", "async_ok", "batch")),
         FieldSpec("sla.cold_start_ok", "Cold starts acceptable.", values=(True, False)),
         FieldSpec("traffic.peak_rps", "Peak requests/s.", low=0, high=1e7, low_open=True),

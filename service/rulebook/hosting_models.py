@@ -14,6 +14,7 @@ __all__ = [
     "HostingLimits",
     "HostingMode",
     "HostingOutcome",
+    "InferenceComponentsLimits",
     "RealTimeLimits",
     "ServerlessLimits",
 ]
@@ -75,6 +76,19 @@ class AsynchronousLimits(_Limits):
     )
 
 
+class InferenceComponentsLimits(_Limits):
+    max_peak_instances: float = Field(
+        gt=0,
+        description="The largest peak, in instances' worth at the stated rate (traffic.peak_instances), that still "
+        "counts as a small model worth sharing an instance.",
+    )
+    max_model_memory_gib: float = Field(gt=0, description="The largest model that counts as small, GiB.")
+    cpu_cores_per_copy: float = Field(
+        ge=0.25, description="NumberOfCpuCoresRequired of one copy (botocore: at least 0.25)."
+    )
+    min_memory_mb: int = Field(ge=128, description="The least MinMemoryRequiredInMb of a copy (botocore: 128).")
+
+
 class BatchTransformLimits(_Limits):
     max_payload_mb: int = Field(ge=1, description="MaxPayloadInMB's upper bound (and of MaxConcurrentTransforms x it).")
     max_invocation_s: int = Field(ge=1, description="ModelClientConfig.InvocationsTimeoutInSeconds's upper bound.")
@@ -87,3 +101,6 @@ class HostingLimits(Strict):
     serverless: ServerlessLimits
     asynchronous: AsynchronousLimits
     batch_transform: BatchTransformLimits
+    inference_components: InferenceComponentsLimits | None = Field(
+        default=None, description="Without it no rule may choose inference_components (nothing to size copies by)."
+    )

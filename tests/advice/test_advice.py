@@ -323,6 +323,12 @@ def _util_gte(ctx: Ctx, limit: float) -> None:
         _fail(f"utilization_at_peak {got} < {limit}: the fleet is larger than the load needs")
 
 
+def _copy_rate(ctx: Ctx) -> float:
+    """One inference component copy's rate: the instance's, in proportion to the cores the copy reserves."""
+    needs = ctx.rec.hosting.aws.create_inference_component.Specification.ComputeResourceRequirements
+    return _rate(ctx) * needs.NumberOfCpuCoresRequired / ctx.rec.instance.vcpus
+
+
 @prop("az_loss_utilization_lte")
 def _az_loss(ctx: Ctx, limit: float) -> None:
     c = ctx.rec.capacity
@@ -330,8 +336,13 @@ def _az_loss(ctx: Ctx, limit: float) -> None:
     if got is None:
         _fail("utilization_at_peak_after_az_loss is null (single AZ?)")
     # recomputed, so that the property does not rest on the engine's own arithmetic
-    survivors = c.instances - max(c.per_az)
-    recomputed = math.inf if survivors == 0 else ctx.profile.traffic.peak_rps / (survivors * _rate(ctx))
+    if ctx.rec.hosting.mode == "inference_components":  # the copies on the instances left carry the peak
+        copies = ctx.rec.hosting.aws.create_inference_component.RuntimeConfig.CopyCount
+        k = ctx.rec.availability.az_count
+        survivors, rate = copies - -(-copies // k), _copy_rate(ctx)
+    else:
+        survivors, rate = c.instances - max(c.per_az), _rate(ctx)
+    recomputed = math.inf if survivors == 0 else ctx.profile.traffic.peak_rps / (survivors * rate)
     if max(got, recomputed) > limit + 1e-4:
         _fail(f"after losing the largest AZ ({c.per_az}) the rest run at {got} (recomputed {recomputed:.4f}) > {limit}")
 
@@ -592,7 +603,56 @@ def _batch_consistent(ctx: Ctx) -> None:
         _fail("; ".join(problems))
 
 
+def _components_consistent(ctx: Ctx) -> None:
+    """A variant without a model on the chosen type, managed instance scaling over the planned instances; the
+    component on that endpoint and variant, its copies within the scalable target's bounds and scaled on
+    invocations per copy; every AZ's instances hold its share of the copies (balanced, at most one apart)."""
+    rec, c, problems = ctx.rec, ctx.rec.capacity, []
+    (variant,) = rec.hosting.aws.create_endpoint_config.ProductionVariants
+    component = rec.hosting.aws.create_inference_component
+    managed = variant.ManagedInstanceScaling
+    if component is None or managed is None or variant.ModelName is not None:
+        _fail(f"not an inference-component endpoint: {variant}, {component}")
+    if variant.InstanceType != rec.instance.instance_type or managed.Status != "ENABLED":
+        problems.append(f"variant {variant.InstanceType}, managed scaling {managed.Status}")
+    if (managed.MinInstanceCount, variant.InitialInstanceCount, managed.MaxInstanceCount) != (
+        c.min_instances,
+        c.instances,
+        c.max_instances,
+    ):
+        problems.append(f"instances {managed} / {variant.InitialInstanceCount} differ from the capacity {c}")
+    if (component.EndpointName, component.VariantName) != (ctx.profile.name or "my-endpoint", variant.VariantName):
+        problems.append(f"component on {component.EndpointName}/{component.VariantName}")
+    target, policies = rec.scaling.aws.register_scalable_target, rec.scaling.aws.scaling_policies
+    if (target.ResourceId, target.ScalableDimension) != (
+        f"inference-component/{component.InferenceComponentName}",
+        "sagemaker:inference-component:DesiredCopyCount",
+    ):
+        problems.append(f"scales {target.ResourceId} {target.ScalableDimension}")
+    metrics = [p.TargetTrackingScalingPolicyConfiguration.PredefinedMetricSpecification for p in policies]
+    if [m.PredefinedMetricType if m else None for m in metrics] != ["SageMakerInferenceComponentInvocationsPerCopy"]:
+        problems.append(f"policies on {metrics}")
+    needs, k = component.Specification.ComputeResourceRequirements, rec.availability.az_count
+    fit = min(
+        int(rec.instance.vcpus // needs.NumberOfCpuCoresRequired),
+        int(rec.instance.memory_gib * 1024 // needs.MinMemoryRequiredInMb),
+    )
+    for label, copies, instances in (
+        ("min", target.MinCapacity, c.min_instances),
+        ("peak", component.RuntimeConfig.CopyCount, c.instances),
+        ("max", target.MaxCapacity, c.max_instances),
+    ):
+        per_az = [copies // k + (1 if i < copies % k else 0) for i in range(k)]
+        if instances < sum(-(-n // fit) for n in per_az):
+            problems.append(f"{label}: {instances} instances cannot hold {per_az} copies per AZ at {fit} each")
+    if not target.MinCapacity <= component.RuntimeConfig.CopyCount <= target.MaxCapacity:
+        problems.append(f"CopyCount {component.RuntimeConfig.CopyCount} outside {target.MinCapacity}..")
+    if problems:
+        _fail("; ".join(problems))
+
+
 _MODE_CONSISTENT: dict[str, Callable[[Ctx], None]] = {
+    "inference_components": _components_consistent,
     "serverless": _serverless_consistent,
     "asynchronous": _asynchronous_consistent,
     "batch_transform": _batch_consistent,
@@ -652,7 +712,7 @@ def _applies(name: str, rec: Recommendation) -> bool:
     if name == "utilization_at_peak_lte":
         return rec.capacity is not None
     if name == "scale_out_cooldown_gte_startup":
-        return rec.hosting.mode in ("real_time", "asynchronous")
+        return rec.hosting.mode in ("real_time", "asynchronous", "inference_components")
     return True
 
 
@@ -688,7 +748,8 @@ def _check_answer(case: Case, ruleset: CompiledRuleset) -> list[str]:
     ctx = Ctx(rec, msgspec.to_builtins(rec), profile, ruleset)
     checks = [(name, arg, "") for name, arg in case.expect]
     checks += [(name, arg, " (baseline)") for name, arg in BASELINE if _applies(name, rec)]
-    if rec.availability.survives_az_loss and rec.hosting.mode == "real_time":  # queues and jobs absorb it as delay
+    # queues and jobs absorb an AZ loss as delay; real-time fleets and shared instances must carry the peak
+    if rec.availability.survives_az_loss and rec.hosting.mode in ("real_time", "inference_components"):
         checks.append(
             (
                 "az_loss_utilization_lte",

@@ -2,10 +2,11 @@
 
 moto implements CreateEndpointConfig with ServerlessConfig and AsyncInferenceConfig, CreateTransformJob, and
 Application Auto Scaling with customised metrics; it refuses the provisioned-concurrency dimension
-(sagemaker:variant:DesiredProvisionedConcurrency is not in its enum) and has no inference components, so those
-requests are checked against botocore only. Its SageMaker knows an older list of instance types than
-botocore: a type it refuses is replaced by one of the same kind (the payload itself is checked unchanged
-against botocore).
+(sagemaker:variant:DesiredProvisionedConcurrency is not in its enum) and has no inference components (no
+CreateInferenceComponent, no sagemaker:inference-component:DesiredCopyCount target), so those requests are
+checked against botocore only; of an inference-component plan moto applies the CloudWatch alarms. Its SageMaker
+knows an older list of instance types than botocore: a type it refuses is replaced by one of the same kind (the
+payload itself is checked unchanged against botocore).
 """
 
 from __future__ import annotations
@@ -174,3 +175,36 @@ def test_serverless_with_provisioned_concurrency_applies(tmp_path: Path) -> None
     (policy,) = rec.scaling.aws.scaling_policies
     spec = policy.TargetTrackingScalingPolicyConfiguration.PredefinedMetricSpecification  # type: ignore[union-attr]
     assert spec is not None and spec.PredefinedMetricType == "SageMakerVariantProvisionedConcurrencyUtilization"
+
+
+TINY_SHARED = {
+    "name": "tiny-ranker",
+    "workload": {
+        "bound": "cpu",
+        "model_kind": "classic_ml",
+        "model_memory_gib": 0.2,
+        "processing_s": 0.01,
+        "shares_endpoint": True,
+    },
+    "traffic": {"peak_rps": 0.5, "per_instance_rps": 100, "burstiness": "steady"},
+    "sla": {"p99_latency_ms": 100, "availability": 0.999},
+}
+
+
+def test_inference_components_pass_botocore_and_their_alarms_apply(ruleset: CompiledRuleset) -> None:
+    """moto has no inference components: the endpoint configuration, the component and its copy scaling are
+    checked against botocore only; the alarms are applied to moto's CloudWatch."""
+    rec = evaluate(profile(TINY_SHARED), ruleset)
+    assert rec.hosting.mode == "inference_components"
+    operations = set()
+    for service, operation, payload in emitted_requests(rec):
+        assert botocore_errors(service, operation, payload) is None, operation
+        operations.add(operation)
+    assert {"CreateEndpointConfig", "CreateInferenceComponent", "RegisterScalableTarget", "PutScalingPolicy"} <= (
+        operations
+    )
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        for alarm in rec.monitoring.alarms:
+            cloudwatch.put_metric_alarm(**msgspec.to_builtins(alarm))
+        assert len(cloudwatch.describe_alarms()["MetricAlarms"]) == len(rec.monitoring.alarms) > 0

@@ -83,6 +83,8 @@ def test_each_plan_keeps_its_modes_limits(ruleset: CompiledRuleset, data: dict[s
         assert rec.scaling is not None and rec.scaling.aws.register_scalable_target.MinCapacity == 0
         backlog = [a for a in rec.scaling.aws.alarms if a.MetricName == "HasBacklogWithoutCapacity"]
         assert len(backlog) == 1
+    elif mode == "inference_components":
+        _components_keep_their_limits(prof, rec, limits)
     else:
         assert mode == "batch_transform" and prof.sla.delivery == "batch"
         job = rec.hosting.aws.create_transform_job
@@ -94,6 +96,34 @@ def test_each_plan_keeps_its_modes_limits(ruleset: CompiledRuleset, data: dict[s
     if rec.scaling is not None:
         zero = rec.scaling.aws.register_scalable_target.MinCapacity == 0
         assert zero == any(a.MetricName == "HasBacklogWithoutCapacity" for a in rec.scaling.aws.alarms)
+
+
+def _components_keep_their_limits(prof: WorkloadProfile, rec: Recommendation, limits: HostingLimits) -> None:
+    """A small CPU model on a shared endpoint; each copy within botocore's bounds and the model's memory; every AZ's
+    instances hold its share of the copies; the copies left after losing an AZ carry the peak."""
+    ic, w = limits.inference_components, prof.workload
+    assert ic is not None and w.shares_endpoint and w.bound != "gpu" and prof.sla.delivery != "batch"
+    assert w.model_memory_gib is not None and w.model_memory_gib <= ic.max_model_memory_gib
+    component, scaling, c, inst = rec.hosting.aws.create_inference_component, rec.scaling, rec.capacity, rec.instance
+    assert component is not None and scaling is not None and c is not None and inst is not None
+    needs = component.Specification.ComputeResourceRequirements
+    cores = needs.NumberOfCpuCoresRequired
+    assert cores is not None and ic.cpu_cores_per_copy <= cores <= inst.vcpus
+    assert needs.MinMemoryRequiredInMb >= max(ic.min_memory_mb, w.model_memory_gib * 1024)
+    copies, target = component.RuntimeConfig.CopyCount, scaling.aws.register_scalable_target
+    assert 1 <= target.MinCapacity <= copies <= target.MaxCapacity
+    assert target.ScalableDimension == "sagemaker:inference-component:DesiredCopyCount"
+    fit = min(int(inst.vcpus // cores), int(inst.memory_gib * 1024 // needs.MinMemoryRequiredInMb))
+    k = rec.availability.az_count
+    per_az = [copies // k + (1 if i < copies % k else 0) for i in range(k)]
+    assert len(c.per_az) == k and all(n * fit >= m for n, m in zip(c.per_az, per_az, strict=True))
+    (variant,) = rec.hosting.aws.create_endpoint_config.ProductionVariants  # type: ignore[union-attr]
+    managed = variant.ManagedInstanceScaling
+    assert managed is not None and managed.MinInstanceCount <= variant.InitialInstanceCount <= managed.MaxInstanceCount  # type: ignore[operator]
+    if rec.availability.survives_az_loss and k >= 2:
+        rate = c.throughput_basis.per_instance_rps * cores / inst.vcpus
+        left = copies - max(per_az)
+        assert prof.traffic.peak_rps / (left * rate) <= rec.availability.degraded_utilization + 1e-4
 
 
 @_SETTINGS

@@ -171,3 +171,35 @@ def test_a_serverless_answer_is_priced_as_serverless_and_has_no_instance_counter
     assert {n.change for n in report.not_possible} == {"az_count", "target_utilization", "family", "generation"}
     (entry,) = report.what_if
     assert entry.change == "hosting=real_time" and entry.delta_usd_per_month > 0
+
+
+_SHARED_TINY = {
+    "workload": {
+        "bound": "cpu",
+        "model_kind": "classic_ml",
+        "model_memory_gib": 0.2,
+        "processing_s": 0.01,
+        "shares_endpoint": True,
+    },
+    "traffic": {"peak_rps": 0.5, "per_instance_rps": 100, "burstiness": "steady"},
+    "sla": {"p99_latency_ms": 100, "availability": 0.999},
+}
+
+
+def test_an_inference_component_is_compared_with_the_best_other_mode(ruleset: CompiledRuleset) -> None:
+    """The report states the component's own figures (its reserved share, the instances its copies occupy) and
+    prices the cheapest other mode that could serve; a model that does not share its endpoint is never offered
+    inference components."""
+    prof = profile(_SHARED_TINY)
+    rec = evaluate(prof, ruleset)
+    report = what_if_report(prof, ruleset)
+    assert report.hosting_mode == rec.hosting.mode == "inference_components"
+    assert report.usd_per_month_expected == rec.cost.usd_per_month_expected
+    assert report.instances == rec.capacity.instances  # type: ignore[union-attr]
+    (other,) = [e for e in report.what_if if e.change.startswith("hosting=")]
+    priced = {r.mode for r in rec.hosting.rejected if "USD a month" in r.reason}
+    assert other.hosting_mode in priced
+    alone = copy.deepcopy(_SHARED_TINY)
+    alone["workload"]["shares_endpoint"] = False  # type: ignore[index]
+    modes = {e.hosting_mode for e in what_if_report(profile(alone), ruleset).what_if}
+    assert "inference_components" not in modes

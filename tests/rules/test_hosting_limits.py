@@ -62,6 +62,15 @@ def test_batch_transform_limits_are_botocores() -> None:
     assert client.metadata["max"] == LIMITS.batch_transform.max_invocation_s
 
 
+def test_inference_component_limits_are_botocores() -> None:
+    ic = LIMITS.inference_components
+    assert ic is not None
+    needs = SAGEMAKER.shape_for("InferenceComponentComputeResourceRequirements").members
+    assert needs["NumberOfCpuCoresRequired"].metadata["min"] == ic.cpu_cores_per_copy
+    assert needs["MinMemoryRequiredInMb"].metadata["min"] == ic.min_memory_mb
+    assert needs["NumberOfAcceleratorDevicesRequired"].metadata["min"] == 1  # why GPU models are not shared here
+
+
 @pytest.mark.parametrize(
     ("rule_id", "field", "limit"),
     [
@@ -78,6 +87,16 @@ def test_batch_transform_limits_are_botocores() -> None:
             "workload.model_memory_gib",
             max(LIMITS.serverless.memory_sizes_mb) / 1024 / LIMITS.serverless.memory_headroom,
         ),
+        (
+            "inference-components-small-shared-model",
+            "traffic.peak_instances",
+            LIMITS.inference_components.max_peak_instances if LIMITS.inference_components else 0,
+        ),
+        (
+            "inference-components-small-shared-model",
+            "workload.model_memory_gib",
+            LIMITS.inference_components.max_model_memory_gib if LIMITS.inference_components else 0,
+        ),
     ],
 )
 def test_rule_thresholds_are_the_limits(rule_id: str, field: str, limit: float) -> None:
@@ -86,3 +105,7 @@ def test_rule_thresholds_are_the_limits(rule_id: str, field: str, limit: float) 
 
 def test_serverless_is_never_chosen_for_gpu_models() -> None:
     assert "gpu" not in _rule("serverless-intermittent").when["workload.bound"]
+
+
+def test_inference_components_are_never_chosen_for_gpu_models() -> None:
+    assert "gpu" not in _rule("inference-components-small-shared-model").when["workload.bound"]
