@@ -7,37 +7,21 @@ Chromium (or the playwright package) it skips, unless ADVISOR_REQUIRE_BROWSER=1,
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
+from browserutil import CHROMIUM_ARGS, require_chromium
 from litestar.testing import AsyncTestClient
+from served import serve
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Request, Route
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-REQUIRE_BROWSER_ENV = "ADVISOR_REQUIRE_BROWSER"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-SERVER_START_TIMEOUT_S = 60.0
 UI_TIMEOUT_MS = 30_000
 # Operations that must render, by operationId (Swagger UI's DOM id is operations-<tag>-<operationId>).
 OPERATIONS = {
@@ -84,87 +68,17 @@ async def test_docs_page_loads_nothing_from_another_host(client: AsyncTestClient
 # --- the real thing: `advisor serve` and Chromium -----------------------------------------------------------
 
 
-def _need_browser(reason: str) -> None:
-    if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
-        pytest.fail(f"{reason} ({REQUIRE_BROWSER_ENV}=1)")
-    pytest.skip(f"{reason}; set {REQUIRE_BROWSER_ENV}=1 to make this a failure")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serve_command() -> list[str]:
-    script = Path(sys.executable).parent / "advisor"
-    if script.exists():
-        return [str(script), "serve"]
-    # Not installed as a console script (e.g. a bare checkout on PYTHONPATH): the same entry point.
-    return [sys.executable, "-c", "from service.cli import main; main()", "serve"]
-
-
-def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"`advisor serve` exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    pytest.fail(
-        f"`advisor serve` did not answer {url} in {SERVER_START_TIMEOUT_S}s:\n{log.read_text(errors='replace')}"
-    )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait()
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """Base URL of `advisor serve` on loopback, migrating a fresh SQLite database at start."""
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ADVISOR_")}
-    env |= {
-        "ADVISOR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'a.db'}",
-        "ADVISOR_MIGRATE_ON_START": "1",
-        "ADVISOR_HOST": "127.0.0.1",
-        "ADVISOR_PORT": str(port),
-        "ADVISOR_RULES_DIR": str(ROOT / "rules"),
-        "ADVISOR_LOG_LEVEL": "WARNING",
-    }
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(_serve_command(), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_until_up(process, f"{base}/healthz", log)
+    with serve(tmp_path) as (base, _):
         yield base
-    finally:
-        _stop(process)
 
 
 @pytest.fixture
 def chromium() -> Path:
     """Debian's Chromium, checked before any server starts; skips (or fails) when the browser is missing."""
-    if not CHROMIUM.exists():
-        _need_browser(f"Debian's Chromium is not installed at {CHROMIUM}")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _need_browser("the playwright package is not installed")
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.mark.browser
