@@ -20,10 +20,13 @@ another rule fire, and the note says which); the figures are ``cost_estimate``'s
 counterfactual the engine refuses (``ProfileRejected``: the model fits no type of that family, no rule matches)
 is not priced: it is left out of ``what_if`` and listed in ``not_possible`` with the refusal's code and message.
 
-Notes name what the counterfactual's plan needs that the decision's does not: a throughput basis other than the
-decision's (the profile's rate assumed on a type it was not measured on is not known there), other rules,
-warnings from the advisories and monitoring tables and the cost model that appear. The engine's arithmetic
-warnings (``az_loss_overload``, ``near_idle_fleet`` ...) come with a full evaluation and are not repeated here.
+Notes say what the counterfactual's plan occupies where it differs from the decision's (``whatif_fleet``): a fleet
+of its own, or, for inference components always, the copies, the shared instances they occupy (the entry's
+``instances``) and the model's reserved share, each side named by its mode where the mode changes. They name what
+the counterfactual's plan needs that the decision's does not: a throughput basis other than the decision's (the
+profile's rate assumed on a type it was not measured on is not known there), other rules, warnings from the
+advisories and monitoring tables and the cost model that appear. The engine's arithmetic warnings
+(``az_loss_overload``, ``near_idle_fleet`` ...) come with a full evaluation and are not repeated here.
 """
 
 from __future__ import annotations
@@ -35,14 +38,15 @@ import msgspec
 
 from service.contract import RulesetRef, Warning, WhatIf, WhatIfReport, WorkloadProfile
 from service.contract.whatif import WhatIfNotPossible
-from service.engine.capacity import fmt, spread
+from service.engine.capacity import fmt
 from service.engine.compiled import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide
 from service.engine.cost import cost_estimate
 from service.engine.evaluate import DEFAULT_ENDPOINT_NAME
-from service.engine.inference_components import plan_copies
+from service.engine.inference_components import CopyPlan, plan_copies
 from service.engine.mode_cost import best_other_mode, mode_cost
 from service.engine.monitoring import advisories, monitoring
+from service.engine.whatif_fleet import fleet_note, same_copies
 from service.rulebook.hosting_models import HostingLimits
 from service.rulebook.models import CatalogInstance
 
@@ -60,7 +64,12 @@ class _Plan:
     decision: Decision
     usd_per_month_expected: float
     warnings: tuple[Warning, ...]
-    instances: int  # at the peak, in the plan's mode (for inference components: the instances its copies occupy)
+    copies: CopyPlan | None  # an inference component's copies; None in the other modes
+
+    @property
+    def instances(self) -> int:
+        """At the peak, in the plan's mode (for inference components: the instances its copies occupy)."""
+        return self.copies.instances if self.copies is not None else self.decision.instances
 
 
 @dataclass
@@ -151,15 +160,14 @@ def _plan(
         in_mode = mode_cost(decision.hosting_mode, profile, decision, hosting.limits, cost)
         cost = in_mode if not isinstance(in_mode, str) else cost
     limits = hosting.limits if hosting is not None else None
-    return _Plan(decision, cost.usd_per_month_expected, tuple(warnings), _instances(profile, decision, limits))
+    return _Plan(decision, cost.usd_per_month_expected, tuple(warnings), _copies(profile, decision, limits))
 
 
-def _instances(profile: WorkloadProfile, decision: Decision, limits: HostingLimits | None) -> int:
-    """The instances at the peak in the decision's mode: the fleet, or the shared instances a component's copies
-    occupy."""
+def _copies(profile: WorkloadProfile, decision: Decision, limits: HostingLimits | None) -> CopyPlan | None:
+    """An inference component's copies and the shared instances they occupy; None in the other modes."""
     if decision.hosting_mode == "inference_components" and limits is not None and limits.inference_components:
-        return plan_copies(profile, decision, limits.inference_components).instances
-    return decision.instances
+        return plan_copies(profile, decision, limits.inference_components)
+    return None
 
 
 def _other_mode(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Report) -> None:
@@ -176,9 +184,7 @@ def _other_mode(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Rep
     mode, cost = best
     facts = dict(decision.facts, **{"decision.hosting_mode": mode})
     in_mode = dataclasses.replace(decision, facts=facts)
-    other = _Plan(
-        in_mode, cost.usd_per_month_expected, report.base.warnings, _instances(profile, in_mode, hosting.limits)
-    )
+    other = _Plan(in_mode, cost.usd_per_month_expected, report.base.warnings, _copies(profile, in_mode, hosting.limits))
     rule = decision.hosting_rule
     head = (
         f"hosting {decision.hosting_mode} -> {mode}, the cheapest other mode that could serve "
@@ -282,8 +288,12 @@ def _newest_generation(profile: WorkloadProfile, ruleset: CompiledRuleset, repor
 
 
 def _same_fleet(base: _Plan, plan: _Plan) -> list[str]:
-    """Why a utilisation that changed leaves the fleet as it was."""
+    """Why a utilisation that changed leaves the fleet (or an inference component's copies) as it was."""
     b, p = base.decision, plan.decision
+    if base.copies is not None and plan.copies is not None:
+        return same_copies(base.copies, plan.copies, p)
+    if base.copies is not None or plan.copies is not None:  # the mode changed: the note says what the plan occupies
+        return []
     if p.instances != b.instances or p.instance.type != b.instance.type:
         return []
     planned = p.per_instance_rps * p.utilization
@@ -323,11 +333,13 @@ def _differences(base: _Plan, plan: _Plan) -> list[str]:
     """What the counterfactual's plan rests on that the decision's does not, in a fixed order."""
     b, p = base.decision, plan.decision
     notes: list[str] = []
-    if p.instances != b.instances or p.instance.type != b.instance.type:
-        where = (
-            f"{' + '.join(map(str, spread(p.instances, p.az_count)))} over {p.az_count} AZs" if p.multi_az else "1 AZ"
+    fleet = fleet_note(b, base.copies, p, plan.copies)
+    if fleet is not None:
+        notes.append(fleet)
+    if b.hosting_rule is not None and p.hosting_rule is not None and b.hosting_rule.id != p.hosting_rule.id:
+        notes.append(
+            f"hosting rule '{p.hosting_rule.id}' ({p.hosting_mode}) instead of '{b.hosting_rule.id}' ({b.hosting_mode})"
         )
-        notes.append(f"{b.instances} x {b.instance.type} -> {p.instances} x {p.instance.type} ({where})")
     for table in _RULE_TABLES:
         before, after = getattr(b, f"{table}_rule").id, getattr(p, f"{table}_rule").id
         if before != after:
