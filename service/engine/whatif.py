@@ -188,7 +188,7 @@ def _other_mode(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Rep
     rule = decision.hosting_rule
     head = (
         f"hosting {decision.hosting_mode} -> {mode}, the cheapest other mode that could serve "
-        f"(hosting rule '{rule.id if rule else 'none'}' chose {decision.hosting_mode}); {cost.basis.split(';')[0]}"
+        f"(hosting rule '{rule.id if rule else 'none'}' chose {decision.hosting_mode}); {_first_clause(cost.basis)}"
     )
     report.add(f"hosting={mode}", other, head)
 
@@ -367,3 +367,13 @@ def _basis(decision: Decision) -> str:
         "measured: the rate there is not known, so the count and cost are only as good as that assumption; "
         f"load-test {inst.type} to rely on them"
     )
+
+
+def _first_clause(text: str) -> str:
+    """``text`` up to its first ``;`` outside parentheses (a cost basis's first clause, whole)."""
+    depth = 0
+    for at, char in enumerate(text):
+        depth += (char == "(") - (char == ")")
+        if char == ";" and depth <= 0:
+            return text[:at]
+    return text

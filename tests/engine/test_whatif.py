@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import msgspec
+import yaml
 from profiles import WORKED_EXAMPLE, profile
 
 from service.contract import WhatIf, WhatIfReport
-from service.engine import CompiledRuleset, evaluate
+from service.engine import CompiledRuleset, ProfileRejected, compile_ruleset, evaluate
 from service.engine.whatif import what_if, what_if_report
+from service.rulebook.loader import load_ruleset
 
 
 def _report(ruleset: CompiledRuleset, **changes: Any) -> WhatIfReport:
@@ -203,3 +206,20 @@ def test_an_inference_component_is_compared_with_the_best_other_mode(ruleset: Co
     alone["workload"]["shares_endpoint"] = False  # type: ignore[index]
     modes = {e.hosting_mode for e in what_if_report(profile(alone), ruleset).what_if}
     assert "inference_components" not in modes
+
+
+def test_every_hosting_note_closes_what_it_opens() -> None:
+    """The mode counterfactual quotes the first clause of the other mode's cost basis whole (it was cut at a ';'
+    inside a parenthesis, leaving it open)."""
+    ruleset = compile_ruleset(load_ruleset(Path(__file__).resolve().parents[2] / "rules"))
+    cases = yaml.safe_load((Path(__file__).resolve().parents[1] / "advice" / "cases" / "hosting.yaml").read_text())
+    notes = []
+    for case in cases["cases"]:
+        try:
+            report = what_if_report(profile(case["profile"]), ruleset)
+        except ProfileRejected:
+            continue
+        notes += [w.note for w in report.what_if if w.change.startswith("hosting=")]
+    assert any("serverless" in note for note in notes)
+    for note in notes:
+        assert note.count("(") == note.count(")"), note
