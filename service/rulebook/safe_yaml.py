@@ -88,7 +88,8 @@ def parse_yaml(text: str, budget: NodeBudget) -> tuple[Any, dict[LinePath, int]]
     if node is None:
         raise YamlError(1, "file is empty")
     lines: dict[LinePath, int] = {}
-    return _construct(node, (), lines, budget), lines
+    # A constructor per call: PyYAML's keeps every node it built (``constructed_objects``) for the loader's life.
+    return _construct(node, (), lines, budget, yaml.SafeLoader("")), lines
 
 
 _ALLOWED_TAGS = frozenset(
@@ -96,7 +97,9 @@ _ALLOWED_TAGS = frozenset(
 )
 
 
-def _construct(node: yaml.Node, path: LinePath, lines: dict[LinePath, int], budget: NodeBudget) -> Any:
+def _construct(
+    node: yaml.Node, path: LinePath, lines: dict[LinePath, int], budget: NodeBudget, scalars: yaml.SafeLoader
+) -> Any:
     budget.spend(node)
     if len(path) > MAX_YAML_DEPTH:  # aliases can nest what was composed shallow
         raise YamlError(node.start_mark.line + 1, _too_deep() + " once its aliases are expanded")
@@ -108,21 +111,26 @@ def _construct(node: yaml.Node, path: LinePath, lines: dict[LinePath, int], budg
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise YamlError(key_node.start_mark.line + 1, "merge keys (<<) are not supported")
-            key = _scalar(key_node)
+            key = _scalar(key_node, scalars)
             if key in out:
                 raise YamlError(key_node.start_mark.line + 1, f"duplicate key '{key}'")
             lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, (*path, key), lines, budget)
+            out[key] = _construct(value_node, (*path, key), lines, budget, scalars)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*path, i), lines, budget) for i, item in enumerate(node.value)]
-    return _scalar(node)
+        return [_construct(item, (*path, i), lines, budget, scalars) for i, item in enumerate(node.value)]
+    return _scalar(node, scalars)
 
 
-_SAFE_CONSTRUCTOR = yaml.SafeLoader("")
-
-
-def _scalar(node: yaml.Node) -> Any:
+def _scalar(node: yaml.Node, scalars: yaml.SafeLoader) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise YamlError(node.start_mark.line + 1, "keys must be plain values")
-    return _SAFE_CONSTRUCTOR.construct_object(node, deep=True)
+    try:
+        return scalars.construct_object(node, deep=True)
+    except (ValueError, KeyError, AttributeError, OverflowError, yaml.YAMLError) as exc:
+        # A value its tag cannot hold: 2026-02-30, !!int abc, !!bool maybe, an int of more than 4300 digits.
+        value = str(node.value)
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise YamlError(
+            node.start_mark.line + 1, f"invalid YAML value {shown!r} for {node.tag} ({type(exc).__name__})"
+        ) from None

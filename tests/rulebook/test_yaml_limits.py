@@ -77,3 +77,38 @@ def test_aliases_cannot_nest_deeper_than_what_was_composed() -> None:
 def test_a_character_yaml_does_not_allow_is_a_file_error() -> None:
     messages = _messages(dict(ruleset_files(RULES_DIR)) | {"ruleset.yaml": "\x14"})
     assert any(m.startswith("candidate/ruleset.yaml: invalid YAML: unacceptable character") for m in messages), messages
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-02-30", "2026-12-03T25:00:00Z", "1" * 5000, "!!bool maybe", "!!int abc", "!!float abc", "!!timestamp abc"],
+)
+def test_a_value_its_tag_cannot_hold_is_a_file_error(value: str) -> None:
+    """The second reader's finding: these raised ValueError, KeyError or AttributeError (an unhandled 500)."""
+    messages = _messages(dict(ruleset_files(RULES_DIR)) | {"tables/x.yaml": f"a: {value}\n"})
+    assert any(m.startswith("candidate/tables/x.yaml:1: invalid YAML value") for m in messages), messages
+
+
+def test_parsing_keeps_no_node_once_done() -> None:
+    """The second reader's finding: one shared constructor kept every scalar ever parsed (a worker grew ~20 MB per
+    impact request). Each parse now has its own; what it built is freed with its result."""
+    import gc
+    import weakref
+
+    import yaml
+
+    built: list[weakref.ref[yaml.Node]] = []
+    original = yaml.SafeLoader.construct_object
+
+    def tracking(self: yaml.SafeLoader, node: yaml.Node, deep: bool = False) -> object:
+        built.append(weakref.ref(node))
+        return original(self, node, deep=deep)
+
+    yaml.SafeLoader.construct_object = tracking  # type: ignore[method-assign]
+    try:
+        parse_yaml("a: [" + ", ".join(["1"] * 1000) + "]", NodeBudget())
+    finally:
+        yaml.SafeLoader.construct_object = original  # type: ignore[method-assign]
+    gc.collect()
+    assert len(built) > 1000
+    assert all(ref() is None for ref in built)
