@@ -4,7 +4,7 @@ Local mode binds loopback only and asks for no key, so two browser tricks would 
 
 * **DNS rebinding**: a page on ``attacker.example`` re-resolves its name to 127.0.0.1 and reads the answers, since
   the browser deems them same-origin. Its requests still name ``attacker.example`` in ``Host``: every request's
-  host must be a loopback name (``127.0.0.1``, ``localhost``, ``::1``, with any port), else ``400``
+  one Host header must name a loopback name (``127.0.0.1``, ``localhost``, ``::1``, with any port), else ``400``
   ``host-not-allowed``.
 * **Cross-site POSTs**: a form or ``fetch(..., {mode: "no-cors"})`` may POST ``text/plain``, a form encoding or no
   body at all without asking the server first; a POST declared as ``application/json`` needs a CORS preflight,
@@ -31,14 +31,18 @@ FORM_WITH_CSRF_TOKEN = "form_with_csrf_token"
 
 
 def _host_name(host: str) -> str:
-    """``Host`` without its port: ``[::1]:8000`` -> ``::1``, ``localhost:8000`` -> ``localhost``."""
+    """``Host`` without its port: ``[::1]:8000`` -> ``::1``, ``localhost:8000`` -> ``localhost``; anything else
+    after a bracketed address or a port that is not digits leaves it unmatched."""
     if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        end = host.find("]")
+        rest = host[end + 1 :] if end > 0 else "x"
+        return host[1:end] if rest == "" or (rest[:1] == ":" and rest[1:].isdigit()) else host
+    name, colon, port = host.partition(":")
+    return name if not colon or port.isdigit() else host
 
 
 def _is_json(media: str) -> bool:
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json"  # exactly: the browser's Reporting API posts application/reports+json
 
 
 def check_local_request(scope: Scope) -> None:
@@ -46,19 +50,20 @@ def check_local_request(scope: Scope) -> None:
 
     Called by the authentication middleware for every request in local mode (one middleware layer, not two).
     """
-    host = media = b""
+    hosts: list[bytes] = []
+    media = b""
     for name, value in scope["headers"]:
         if name == b"host":
-            host = value
+            hosts.append(value)
         elif name == b"content-type":
             media = value
-    if host and _host_name(host.decode("latin-1").lower()) not in LOOPBACK_HOSTS:
+    if len(hosts) != 1 or _host_name(hosts[0].decode("latin-1").lower()) not in LOOPBACK_HOSTS:
         raise Problem(
             400,
             "host-not-allowed",
             "Host not allowed",
-            "in local mode (no API keys) the service answers requests for a loopback name only: 127.0.0.1, "
-            "localhost or [::1].",
+            "in local mode (no API keys) the service answers requests with one Host header naming a loopback name "
+            "only: 127.0.0.1, localhost or [::1].",
         )
     if (
         scope.get("method") == "POST"

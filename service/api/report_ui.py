@@ -283,13 +283,27 @@ async def _report(
         what_if = msgspec.to_builtins(counterfactuals.what_if)
     except (WhatIfNotFound, StoredDecisionUnusable, ProfileRejected):
         what_if = []  # the report shows the plan alone (the cost chart says no what-if was computed)
-    record = {
-        "decision_id": str(row.id),
-        "ruleset_version": row.ruleset_version,
-        "ruleset_sha256": row.ruleset_sha256,
-        "engine_version": row.engine_version,
-        "profile": json.loads(row.profile),
-        "recommendation": json.loads(row.recommendation),
-    }
-    built = build_report(record, ruleset_files=ruleset.files if ruleset else None, what_if=what_if)
+    try:
+        record = {
+            "decision_id": str(row.id),
+            "ruleset_version": row.ruleset_version,
+            "ruleset_sha256": row.ruleset_sha256,
+            "engine_version": row.engine_version,
+            "profile": json.loads(row.profile),
+            "recommendation": json.loads(row.recommendation),
+        }
+        built = build_report(record, ruleset_files=ruleset.files if ruleset else None, what_if=what_if)
+    except (ValueError, RecursionError, OverflowError):  # a stored row this release cannot read (never answered so)
+        return _page(
+            "message.html",
+            access,
+            principal,
+            409,
+            page_title="Decision cannot be shown",
+            heading="Decision cannot be shown",
+            message=f"Decision {parsed} is stored in a form this release cannot read; GET /v1/decisions/{parsed} "
+            "returns it as stored.",
+            sign_in=False,
+            next_path="/",
+        )
     return _page("report.html", access, principal, page_title=built.title, report=built)

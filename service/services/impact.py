@@ -153,7 +153,8 @@ class ImpactAnalysis:
         self.decisions += 1
         try:
             profile = decode_as(row.profile, WorkloadProfile)
-        except msgspec.DecodeError as exc:  # stored before repeated keys were refused, or by another contract
+        except (msgspec.DecodeError, RecursionError, ValueError, OverflowError) as exc:  # stored before repeated
+            # keys were refused, by another contract, or nested past the stack (written behind the service's back)
             self._add_undecodable(row, exc)
             return
         multi_az, usd_per_hour = stored_fields(row.recommendation)
@@ -213,7 +214,7 @@ class ImpactAnalysis:
         if len(self.sample) < self.sample_size:
             self.sample.append(ChangedDecision(row.id, changes, rules, cause, row.engine_version))
 
-    def _add_undecodable(self, row: HistoryRow, exc: msgspec.DecodeError) -> None:
+    def _add_undecodable(self, row: HistoryRow, exc: Exception) -> None:
         self.undecodable += 1
         if len(self.undecodable_sample) < self.sample_size:
             reason = str(exc).replace("\x00", "NUL")[:300]

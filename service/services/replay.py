@@ -65,7 +65,7 @@ def stored_profile(decision_id: uuid.UUID, profile: str) -> WorkloadProfile:
     """
     try:
         return decode_as(profile, WorkloadProfile)
-    except msgspec.DecodeError as exc:  # ValidationError included
+    except (msgspec.DecodeError, RecursionError, ValueError, OverflowError) as exc:  # nested past the stack, too
         reason = str(exc).replace("\x00", "NUL")[:300]
         raise StoredDecisionUnusable(
             "stored-profile-invalid",

@@ -18,7 +18,10 @@ Client = AsyncTestClient  # type: ignore[type-arg]
 EVIL = {"Origin": "https://evil.example"}
 
 
-@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8000", "127.0.0.1.nip.io", "10.0.0.1"])
+@pytest.mark.parametrize(
+    "host",
+    ["attacker.example", "attacker.example:8000", "127.0.0.1.nip.io", "10.0.0.1", "[::1]evil.example", "localhost:x"],
+)
 async def test_local_mode_answers_loopback_host_names_only(client: Client, host: str) -> None:
     response = await client.get("/v1/decisions", headers={"host": host})
     assert response.status_code == 400, response.text
@@ -82,3 +85,15 @@ async def test_audit_answers_are_not_stored_by_caches(client: Client) -> None:
     for path, response in zip([*paths, "replay"], responses, strict=True):
         assert response.status_code == 200, (path, response.text)
         assert response.headers["cache-control"] == "no-store", path
+
+
+async def test_local_mode_wants_exactly_one_host_header(client: Client) -> None:
+    """The second reader's finding: two Host headers (evil, then localhost) were answered by the last."""
+    two = await client.get("/v1/decisions", headers=[("host", "attacker.example"), ("host", "localhost")])
+    assert two.status_code == 400, two.text  # refused, whichever layer sees it first
+
+
+async def test_local_mode_takes_exactly_application_json(client: Client) -> None:
+    """The browser's Reporting API posts application/reports+json without a page script."""
+    response = await client.post("/v1/rulesets/reload", headers={"content-type": "application/reports+json"})
+    assert response.status_code == 415

@@ -89,3 +89,19 @@ async def test_an_integral_float_the_decide_path_accepted_replays(client: Client
     replay = await client.post(f"/v1/decisions/{stored}/replay")
     assert replay.status_code == 200, replay.text
     assert replay.json()["original"]["identical"] is True
+
+
+async def test_a_stored_profile_nested_past_the_stack_is_refused_not_a_500(client: Client, database_url: str) -> None:
+    """The second reader's finding: only the decide path refuses depth, so a row written behind the service's back
+    (by whoever holds its database role) raised RecursionError in replay, what-if, impact and the report page."""
+    answered = await _decide(client, WORKED_EXAMPLE)
+    deep = '{"name":"x","workload":' + "[" * 20_000 + "]" * 20_000 + "}"
+    stored = await record_copy(database_url, answered, engine_version=None, profile=deep)
+    replay = await client.post(f"/v1/decisions/{stored}/replay")
+    assert (replay.status_code, replay.json()["code"]) == (409, "stored-profile-invalid")
+    assert (await client.get(f"/v1/decisions/{stored}/what-if")).status_code == 409
+    assert (await client.get(f"/v1/decisions/{stored}")).status_code < 500
+    assert (await client.get(f"/decisions/{stored}")).status_code == 409
+    impact = await client.post("/v1/rulesets/impact", json={"files": dict(load_ruleset(RULES_DIR).files)})
+    assert impact.status_code == 200, impact.text
+    assert (impact.json()["decisions"], impact.json()["undecodable"]) == (2, 1)

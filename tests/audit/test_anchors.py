@@ -220,3 +220,12 @@ async def test_the_app_logs_chain_heads_at_any_log_level(make_client: MakeClient
                 assert answer.status_code == 201, answer.text
     assert [line["seq"] for line in heads(lines)] == [2, 3]  # every 2 rows, then at shutdown
     assert not [line for line in lines if '"service.access"' in line]  # the access log is off at WARNING
+
+
+def test_a_hostile_line_in_the_log_is_not_an_anchor() -> None:
+    """The second reader's finding: a line nested past the stack raised RecursionError out of `verify`."""
+    from service.services.audit.anchors import read_anchors
+
+    good = json.dumps({"event": "chain head", "seq": 3, "row_hash": "a" * 64})
+    hostile = 'x chain head {"a":' + "[" * 200_000
+    assert read_anchors([hostile, good, "chain head {not json"]) == [ChainHead(3, "a" * 64)]

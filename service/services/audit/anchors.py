@@ -113,7 +113,7 @@ def read_anchors(lines: Iterable[str]) -> list[ChainHead]:
             continue
         try:
             value = json.loads(line[start:])
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the stack: not an anchor line
             continue
         if not isinstance(value, dict) or value.get("event") != ANCHOR_EVENT:
             continue
