@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from apiclients import KEY_ENTRIES, MakeClient
 from litestar.testing import AsyncTestClient
 from profiles import WORKED_EXAMPLE
 
@@ -144,7 +145,7 @@ class TestRejections:
             ("application/json", 201),
             ("application/json; charset=utf-8", 201),
             ("Application/JSON", 201),
-            ("application/vnd.advisor+json", 201),
+            ("application/vnd.advisor+json", 415),  # local mode takes exactly application/json (keys: below)
             ("application/jsonx", 415),
             ("text/json", 415),
             ("", 415),
@@ -156,6 +157,17 @@ class TestRejections:
         )
         assert response.status_code == status, response.text
         assert await _count(client) == (1 if status == 201 else 0)
+
+    async def test_a_json_suffix_type_is_accepted_with_keys(
+        self, make_client: MakeClient, api_keys: dict[str, str]
+    ) -> None:
+        async with make_client(api_keys=KEY_ENTRIES) as keyed:
+            response = await keyed.post(
+                "/v1/recommendations",
+                content=json.dumps(WORKED_EXAMPLE),
+                headers={"content-type": "application/vnd.advisor+json", "X-API-Key": api_keys["decider"]},
+            )
+        assert response.status_code == 201, response.text
 
     async def test_oversized_body_is_413(self, client: Client) -> None:
         body = copy.deepcopy(WORKED_EXAMPLE)
