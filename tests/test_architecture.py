@@ -64,7 +64,6 @@ LAYERS: dict[str, Layer] = {
     "api": Layer(
         ("api/",),
         may=(
-            "service.__version__",
             "service.contract",
             "service.rulebook",
             "service.engine",

@@ -20,7 +20,14 @@ from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.openapi.plugins import OpenAPIRenderPlugin, SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
-__all__ = ["DOCS_CSP", "docs_render_plugins", "docs_router", "docs_static_router"]
+__all__ = [
+    "DOCS_CSP",
+    "docs_render_plugins",
+    "docs_router",
+    "docs_static_router",
+    "page_security_headers",
+    "static_asset_url",
+]
 
 # /docs is where people paste API keys ("Authorize"): it runs only this origin's scripts (no inline script), may not
 # be framed, and sends no Referer. Swagger UI sets inline style attributes, hence 'unsafe-inline' for styles only;
@@ -29,12 +36,18 @@ DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-_SECURITY_HEADERS = [
-    ResponseHeader(name="Content-Security-Policy", value=DOCS_CSP),
-    ResponseHeader(name="X-Frame-Options", value="DENY"),
-    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
-]
+
+
+def page_security_headers(csp: str) -> list[ResponseHeader]:
+    """The headers of a page people use in a browser (``/docs``, the report pages): its CSP, never framed, no
+    sniffing, no Referer."""
+    return [
+        ResponseHeader(name="Content-Security-Policy", value=csp),
+        ResponseHeader(name="X-Frame-Options", value="DENY"),
+        ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+        ResponseHeader(name="Referrer-Policy", value="no-referrer"),
+    ]
+
 
 STATIC_URL_PATH = "/static"
 # Resolved from this file, not the working directory, so an installed wheel finds its own copy.
@@ -56,11 +69,12 @@ def _asset(name: str) -> str:
     return f"{_SWAGGER_UI_URL}/{name}?v={_swagger_ui_version()}"
 
 
-@lru_cache(maxsize=8)
-def _own_asset(name: str) -> str:
-    """URL of a file of ``static/docs/``, versioned by its content (an edited file is a new URL, never stale)."""
-    digest = hashlib.sha256((STATIC_DIR / "docs" / name).read_bytes()).hexdigest()[:12]
-    return f"{STATIC_URL_PATH}/docs/{name}?v={digest}"
+@lru_cache(maxsize=16)
+def static_asset_url(relative: str) -> str:
+    """URL of one of the service's own files under ``static/`` (e.g. ``docs/docs.js``), versioned by its content:
+    an edited file is a new URL, never a stale copy of the year-long cache."""
+    digest = hashlib.sha256((STATIC_DIR / relative).read_bytes()).hexdigest()[:12]
+    return f"{STATIC_URL_PATH}/{relative}?v={digest}"
 
 
 class _SwaggerPage(SwaggerRenderPlugin):
@@ -68,12 +82,13 @@ class _SwaggerPage(SwaggerRenderPlugin):
     of Litestar's page, which inlines the document in a script: the page's CSP allows no inline script."""
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        scripts = (self.js_url, self.standalone_preset_js_url, _own_asset("docs.js"))
+        scripts = (self.js_url, self.standalone_preset_js_url, static_asset_url("docs/docs.js"))
         return (
             "<!DOCTYPE html>\n<html lang='en'>\n<head>\n"
             f"<title>{escape(str(openapi_schema['info']['title']))}</title>\n{self.favicon}\n"
             "<meta charset='utf-8'>\n<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-            f"<link href='{self.css_url}' rel='stylesheet'>\n<link href='{_own_asset('docs.css')}' rel='stylesheet'>\n"
+            f"<link href='{self.css_url}' rel='stylesheet'>\n"
+            f"<link href='{static_asset_url('docs/docs.css')}' rel='stylesheet'>\n"
             + "".join(f"<script src='{src}'></script>\n" for src in scripts)
             + f"</head>\n<body data-spec-url='{escape(self.get_openapi_json_route(request))}'>\n"
             "<div id='swagger-container'></div>\n</body>\n</html>\n"
@@ -96,7 +111,7 @@ def docs_render_plugins() -> list[OpenAPIRenderPlugin]:
 
 def docs_router(path: str) -> Router:
     """The router Litestar serves the docs page and the OpenAPI document from, with the page's security headers."""
-    return Router(path, route_handlers=[], include_in_schema=False, response_headers=_SECURITY_HEADERS)
+    return Router(path, route_handlers=[], include_in_schema=False, response_headers=page_security_headers(DOCS_CSP))
 
 
 def docs_static_router() -> Router:

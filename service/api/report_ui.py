@@ -21,10 +21,10 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
-from service import __version__
 from service.api.auth import AUDIT_READ, DECIDE, Principal
 from service.api.context import request_id_of
 from service.api.decisions import DecisionId, decision_uuid
+from service.api.docs_ui import page_security_headers, static_asset_url
 from service.api.json_body import to_body_type
 from service.api.local_mode import FORM_WITH_CSRF_TOKEN
 from service.api.problems import Problem
@@ -44,20 +44,13 @@ from service.settings import AccessScope, Settings
 
 __all__ = ["PAGES_CSP", "report_ui_router", "report_ui_templates"]
 
-CSS_URL = f"/static/report/report.css?v={__version__}"
 # The pages run no script at all, style only from this origin's stylesheet (the SVG charts are markup with
 # presentation attributes), post forms only here, and may not be framed; a report of an audited decision and a
 # profile are not for shared caches.
 PAGES_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-_SECURITY_HEADERS = [
-    ResponseHeader(name="Content-Security-Policy", value=PAGES_CSP),
-    ResponseHeader(name="X-Frame-Options", value="DENY"),
-    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
-    ResponseHeader(name="Cache-Control", value="no-store"),
-]
+_SECURITY_HEADERS = [*page_security_headers(PAGES_CSP), ResponseHeader(name="Cache-Control", value="no-store")]
 _NO_SCHEMA: dict[str, Any] = {"include_in_schema": False}
 # The pages' form posts: checked by the CSRF middleware, so local mode's JSON-only rule for POSTs lets them through.
 _FORM_POST: dict[str, Any] = {**_NO_SCHEMA, "status_code": 200, "opt": {FORM_WITH_CSRF_TOKEN: True}}
@@ -72,7 +65,7 @@ def _page(template: str, access: UiAccess, principal: Principal | None, status: 
     signed_in = principal.caller if principal is not None and not access.local_mode else None
     return Template(
         template_name=template,
-        context={"css_url": CSS_URL, "inline_css": "", "signed_in": signed_in, **context},
+        context={"css_url": static_asset_url("report/report.css"), "inline_css": "", "signed_in": signed_in, **context},
         status_code=status,
     )
 
