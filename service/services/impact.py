@@ -22,11 +22,11 @@ import msgspec
 
 from service import __version__ as ENGINE_VERSION
 from service.contract import WorkloadProfile
-from service.contract.decoding import decode_as
 from service.db.history import HistoryRow
 from service.engine import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide
 from service.services.impact_report import UNRECORDED, Cause, ChangedDecision, ImpactReport, Transition, render_markdown
+from service.services.replay import UndecodableProfile, decode_stored_profile
 
 __all__ = [
     "FIELDS",
@@ -152,10 +152,9 @@ class ImpactAnalysis:
         """Compare one decision; ``own`` is its stored ruleset, needed when another engine version recorded it."""
         self.decisions += 1
         try:
-            profile = decode_as(row.profile, WorkloadProfile)
-        except (msgspec.DecodeError, RecursionError, ValueError, OverflowError) as exc:  # stored before repeated
-            # keys were refused, by another contract, or nested past the stack (written behind the service's back)
-            self._add_undecodable(row, exc)
+            profile = decode_stored_profile(row.profile)
+        except UndecodableProfile as exc:
+            self._add_undecodable(row, exc.reason)
             return
         multi_az, usd_per_hour = stored_fields(row.recommendation)
         after = _decide(profile, self.candidate)
@@ -214,10 +213,9 @@ class ImpactAnalysis:
         if len(self.sample) < self.sample_size:
             self.sample.append(ChangedDecision(row.id, changes, rules, cause, row.engine_version))
 
-    def _add_undecodable(self, row: HistoryRow, exc: Exception) -> None:
+    def _add_undecodable(self, row: HistoryRow, reason: str) -> None:
         self.undecodable += 1
         if len(self.undecodable_sample) < self.sample_size:
-            reason = str(exc).replace("\x00", "NUL")[:300]
             self.undecodable_sample.append({"decision_id": str(row.id), "reason": reason})
 
     def _add_refused(self, row: HistoryRow, exc: ProfileRejected, *, by_engine: bool) -> None:

@@ -29,6 +29,8 @@ __all__ = [
     "ReplayResult",
     "Replayer",
     "StoredDecisionUnusable",
+    "UndecodableProfile",
+    "decode_stored_profile",
     "differences",
     "stored_profile",
 ]
@@ -56,21 +58,41 @@ class StoredDecisionUnusable(Exception):
         self.code, self.message = code, message
 
 
-def stored_profile(decision_id: uuid.UUID, profile: str) -> WorkloadProfile:
-    """The profile stored with a decision, decoded as the decide path decoded it when it was received.
+class UndecodableProfile(Exception):
+    """A stored profile this release cannot decode; ``reason`` says why, printable and short."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_stored_profile(profile: str) -> WorkloadProfile:
+    """A stored profile, decoded as the decide path decoded it when it was received.
 
     Raises:
-        StoredDecisionUnusable: it is not a valid profile for this release (stored before the service refused
-            repeated keys, or by a release whose contract differed).
+        UndecodableProfile: it is not a valid profile for this release (stored before the service refused repeated
+            keys, by a release whose contract differed, or written behind the service's back, e.g. nested past the
+            stack).
     """
     try:
         return decode_as(profile, WorkloadProfile)
-    except (msgspec.DecodeError, RecursionError, ValueError, OverflowError) as exc:  # nested past the stack, too
-        reason = str(exc).replace("\x00", "NUL")[:300]
+    except (msgspec.DecodeError, RecursionError, ValueError, OverflowError) as exc:
+        raise UndecodableProfile(str(exc).replace("\x00", "NUL")[:300]) from None
+
+
+def stored_profile(decision_id: uuid.UUID, profile: str) -> WorkloadProfile:
+    """The profile stored with a decision (:func:`decode_stored_profile`).
+
+    Raises:
+        StoredDecisionUnusable: it is not a valid profile for this release.
+    """
+    try:
+        return decode_stored_profile(profile)
+    except UndecodableProfile as exc:
         raise StoredDecisionUnusable(
             "stored-profile-invalid",
             f"the profile stored with decision {decision_id} is not a valid WorkloadProfile for this release "
-            f"({reason}); GET /v1/decisions/{decision_id} returns it as received.",
+            f"({exc.reason}); GET /v1/decisions/{decision_id} returns it as received.",
         ) from None
 
 
