@@ -20,9 +20,11 @@ from service.contract.aws import (
     CreateEndpointConfig,
     MetricAlarm,
     PredefinedMetricSpecification,
+    PredefinedMetricType,
     ProductionVariant,
     RegisterScalableTarget,
     RoutingConfig,
+    ScalableDimension,
     ScalableTargetAction,
     ScalingPolicy,
     ScheduledAction,
@@ -168,21 +170,38 @@ def register_target(endpoint: str, min_capacity: int, max_capacity: int) -> Regi
     )
 
 
-def target_tracking_policy(endpoint: str, target_value: float, outcome: ScalingOutcome) -> ScalingPolicy:
+def predefined_target_tracking(
+    name: str,
+    resource: str,
+    dimension: ScalableDimension,
+    metric: PredefinedMetricType,
+    target: float,
+    cooldowns: tuple[int, int],
+) -> ScalingPolicy:
+    """A target-tracking policy on a predefined SageMaker metric; ``cooldowns`` are (scale-in, scale-out), s."""
     return ScalingPolicy(
-        PolicyName=f"{endpoint}-invocations-target-tracking",
+        PolicyName=name,
         ServiceNamespace=SERVICE_NAMESPACE,
-        ResourceId=resource_id(endpoint),
-        ScalableDimension=SCALABLE_DIMENSION,
+        ResourceId=resource,
+        ScalableDimension=dimension,
         PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration=TargetTrackingScalingPolicyConfiguration(
-            TargetValue=target_value,
-            PredefinedMetricSpecification=PredefinedMetricSpecification(
-                PredefinedMetricType="SageMakerVariantInvocationsPerInstance"
-            ),
-            ScaleInCooldown=outcome.scale_in_cooldown_s,
-            ScaleOutCooldown=outcome.scale_out_cooldown_s,
+            TargetValue=target,
+            PredefinedMetricSpecification=PredefinedMetricSpecification(PredefinedMetricType=metric),
+            ScaleInCooldown=cooldowns[0],
+            ScaleOutCooldown=cooldowns[1],
         ),
+    )
+
+
+def target_tracking_policy(endpoint: str, target_value: float, outcome: ScalingOutcome) -> ScalingPolicy:
+    return predefined_target_tracking(
+        f"{endpoint}-invocations-target-tracking",
+        resource_id(endpoint),
+        SCALABLE_DIMENSION,
+        "SageMakerVariantInvocationsPerInstance",
+        target_value,
+        (outcome.scale_in_cooldown_s, outcome.scale_out_cooldown_s),
     )
 
 

@@ -31,7 +31,6 @@ from service.contract.aws import (
     MetricAlarm,
     MetricDimension,
     ModelClientConfig,
-    PredefinedMetricSpecification,
     ProductionVariant,
     ProductionVariantServerlessConfig,
     RegisterScalableTarget,
@@ -48,7 +47,7 @@ from service.contract.aws import (
     TransformResources,
 )
 from service.engine.aws_alarms import policy_arn_placeholder
-from service.engine.aws_payloads import VARIANT_NAME, resource_id
+from service.engine.aws_payloads import VARIANT_NAME, predefined_target_tracking, resource_id
 
 __all__ = [
     "COPY_COUNT_DIMENSION",
@@ -97,20 +96,13 @@ def serverless_scaling(
         MinCapacity=provisioned,
         MaxCapacity=max_concurrency,
     )
-    policy = ScalingPolicy(
-        PolicyName=f"{endpoint}-provisioned-concurrency-target-tracking",
-        ServiceNamespace=SERVICE_NAMESPACE,
-        ResourceId=resource_id(endpoint),
-        ScalableDimension=PROVISIONED_CONCURRENCY_DIMENSION,
-        PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration=TargetTrackingScalingPolicyConfiguration(
-            TargetValue=target,
-            PredefinedMetricSpecification=PredefinedMetricSpecification(
-                PredefinedMetricType="SageMakerVariantProvisionedConcurrencyUtilization"
-            ),
-            ScaleInCooldown=cooldowns[0],
-            ScaleOutCooldown=cooldowns[1],
-        ),
+    policy = predefined_target_tracking(
+        f"{endpoint}-provisioned-concurrency-target-tracking",
+        resource_id(endpoint),
+        PROVISIONED_CONCURRENCY_DIMENSION,
+        "SageMakerVariantProvisionedConcurrencyUtilization",
+        target,
+        cooldowns,
     )
     return register, policy
 
@@ -301,19 +293,12 @@ def component_scaling(
         MinCapacity=copies[0],
         MaxCapacity=copies[1],
     )
-    policy = ScalingPolicy(
-        PolicyName=f"{component_name(endpoint)}-copies-target-tracking"[:256],
-        ServiceNamespace=SERVICE_NAMESPACE,
-        ResourceId=resource,
-        ScalableDimension=COPY_COUNT_DIMENSION,
-        PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration=TargetTrackingScalingPolicyConfiguration(
-            TargetValue=per_copy_per_minute,
-            PredefinedMetricSpecification=PredefinedMetricSpecification(
-                PredefinedMetricType="SageMakerInferenceComponentInvocationsPerCopy"
-            ),
-            ScaleInCooldown=cooldowns[0],
-            ScaleOutCooldown=cooldowns[1],
-        ),
+    policy = predefined_target_tracking(
+        f"{component_name(endpoint)}-copies-target-tracking"[:256],
+        resource,
+        COPY_COUNT_DIMENSION,
+        "SageMakerInferenceComponentInvocationsPerCopy",
+        per_copy_per_minute,
+        cooldowns,
     )
     return register, policy
