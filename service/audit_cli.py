@@ -11,7 +11,7 @@ import click
 
 __all__ = ["audit"]
 
-_ANCHOR = re.compile(r"^(\d+):([0-9a-f]{64})$")
+_ANCHOR = re.compile(r"^(?:(\d+):)?(\d+):([0-9a-f]{64})$")
 
 
 @click.group()
@@ -29,10 +29,10 @@ def audit() -> None:
 )
 @click.option(
     "--anchor",
-    metavar="SEQ:HASH",
+    metavar="[CHAIN:]SEQ:HASH",
     default=None,
-    help="A chain head recorded earlier (kept outside the database): that seq must still carry that hash, which "
-    "also catches a chain rewritten from scratch.",
+    help="A chain head recorded earlier (kept outside the database; CHAIN defaults to 1): that seq of that chain "
+    "must still carry that hash, which also catches a chain rewritten from scratch.",
 )
 @click.option(
     "--anchors-from",
@@ -40,21 +40,25 @@ def audit() -> None:
     type=click.File("r", encoding="utf-8", errors="replace"),
     metavar="LOGFILE",
     default=None,
-    help="A JSON-lines log of the service (`-`: stdin): every `chain head` line the audit writer logged (every "
-    "ADVISOR_AUDIT_ANCHOR_EVERY_ROWS decisions or ADVISOR_AUDIT_ANCHOR_EVERY_S seconds, per worker) is checked "
-    "against the stored rows; other lines are ignored. Catches history rewritten and re-hashed, or a tail deleted, "
+    help="A JSON-lines log of the service (`-`: stdin): every `chain head` line the audit writers logged (every "
+    "ADVISOR_AUDIT_ANCHOR_EVERY_ROWS decisions or ADVISOR_AUDIT_ANCHOR_EVERY_S seconds, per worker) and every "
+    "`audit checkpoint` line is checked against the stored rows and checkpoints; other lines are ignored. "
+    "Catches history rewritten and re-hashed, or a tail deleted, "
     "by someone able to move the chain head (the database owner). Decisions after the newest anchor in the log are "
     "covered by no anchor.",
 )
 def verify(batch_size: int, anchor: str | None, anchors_from: TextIO | None) -> None:
-    """Walk every decision of ADVISOR_DATABASE_URL in seq order and check the hash chain.
+    """Walk every chain of decisions of ADVISOR_DATABASE_URL in seq order and check the hash chains.
 
-    Prints `ok: N decisions, chain head <hash>` (exit 0; with anchors, how many were checked and the newest
-    anchored seq), or the first broken link (exit 1): a changed row, a deleted or inserted one, a deleted or
-    appended tail, a row whose hash differs from an anchor, an anchor beyond the last row. Without anchors this
-    proves the rows agree with each other and with the head row, which someone with the database owner's rights can
-    rewrite together; anchors kept outside the database prove the history up to the newest of them. Exit 2 when the
-    database cannot be read (a missing one is never created), or LOGFILE holds no `chain head` line.
+    Every worker appends to a chain of its own; checkpoints bind their heads together. Prints `ok: N decisions,
+    chain head <hash>` (one chain) or `ok: N decisions in K chains, heads CHAIN:SEQ:HASH, ...` (exit 0; with
+    checkpoints and anchors, how many were checked), or the first broken link (exit 1): a changed row, a deleted
+    or inserted one, a row moved between chains, a deleted or appended tail, a tail cut below a checkpoint, a
+    missing or changed checkpoint, a row whose hash differs from an anchor, an anchor beyond the last row. Without
+    anchors this proves the rows agree with each other, with the head rows and with the checkpoints, which someone
+    with the database owner's rights can rewrite together; anchors kept outside the database prove the history up
+    to the newest of them. Exit 2 when the database cannot be read (a missing one is never created), or LOGFILE
+    holds no `chain head` line.
     """
     from service.db.chain import ChainHead
     from service.db.readonly import DatabaseNotReady, existing_database, one_line
@@ -65,8 +69,10 @@ def verify(batch_size: int, anchor: str | None, anchors_from: TextIO | None) -> 
     if anchor is not None:
         match = _ANCHOR.match(anchor.strip().lower())
         if match is None:
-            raise click.BadParameter("expected SEQ:HASH (a number, a colon, 64 hex digits)", param_hint="--anchor")
-        expected = ChainHead(int(match[1]), match[2])
+            raise click.BadParameter(
+                "expected [CHAIN:]SEQ:HASH (numbers, colons, 64 hex digits)", param_hint="--anchor"
+            )
+        expected = ChainHead(int(match[2]), match[3], int(match[1] or 1))
     logged: list[ChainHead] = []
     if anchors_from is not None:
         logged = read_anchors(anchors_from)

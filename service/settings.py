@@ -147,6 +147,21 @@ class Settings(BaseSettings):
         description="Log the audit chain head at the latest this many seconds after it moved (and when the worker "
         "stops). Decisions after the newest logged head are not covered by an anchor.",
     )
+    audit_max_chains: int = Field(
+        default=128,
+        ge=1,
+        le=32_767,
+        description="Postgres: how many hash chains writers may claim, one each while they run (every worker of every "
+        "replica is a writer; a writer that finds them all held shares one, correctly but queueing). Chains are "
+        "reused, so this is the most writers at once, not a total.",
+    )
+    audit_checkpoint_every_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="Record a checkpoint binding every audit chain's head (table audit_checkpoints, event `audit "
+        "checkpoint` in the log) when none was recorded for this long, s; each worker also records one as it stops.",
+    )
     idempotency_ttl_s: int = Field(
         default=86_400, ge=1, le=30 * 86_400, description="How long an Idempotency-Key is remembered, s."
     )

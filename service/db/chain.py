@@ -1,9 +1,16 @@
-"""The audit hash chain: how a decision row's ``row_hash`` is computed.
+"""The audit hash chains: how a decision row's ``row_hash`` is computed.
 
-Every decision has a ``seq`` (1, 2, 3, ... without gaps), the ``prev_hash`` of the decision before it (64 zeros
-for seq 1) and a ``row_hash``: SHA-256 over a canonical encoding of ``seq``, ``prev_hash`` and every stored field
-of the row. Changing a row breaks its own hash; deleting or inserting one breaks the seq sequence or the next
-row's ``prev_hash``; the one-row ``audit_chain_head`` table records the end, so a deleted tail shows too.
+Decisions form several hash chains, one per writer at a time (``chain``: 1, 2, ...; migration 0008). Within its
+chain every decision has a ``seq`` (1, 2, 3, ... without gaps), the ``prev_hash`` of the decision before it (the
+chain's genesis hash for seq 1) and a ``row_hash``: SHA-256 over a canonical encoding of ``seq``, ``prev_hash`` and
+every stored field of the row. Changing a row breaks its own hash; deleting or inserting one breaks the seq
+sequence or the next row's ``prev_hash``; ``audit_chain_head`` records each chain's end, so a deleted tail shows
+too.
+
+**Genesis.** Chain 1's genesis is 64 zeros, as it was when there was one chain, so every row stored before
+migration 0008 (all of them chain 1) verifies unchanged. Chain ``n >= 2`` starts from ``genesis_hash(n)``,
+SHA-256 of ``advisor-audit-chain-genesis/<n>``: every row's hash covers its chain number through the links before
+it, so rows moved to another chain, or two chains' numbers swapped, no longer verify.
 
 The encodings are frozen (``CHAIN_FORMAT``, ``CHAIN_FORMAT_ENGINE`` and ``CHAIN_FORMAT_CLIENT_ID`` name them): rows
 hashed by an older release must verify under a newer one. A row without an ``engine_version`` (NULL: every row
@@ -54,20 +61,31 @@ __all__ = [
     "ChainHead",
     "canonical_timestamp",
     "chain_hash",
+    "genesis_hash",
 ]
 
 CHAIN_FORMAT = "advisor-audit-chain/1"  # rows without an engine_version (and without a client_request_id)
 CHAIN_FORMAT_ENGINE = "advisor-audit-chain/2"  # rows with one: it follows ruleset_version
 CHAIN_FORMAT_CLIENT_ID = "advisor-audit-chain/3"  # rows with a client_request_id: it follows request_id
-GENESIS_HASH = "0" * 64  # prev_hash of seq 1, and the head's hash while there are no decisions
+GENESIS_HASH = "0" * 64  # chain 1's prev_hash of seq 1, and its head's hash while it has no decisions
+
+
+def genesis_hash(chain: int) -> str:
+    """The ``prev_hash`` of seq 1 of ``chain``, and its head's hash while it has no decisions."""
+    if chain < 1:
+        raise ValueError(f"audit chains are numbered from 1, got {chain}")
+    if chain == 1:
+        return GENESIS_HASH
+    return hashlib.sha256(f"advisor-audit-chain-genesis/{chain}".encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class ChainHead:
-    """The end of the chain: seq and row_hash of the last decision (0 and zeros when there is none)."""
+    """The end of a chain: seq and row_hash of its last decision (0 and its genesis hash when there is none)."""
 
     seq: int
     row_hash: str
+    chain: int = 1
 
 
 def canonical_timestamp(value: datetime) -> str:

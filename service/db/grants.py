@@ -21,7 +21,9 @@ __all__ = ["SERVICE_ROLE_PRIVILEGES", "grant_service_role"]
 # table is missing here, so each new one gets a decision).
 SERVICE_ROLE_PRIVILEGES: Final[dict[str, tuple[str, ...]]] = {
     "decisions": ("SELECT", "INSERT"),  # append-only: never UPDATE, DELETE or TRUNCATE
-    "audit_chain_head": ("SELECT", "UPDATE"),  # SELECT ... FOR UPDATE, and moving the head after each batch
+    # SELECT ... FOR UPDATE, moving the head after each batch, and the head row of a chain claimed for the first time
+    "audit_chain_head": ("SELECT", "INSERT", "UPDATE"),
+    "audit_checkpoints": ("SELECT", "INSERT"),  # append-only, like the decisions
     "idempotency_keys": ("SELECT", "INSERT", "DELETE"),  # expired keys are deleted (the writer's purge)
     "rulesets": ("SELECT", "INSERT"),  # a ruleset is stored when first activated
     "ruleset_activations": ("SELECT", "INSERT"),  # activation history

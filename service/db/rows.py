@@ -42,11 +42,12 @@ class ChainedDecision:
     prev_hash: str
     row_hash: str
     decision: DecisionRow
+    chain: int = 1
 
     @property
     def head(self) -> ChainHead:
         """The chain's end once this decision is the last one."""
-        return ChainHead(seq=self.seq, row_hash=self.row_hash)
+        return ChainHead(seq=self.seq, row_hash=self.row_hash, chain=self.chain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +60,24 @@ class IdempotencyRecord:
     decision_id: UUID
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A checkpoint as stored: the heads of the chains it binds (``[[chain, seq, row_hash], ...]`` as JSON text),
+    chained to the checkpoint before it (``service.services.audit.checkpoints``)."""
+
+    seq: int
+    created_at: datetime
+    heads: str
+    prev_hash: str
+    row_hash: str
+
+    def as_values(self) -> dict[str, object]:
+        return {
+            "seq": self.seq,
+            "created_at": self.created_at,
+            "heads": self.heads,
+            "prev_hash": self.prev_hash,
+            "row_hash": self.row_hash,
+        }

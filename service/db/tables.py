@@ -28,7 +28,15 @@ from sqlalchemy import (
     Uuid,
 )
 
-__all__ = ["UTCDateTime", "audit_chain_head", "decisions", "idempotency_keys", "metadata", "rulesets"]
+__all__ = [
+    "UTCDateTime",
+    "audit_chain_head",
+    "audit_checkpoints",
+    "decisions",
+    "idempotency_keys",
+    "metadata",
+    "rulesets",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -42,6 +50,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 ENGINE_VERSION_COMMENT = "advisor release that evaluated the decision; NULL: recorded before engine versions were kept"
 CLIENT_REQUEST_ID_COMMENT = "the X-Request-ID the client sent (request_id is the service's own); NULL: none sent"
+CHAIN_COMMENT = "the hash chain the row belongs to (audit_chain_head.id); 1 for every row stored before 0008"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -99,16 +108,23 @@ decisions = Table(
     Column("instances", Integer, nullable=True),
     Column("profile", Text, nullable=False, comment="the request profile JSON exactly as received"),
     Column("recommendation", Text, nullable=False, comment="the exact JSON answered (UTF-8 text)"),
-    # Tamper evidence (service/db/chain.py): the decisions form one hash chain in seq order.
-    Column("seq", BigInteger, nullable=False, comment="position in the audit hash chain: 1, 2, 3, ... no gaps"),
-    Column("prev_hash", CHAR(64), nullable=False, comment="row_hash of the decision at seq - 1 (zeros for seq 1)"),
+    # Tamper evidence (service/db/chain.py): each writer appends to a hash chain of its own (chain), in seq order.
+    Column("seq", BigInteger, nullable=False, comment="position in its audit hash chain: 1, 2, 3, ... no gaps"),
+    Column(
+        "prev_hash",
+        CHAR(64),
+        nullable=False,
+        comment="row_hash of the decision at seq - 1 of the same chain (the chain's genesis hash for seq 1)",
+    ),
     Column("row_hash", CHAR(64), nullable=False, comment="sha256 of this row's canonical encoding and prev_hash"),
     # Which release's engine evaluated it (migration 0006); part of row_hash when present.
     Column("engine_version", String, nullable=True, comment=ENGINE_VERSION_COMMENT),
     # What the client called the request (migration 0007); part of row_hash when present.
     Column("client_request_id", String, nullable=True, comment=CLIENT_REQUEST_ID_COMMENT),
+    # Which hash chain the row belongs to (migration 0008): one per writer at a time, so writers never queue.
+    Column("chain", SmallInteger, nullable=False, server_default="1", comment=CHAIN_COMMENT),
 )
-Index("ix_decisions_seq", decisions.c.seq, unique=True)
+Index("ix_decisions_chain_seq", decisions.c.chain, decisions.c.seq, unique=True)
 
 # Newest-first keyset pagination, unfiltered and per filter column.
 Index("ix_decisions_created_at_id", decisions.c.created_at.desc(), decisions.c.id.desc())
@@ -127,15 +143,29 @@ Index(
 )
 
 
-# The end of the hash chain: one row, locked (SELECT ... FOR UPDATE) by every transaction that appends decisions,
-# so writers in any number of processes append one after another and the chain cannot fork.
+# The end of each hash chain: one row per chain, locked (SELECT ... FOR UPDATE) or compared by every transaction
+# that appends to that chain, so writers sharing a chain append one after another and no chain can fork.
 audit_chain_head = Table(
     "audit_chain_head",
     metadata,
-    Column("id", SmallInteger, primary_key=True, autoincrement=False, comment="always 1: the table has one row"),
-    Column("seq", BigInteger, nullable=False, comment="seq of the last decision (0: none yet)"),
-    Column("row_hash", CHAR(64), nullable=False, comment="row_hash of the last decision (zeros: none yet)"),
-    CheckConstraint("id = 1", name="single_row"),
+    Column("id", SmallInteger, primary_key=True, autoincrement=False, comment="the chain: decisions.chain"),
+    Column("seq", BigInteger, nullable=False, comment="seq of the chain's last decision (0: none yet)"),
+    Column(
+        "row_hash", CHAR(64), nullable=False, comment="row_hash of the chain's last decision (its genesis: none yet)"
+    ),
+    CheckConstraint("id >= 1", name="chain_id"),
+)
+
+# Checkpoints bind the chains together: every so often a writer records the heads of the chains that moved since
+# the checkpoint before, itself a hash chain (service/services/audit/checkpoints.py, migration 0008).
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False, comment="1, 2, 3, ... no gaps"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("heads", Text, nullable=False, comment="JSON [[chain, seq, row_hash], ...] by chain: the heads bound"),
+    Column("prev_hash", CHAR(64), nullable=False, comment="row_hash of checkpoint seq - 1 (zeros for seq 1)"),
+    Column("row_hash", CHAR(64), nullable=False, comment="sha256 of this checkpoint's canonical encoding"),
 )
 
 # Idempotency-Key of POST /v1/recommendations, per caller, written in the transaction of the decision it names.

@@ -65,6 +65,7 @@ __all__ = [
     "render",
     "sample_live_values",
     "timed_audit_commit",
+    "waited_for_chain",
 ]
 
 MULTIPROCESS: Final[bool] = values.ValueClass is not values.MutexValue
@@ -104,6 +105,12 @@ AUDIT_COMMIT_SECONDS = Histogram(
     "committed or failed (every decision of a failed batch got an error; nothing of it was stored).",
     ["outcome"],
     buckets=_LATENCY_BUCKETS,
+)
+AUDIT_CHAIN_WAIT_SECONDS = Counter(
+    "advisor_audit_chain_wait_seconds",
+    "Time audit batches spent waiting for their chain: locking its head row (SELECT ... FOR UPDATE), and appends "
+    "that found the head moved by another writer and were redone. Near zero while every writer has a chain of its "
+    "own.",
 )
 
 # --- the request path -----------------------------------------------------------------------------------------
@@ -169,6 +176,11 @@ def timed_audit_commit(
             AUDIT_BATCH_SIZE.observe(len(batch))
 
     return timed
+
+
+def waited_for_chain(seconds: float) -> None:
+    """An audit batch waited this long for its chain (the lock on its head, or a contended append redone)."""
+    AUDIT_CHAIN_WAIT_SECONDS.inc(seconds)
 
 
 # --- live values ----------------------------------------------------------------------------------------------

@@ -100,8 +100,8 @@ async def unprotect(engine: AsyncEngine) -> None:
         if engine.dialect.name == "postgresql":
             await conn.execute(text("ALTER TABLE decisions DISABLE TRIGGER USER"))
         else:
-            await conn.execute(text("DROP TRIGGER decisions_no_update"))
-            await conn.execute(text("DROP TRIGGER decisions_no_delete"))
+            await conn.execute(text("DROP TRIGGER IF EXISTS decisions_no_update"))
+            await conn.execute(text("DROP TRIGGER IF EXISTS decisions_no_delete"))
 
 
 async def assert_edit_is_caught(engine: AsyncEngine, column: str, value: str, seq: int) -> None:

@@ -25,6 +25,7 @@ from service.db import AuditRepository, ChainHead
 from service.db.chain import chain_hash
 from service.db.connection import read_snapshot
 from service.observability.logging import configure_logging
+from service.services.audit.checkpoints import checkpoint_hash, encode_heads
 from service.settings import get_settings
 
 
@@ -94,7 +95,8 @@ async def test_the_writer_logs_the_chain_head_every_n_rows_and_when_it_stops(
     logged = await write_and_log(make_writer, 12, tmp_path / "log.jsonl")
     async with engine.connect() as conn:
         head = await AuditRepository(conn).get_chain_head()
-    assert head is not None
+        checkpoint = await AuditRepository(conn).last_checkpoint()
+    assert head is not None and checkpoint is not None
     assert [line["seq"] for line in logged] == [5, 10, 12]
     assert logged[-1]["row_hash"] == head.row_hash
     for line in logged:
@@ -102,8 +104,16 @@ async def test_the_writer_logs_the_chain_head_every_n_rows_and_when_it_stops(
         assert line["time"].endswith("Z") or line["time"].endswith("+00:00")
     from service.services.audit import read_anchors
 
+    # The writer's lines, and the checkpoint it recorded as it stopped (before its last line): the checkpoint's
+    # own hash as chain 0, then the head it bound.
+    five, ten, twelve = (ChainHead(line["seq"], line["row_hash"]) for line in logged)
+    assert checkpoint.seq == 1 and twelve.seq == 12
     assert read_anchors((tmp_path / "log.jsonl").read_text().splitlines()) == [
-        ChainHead(line["seq"], line["row_hash"]) for line in logged
+        five,
+        ten,
+        ChainHead(1, checkpoint.row_hash, chain=0),
+        twelve,
+        twelve,
     ]
 
 
@@ -138,19 +148,28 @@ async def test_a_truncated_tail_with_the_head_moved_back_is_caught_by_the_logged
 ) -> None:
     log = tmp_path / "advisor.log"
     await write_and_log(make_writer, 18, log)
-    await tamper(
-        engine,
-        [
-            ("DELETE FROM decisions WHERE seq > 15", {}),
-            ("UPDATE audit_chain_head SET seq = 15, row_hash = (SELECT row_hash FROM decisions WHERE seq = 15)", {}),
-        ],
-    )
+    cut_tail = [
+        ("DELETE FROM decisions WHERE seq > 15", {}),
+        ("UPDATE audit_chain_head SET seq = 15, row_hash = (SELECT row_hash FROM decisions WHERE seq = 15)", {}),
+    ]
+    await tamper(engine, cut_tail)
+    # The checkpoint the writer recorded as it stopped still names seq 18.
+    checkpointed = await advisor(database_url, "audit", "verify")
+    assert checkpointed.exit_code == 1, checkpointed.output
+    assert "chain 1: the checkpoint or anchor seq 18 is beyond the last decision (seq 15)" in checkpointed.stderr
+
+    await tamper(engine, [("DELETE FROM audit_checkpoints", {})])  # the owner can delete those too
     plain = await advisor(database_url, "audit", "verify")
     assert plain.exit_code == 0 and plain.stdout.startswith("ok: 15 decisions"), plain.output  # the attack works
 
     anchored = await advisor(database_url, "audit", "verify", "--anchors-from", str(log))
     assert anchored.exit_code == 1, anchored.output
-    assert "the anchor seq 18 is beyond the last decision (seq 15)" in anchored.stderr
+    assert "an anchor records checkpoint seq 1 but the last is seq 0 — checkpoints were deleted" in anchored.stderr
+    # The writer's own head lines catch it as well.
+    heads_only = "".join(line for line in log.read_text().splitlines(keepends=True) if "audit checkpoint" not in line)
+    anchored = await advisor(database_url, "audit", "verify", "--anchors-from", "-", stdin=heads_only)
+    assert anchored.exit_code == 1, anchored.output
+    assert "chain 1: the checkpoint or anchor seq 18 is beyond the last decision (seq 15)" in anchored.stderr
 
 
 async def test_a_rewritten_and_rechained_history_is_caught_by_the_logged_anchors(
@@ -160,6 +179,8 @@ async def test_a_rewritten_and_rechained_history_is_caught_by_the_logged_anchors
     await write_and_log(make_writer, 18, log)
     async with read_snapshot(engine) as conn:
         chain = [link async for link in AuditRepository(conn).stream_chain()]
+        checkpoint = await AuditRepository(conn).last_checkpoint()
+    assert checkpoint is not None
     statements: list[tuple[str, dict[str, Any]]] = []
     prev_hash = chain[3].row_hash
     for link in chain[4:]:  # seq 5 changed, then every hash after it recomputed
@@ -175,14 +196,22 @@ async def test_a_rewritten_and_rechained_history_is_caught_by_the_logged_anchors
         )
         prev_hash = row_hash
     statements.append(("UPDATE audit_chain_head SET row_hash = :h", {"h": prev_hash}))
+    # ... and the checkpoint re-made for the new head, so the database agrees with itself throughout.
+    heads = encode_heads([ChainHead(18, prev_hash)])
+    rehashed = checkpoint_hash(1, checkpoint.prev_hash, checkpoint.created_at, heads)
+    statements.append(("UPDATE audit_checkpoints SET heads = :heads, row_hash = :h", {"heads": heads, "h": rehashed}))
     await tamper(engine, statements)
     plain = await advisor(database_url, "audit", "verify")
     assert plain.exit_code == 0 and plain.stdout.startswith("ok: 18 decisions"), plain.output  # the attack works
 
     anchored = await advisor(database_url, "audit", "verify", "--anchors-from", "-", stdin=log.read_text())
     assert anchored.exit_code == 1, anchored.output
+    assert "checkpoint seq 1: hash differs from the anchor" in anchored.stderr  # the logged checkpoint
+    heads_only = "".join(line for line in log.read_text().splitlines(keepends=True) if "audit checkpoint" not in line)
+    anchored = await advisor(database_url, "audit", "verify", "--anchors-from", "-", stdin=heads_only)
+    assert anchored.exit_code == 1, anchored.output
     # seq 5 was anchored (every 5 rows): its recomputed hash is not the one logged.
-    assert "seq 5 (decision" in anchored.stderr and "hash differs from the anchor" in anchored.stderr
+    assert "seq 5 (decision" in anchored.stderr and "hash differs from the anchor or checkpoint" in anchored.stderr
 
 
 async def test_verify_reports_the_anchors_it_checked_and_the_window_they_leave(
@@ -192,7 +221,8 @@ async def test_verify_reports_the_anchors_it_checked_and_the_window_they_leave(
     await write_and_log(make_writer, 12, log)
     ok = await advisor(database_url, "audit", "verify", "--anchors-from", str(log))
     assert ok.exit_code == 0, ok.output
-    assert "3 anchor(s) checked, the newest at seq 12" in ok.stdout
+    # Three head lines and the checkpoint recorded at stop: its own hash and the head it bound (seq 12 again).
+    assert "1 checkpoint(s) checked; 4 anchor(s) checked, the newest at seq 12" in ok.stdout
 
     # The protection window: rows after the newest anchor are covered by no anchor.
     await write_and_log(make_writer, 3, tmp_path / "later.log", anchor_every_rows=1000)
@@ -201,6 +231,7 @@ async def test_verify_reports_the_anchors_it_checked_and_the_window_they_leave(
         [
             ("DELETE FROM decisions WHERE seq > 12", {}),
             ("UPDATE audit_chain_head SET seq = 12, row_hash = (SELECT row_hash FROM decisions WHERE seq = 12)", {}),
+            ("DELETE FROM audit_checkpoints WHERE seq > 1", {}),  # the one recorded after the first log
         ],
     )
     unnoticed = await advisor(database_url, "audit", "verify", "--anchors-from", str(log))

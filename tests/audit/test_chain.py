@@ -298,8 +298,8 @@ async def test_an_appended_row_with_a_made_up_hash_is_reported(
 async def test_a_row_inserted_with_a_repeated_seq_is_reported(
     engine: AsyncEngine, chain: list[tuple[int, ...]]
 ) -> None:
-    """With the unique index on seq dropped too, a forged row can sit between two others."""
-    await execute(engine, "DROP INDEX ix_decisions_seq")
+    """With the unique index on (chain, seq) dropped too, a forged row can sit between two others."""
+    await execute(engine, "DROP INDEX ix_decisions_chain_seq")
     await _insert_forged(engine, seq=7, prev_hash=str(chain[5][2]))
     report = await verify_chain(engine)
     assert_broken(report, 7, "seq 7 again after seq 7")
@@ -365,11 +365,13 @@ async def test_a_writer_appends_after_its_own_last_batch_until_another_writer_mo
 ) -> None:
     """Postgres: after its first (locked) batch a writer appends in one statement after the head it left; when
     another writer moved the head in between, that statement stores nothing and the batch goes the locked way.
-    (SQLite has no such path: every batch takes the database lock.)"""
+    Two writers share a chain only when there are not enough chains to claim (max_chains=1 here). (SQLite has no
+    such path: every batch takes the database lock.)"""
     engine = create_engine(Settings(database_url=pg_database_url))
     await seed(engine)
     other = create_engine(Settings(database_url=pg_database_url))
-    first, second = AuditWriter(engine, max_rows=8, max_wait_ms=0), AuditWriter(other, max_rows=8, max_wait_ms=0)
+    first = AuditWriter(engine, max_rows=8, max_wait_ms=0, max_chains=1)
+    second = AuditWriter(other, max_rows=8, max_wait_ms=0, max_chains=1)
     try:
         for i in range(3):  # three batches, one after another
             await asyncio.gather(*(first.write(decision(10 * i + j)) for j in range(4)))
@@ -387,6 +389,7 @@ async def test_a_writer_appends_after_its_own_last_batch_until_another_writer_mo
         await engine.dispose()
     assert report.ok, str(report)
     assert report.decisions == 3 * 4 + 1 + 4
+    assert first.chain == second.chain == 1
 
 
 WORKER_SCRIPT = textwrap.dedent(

@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from service.db import metadata
+from service.db.chain_store import _PG_APPEND_COLUMNS, PG_APPEND_ROW_TYPE
 from service.db.connection import create_single_use_engine
 from service.db.migrate import (
     MIGRATION_LOCK_KEY,
@@ -25,9 +26,16 @@ from service.db.migrate import (
     missing_revisions,
     upgrade,
 )
-from service.db.repository import _PG_APPEND_COLUMNS, PG_APPEND_ROW_TYPE
 
-TABLES = {"alembic_version", "rulesets", "decisions", "ruleset_activations", "audit_chain_head", "idempotency_keys"}
+TABLES = {
+    "alembic_version",
+    "rulesets",
+    "decisions",
+    "ruleset_activations",
+    "audit_chain_head",
+    "audit_checkpoints",
+    "idempotency_keys",
+}
 
 
 async def table_names(url: str) -> set[str]:

@@ -1,62 +1,98 @@
-"""Chain verification: walks the stored decisions in ``seq`` order and reports the first broken link.
+"""Chain verification: walks every chain's decisions in ``seq`` order and reports the first broken link.
 
-The writer chains each row's hash to the one before it (``service.db.chain``); this module recomputes that chain
-from the rows as stored, so any change, deletion or insertion behind the service's back shows.
+The writers chain each row's hash to the one before it on their chain (``service.db.chain``); this module
+recomputes every chain from the rows as stored, checks each chain's end against its ``audit_chain_head`` row, and
+checks the checkpoints that bind the chains (``checkpoints``): a chain that ends before a head a checkpoint
+recorded lost its tail, a chain a checkpoint names that is gone lost all of it. Anchors kept outside the database
+(``anchors``) are checked the same way, and also against the checkpoints themselves (as chain 0).
 """
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.chain import GENESIS_HASH, ChainHead, chain_hash
+from service.db.chain import ChainHead, chain_hash, genesis_hash
 from service.db.connection import read_snapshot
 from service.db.repository import AuditRepository, ChainedDecision
+from service.services.audit.checkpoints import CHECKPOINT_CHAIN, verify_checkpoints
 
 
 @dataclass(frozen=True, slots=True)
 class ChainBreak:
-    """The first broken link: at which ``seq`` (None for the head table) and what is wrong there."""
+    """The first broken link: on which chain, at which ``seq`` (None for a head row) and what is wrong there."""
 
     seq: int | None  # the row where the chain breaks (for a deleted tail: the first missing seq)
     decision_id: uuid.UUID | None  # None where the row is missing
     reason: str
+    chain: int = 1  # 0: the checkpoints' own chain
 
     def __str__(self) -> str:
+        where = "checkpoint" if self.chain == CHECKPOINT_CHAIN else f"chain {self.chain}"
         if self.seq is None:
-            return self.reason
+            return f"{where}: {self.reason}"
         if self.decision_id is None:
-            return f"seq {self.seq}: {self.reason}"
-        return f"seq {self.seq} (decision {self.decision_id}): {self.reason}"
+            return f"{where} seq {self.seq}: {self.reason}"
+        return f"{where} seq {self.seq} (decision {self.decision_id}): {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
 class ChainReport:
     decisions: int  # rows walked (up to the break, if any)
-    head: ChainHead  # the last good link walked
+    heads: Mapping[int, ChainHead]  # by chain: the last good link walked
     broken: ChainBreak | None
-    anchors: int = 0  # distinct anchors (seq, hash) checked
-    newest_anchor: int | None = None  # the highest anchored seq
+    anchors: int = 0  # distinct anchors (chain, seq, hash) checked
+    newest_anchor: int | None = None  # the highest anchored seq of chain 1
+    checkpoints: int = 0  # checkpoints checked
+    uncovered: int = 0  # decisions after the newest anchor or checkpoint of their chain
 
     @property
     def ok(self) -> bool:
         return self.broken is None
 
+    @property
+    def head(self) -> ChainHead:
+        """Chain 1's end (the one chain of a single-writer database)."""
+        return self.heads.get(1, ChainHead(0, genesis_hash(1)))
+
     def __str__(self) -> str:
         if self.broken is not None:
             return f"broken: {self.broken}"
-        text = f"ok: {self.decisions} decisions, chain head {self.head.row_hash}"
-        if self.newest_anchor is None:
+        chains = [head for chain, head in sorted(self.heads.items()) if head.seq or chain == 1]
+        if len(chains) <= 1:
+            text = f"ok: {self.decisions} decisions, chain head {self.head.row_hash}"
+        else:
+            listed = ", ".join(f"{h.chain}:{h.seq}:{h.row_hash}" for h in chains)
+            text = f"ok: {self.decisions} decisions in {len(chains)} chains, heads {listed}"
+        if self.checkpoints:
+            text += f"; {self.checkpoints} checkpoint(s) checked"
+        if not self.anchors:
             return text
-        uncovered = self.head.seq - self.newest_anchor
-        return (
-            f"{text}; {self.anchors} anchor(s) checked, the newest at seq {self.newest_anchor} "
-            f"({uncovered} decision(s) after it covered by no anchor)"
-        )
+        if len(chains) <= 1 and self.newest_anchor is not None:
+            uncovered = self.head.seq - self.newest_anchor
+            return (
+                f"{text}; {self.anchors} anchor(s) checked, the newest at seq {self.newest_anchor} "
+                f"({uncovered} decision(s) after it covered by no anchor)"
+            )
+        return f"{text}; {self.anchors} anchor(s) checked ({self.uncovered} decision(s) covered by none)"
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What the walk knows so far: the expected hashes, the heads recorded, the last good link per chain."""
+
+    expected: dict[tuple[int, int], set[str]]
+    recorded: dict[int, ChainHead]
+    last: dict[int, ChainHead] = field(default_factory=dict)
+    count: int = 0
+
+    def start(self, chain: int) -> ChainHead:
+        head = ChainHead(0, genesis_hash(chain), chain)
+        self.last[chain] = head
+        return head
 
 
 async def verify_chain(
@@ -66,91 +102,124 @@ async def verify_chain(
     anchor: ChainHead | None = None,
     anchors: Iterable[ChainHead] = (),
 ) -> ChainReport:
-    """Walk every decision in ``seq`` order, recompute each hash, and report the first broken link.
+    """Walk every chain in ``seq`` order, recompute each hash, and report the first broken link.
 
     Detects a changed row (its hash), a deleted or inserted one (a gap or repeat in ``seq``, or a ``prev_hash``
-    that is not the previous row's hash), and a deleted or appended tail (the ``audit_chain_head`` row against the
-    last decision). Rows are streamed, never all held in memory, in one read-only snapshot, so decisions committed
-    meanwhile neither confuse nor are part of the walk.
+    that is not the previous row's hash), a row moved to another chain (its first link no longer starts from that
+    chain's genesis), a deleted or appended tail (each chain's ``audit_chain_head`` row against its last decision),
+    and a tail cut below a checkpoint or an anchor. Rows are streamed, never all held in memory, in one read-only
+    snapshot, so decisions committed meanwhile neither confuse nor are part of the walk. The checkpoints' expected
+    heads are held in memory (one entry per chain that moved per checkpoint).
 
     ``anchor`` and ``anchors``: heads recorded outside the database (printed by an earlier verify, or logged by the
-    writer: ``anchors.read_anchors``). Each seq must still carry its hash, which catches a chain rewritten and
-    re-hashed by someone who can also move the head (the owner); an anchored seq beyond the last row means the tail
-    was deleted. Decisions after the newest anchor are covered by none.
+    writers: ``anchors.read_anchors``); an anchor on chain 0 is a checkpoint's hash.
     """
-    expected: dict[int, set[str]] = {}
+    expected: dict[tuple[int, int], set[str]] = {}
     for head in (*anchors, *(() if anchor is None else (anchor,))):
-        expected.setdefault(head.seq, set()).add(head.row_hash)
-    report = functools.partial(
-        ChainReport, anchors=sum(map(len, expected.values())), newest_anchor=max(expected, default=None)
-    )
-    count, last = 0, ChainHead(0, GENESIS_HASH)
+        expected.setdefault((head.chain, head.seq), set()).add(head.row_hash)
+    anchored = sum(map(len, expected.values()))
+    newest = max((seq for chain, seq in expected if chain == 1), default=None)
     async with read_snapshot(engine) as conn:
         repo = AuditRepository(conn)
-        recorded = await repo.get_chain_head()
-        if recorded is None:
-            missing = ChainBreak(None, None, "the audit_chain_head row is missing — it was deleted")
-            return report(decisions=0, head=last, broken=missing)
-        async for link in repo.stream_chain(batch_size=batch_size):
-            broken = _link_break(link, last, recorded, expected)
-            if broken is not None:
-                return report(decisions=count, head=last, broken=broken)
-            count, last = count + 1, link.head
-        return report(decisions=count, head=last, broken=_tail_break(last, recorded, expected))
+        walk = _Walk(expected, await repo.get_chain_heads())
+        checked, broken = await verify_checkpoints(repo.stream_checkpoints(batch_size=batch_size), expected)
+        if broken is None:
+            broken = await _walk_chains(repo.stream_chain(batch_size=batch_size), walk)
+    uncovered = sum(
+        head.seq - max((seq for chain, seq in expected if chain == head.chain and seq <= head.seq), default=0)
+        for head in walk.last.values()
+    )
+    return ChainReport(
+        decisions=walk.count,
+        heads=dict(walk.last),
+        broken=None if broken is None else ChainBreak(*broken),
+        anchors=anchored,
+        newest_anchor=newest,
+        checkpoints=checked,
+        uncovered=uncovered,
+    )
 
 
-def _link_break(
-    link: ChainedDecision, last: ChainHead, recorded: ChainHead, anchors: Mapping[int, set[str]]
-) -> ChainBreak | None:
-    """What is wrong with ``link``, the row after ``last`` (the last good link), if anything."""
-    decision_id, seq, expected = link.decision.id, last.seq, last.seq + 1
-    if link.seq > expected:
-        missing = f"seq {expected}" if link.seq == expected + 1 else f"seq {expected}..{link.seq - 1}"
-        return ChainBreak(link.seq, decision_id, f"gap in seq: {missing} missing — a row was deleted")
-    if link.seq < expected:
-        return ChainBreak(
-            link.seq, decision_id, f"seq {link.seq} again after seq {seq} (expected {expected}) — a row was inserted"
-        )
-    if link.seq > recorded.seq:
-        return ChainBreak(
-            link.seq,
-            decision_id,
-            f"beyond the chain head (seq {recorded.seq}) — a row was appended behind the service's back",
-        )
-    if link.prev_hash != last.row_hash:
-        before = f"seq {seq}" if seq else "the start of the chain"
-        return ChainBreak(link.seq, decision_id, f"prev_hash does not match {before} — a row was deleted or inserted")
-    if chain_hash(link.seq, link.prev_hash, link.decision) != link.row_hash:
-        return ChainBreak(link.seq, decision_id, "row hash mismatch — the row was changed")
-    differing = sorted(anchors.get(link.seq, set()) - {link.row_hash})
-    if differing:
-        return ChainBreak(link.seq, decision_id, f"hash differs from the anchor {differing[0]} — chain rewritten")
+Found = tuple[int | None, uuid.UUID | None, str, int]  # ChainBreak's fields
+
+
+async def _walk_chains(links: AsyncIterator[ChainedDecision], walk: _Walk) -> Found | None:
+    last: ChainHead | None = None
+    async for link in links:
+        if last is None or link.chain != last.chain:
+            if last is not None and (broken := _tail_break(last, walk)) is not None:
+                return broken
+            last = walk.start(link.chain)
+        broken = _link_break(link, last, walk)
+        if broken is not None:
+            return broken
+        last = link.head
+        walk.last[link.chain] = last
+        walk.count += 1
+    if last is not None and (broken := _tail_break(last, walk)) is not None:
+        return broken
+    # Chains without a single row left: their head rows and every checkpoint or anchor naming them.
+    named = {1, *walk.recorded, *(chain for chain, _ in walk.expected if chain != CHECKPOINT_CHAIN)}
+    for chain in sorted(named - set(walk.last)):
+        broken = _tail_break(walk.start(chain), walk)
+        if broken is not None:
+            return broken
     return None
 
 
-def _tail_break(last: ChainHead, recorded: ChainHead, anchors: Mapping[int, set[str]]) -> ChainBreak | None:
-    """What is wrong at the end of the chain, once every row up to ``last`` checked out."""
-    seq = last.seq
-    beyond = max(anchors, default=0)
-    if beyond > seq:
-        return ChainBreak(
-            None,
-            None,
-            f"the anchor seq {beyond} is beyond the last decision (seq {seq}) — rows at the end were deleted",
+def _link_break(link: ChainedDecision, last: ChainHead, walk: _Walk) -> Found | None:
+    """What is wrong with ``link``, the row after ``last`` (the last good link of its chain), if anything."""
+    decision_id, seq, expected, chain = link.decision.id, last.seq, last.seq + 1, link.chain
+    recorded = walk.recorded.get(chain)
+    if recorded is None:
+        return (None, None, "its audit_chain_head row is missing — it was deleted", chain)
+    if link.seq > expected:
+        missing = f"seq {expected}" if link.seq == expected + 1 else f"seq {expected}..{link.seq - 1}"
+        return (link.seq, decision_id, f"gap in seq: {missing} missing — a row was deleted", chain)
+    if link.seq < expected:
+        return (
+            link.seq,
+            decision_id,
+            f"seq {link.seq} again after seq {seq} (expected {expected}) — a row was inserted",
+            chain,
         )
+    if link.seq > recorded.seq:
+        reason = f"beyond the chain head (seq {recorded.seq}) — a row was appended behind the service's back"
+        return (link.seq, decision_id, reason, chain)
+    if link.prev_hash != last.row_hash:
+        before = f"seq {seq}" if seq else f"the genesis of chain {chain}"
+        reason = f"prev_hash does not match {before} — a row was deleted or inserted"
+        return (link.seq, decision_id, reason, chain)
+    if chain_hash(link.seq, link.prev_hash, link.decision) != link.row_hash:
+        return (link.seq, decision_id, "row hash mismatch — the row was changed", chain)
+    differing = sorted(walk.expected.get((chain, link.seq), set()) - {link.row_hash})
+    if differing:
+        reason = f"hash differs from the anchor or checkpoint {differing[0]} — chain rewritten"
+        return (link.seq, decision_id, reason, chain)
+    return None
+
+
+def _tail_break(last: ChainHead, walk: _Walk) -> Found | None:
+    """What is wrong at the end of ``last.chain``, once every row up to ``last`` checked out."""
+    seq, chain = last.seq, last.chain
+    beyond = max((s for c, s in walk.expected if c == chain), default=0)
+    if beyond > seq:
+        reason = (
+            f"the checkpoint or anchor seq {beyond} is beyond the last decision (seq {seq}) — rows at the end "
+            "were deleted"
+        )
+        return (None, None, reason, chain)
+    recorded = walk.recorded.get(chain)
+    if recorded is None:
+        return (None, None, "its audit_chain_head row is missing — it was deleted", chain)
     if recorded.seq > seq:
         missing = f"seq {seq + 1}" if recorded.seq == seq + 1 else f"seq {seq + 1}..{recorded.seq}"
-        return ChainBreak(
-            seq + 1,
-            None,
+        reason = (
             f"missing: the chain head records seq {recorded.seq} but the last decision is seq {seq} "
-            f"({missing} gone) — rows at the end were deleted",
+            f"({missing} gone) — rows at the end were deleted"
         )
+        return (seq + 1, None, reason, chain)
     if recorded.row_hash != last.row_hash:
-        return ChainBreak(
-            None,
-            None,
-            f"chain head hash {recorded.row_hash} does not match seq {seq} ({last.row_hash}) — the head row was "
-            "changed",
-        )
+        reason = f"chain head hash {recorded.row_hash} does not match seq {seq} ({last.row_hash}) — the head row was "
+        return (None, None, reason + "changed", chain)
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.db.chain import ChainHead
 from service.db.connection import write_transaction
 from service.db.repository import AuditRepository, DecisionRow, IdempotencyRecord
+from service.observability import metrics
 from service.services.audit.batch import IdempotencyKey, Pending, WriterStats
 from service.services.audit.errors import IdempotencyConflict, translate_unavailable
 
@@ -35,7 +37,7 @@ class IdempotencyKeys:
     async def recall(self, key: IdempotencyKey) -> DecisionRow | None:
         """The decision already answering ``key`` (not expired), if any; ``IdempotencyConflict`` if it was for
         another request. A read outside any batch: a retry of a committed request is answered without evaluating
-        or queueing. (``write`` checks again, authoritatively, under the chain-head lock.)"""
+        or queueing. (``write`` checks again in the batch's transaction, where the key's primary key settles a race.)"""
         with translate_unavailable(self.retry_after_s):
             async with self.engine.connect() as conn:
                 found = await AuditRepository(conn).find_idempotency_keys([key.scoped])
@@ -76,11 +78,13 @@ class IdempotencyKeys:
                     logger.info("purged %d expired idempotency key(s)", purged)
 
     async def _store(
-        self, repo: AuditRepository, batch: list[Pending], now: datetime
+        self, repo: AuditRepository, batch: list[Pending], now: datetime, chain: int
     ) -> tuple[list[DecisionRow | IdempotencyConflict], ChainHead]:
-        """In the batch's transaction: lock the chain head, settle idempotency keys, append the new rows; the
+        """In the batch's transaction: lock ``chain``'s head, settle idempotency keys, append the new rows; the
         answers, and the head as this transaction leaves it."""
-        head = await repo.lock_chain_head()
+        started = time.perf_counter()
+        head = await repo.lock_chain_head(chain)
+        metrics.waited_for_chain(time.perf_counter() - started)
         keyed = [p.key for p in batch if p.key is not None]
         existing = await repo.find_idempotency_keys(k.scoped for k in keyed) if keyed else {}
         claimed: dict[tuple[str, str], Pending] = {}
@@ -111,7 +115,7 @@ class IdempotencyKeys:
             answers.append(pending.row)
             to_store.append(pending.row)
         if expired:
-            await repo.delete_idempotency_keys(expired)
+            await repo.delete_idempotency_keys(expired, expired_at=now)
         chained = await repo.append_decisions(to_store, head)
         await repo.add_idempotency_keys(
             [

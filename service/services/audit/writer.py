@@ -10,18 +10,21 @@ loses only rows whose requests were not answered yet. If the commit fails, every
 idles the process once every client is waiting for its answer (with 32 clients in a closed loop, a 2 ms wait cost
 about a quarter of the throughput in ``bench/http_bench.py``).
 
-**Tamper evidence.** Each batch transaction locks the one-row chain head (Postgres ``SELECT ... FOR UPDATE``;
-SQLite's ``BEGIN IMMEDIATE`` takes the database write lock), numbers its rows after the head's ``seq`` and
-chains their hashes (``service.db.chain``), inserts them and moves the head, so writers in any number of processes
-append one after another and the chain never forks. ``verify_chain`` (``chain.py``) walks it. On Postgres, a batch
-without idempotency keys that follows this writer's own last commit skips the lock: one statement, committed on its own,
-stores the rows only if the head is still where that commit left it (else the batch takes the locked way), so the
-chain cannot fork on that path either.
+**Tamper evidence, one chain per writer.** Each writer appends to a hash chain of its own (``service.db.chain``):
+on Postgres it claims a free chain number with a session advisory lock on a connection it keeps (``claim_chain``),
+so writers in other workers and pods append to other chains and never wait for each other. Each batch numbers its
+rows after its chain's head, chains their hashes, inserts them and moves that head, in one transaction that locks
+the head row (``SELECT ... FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` takes the database write lock, and SQLite
+keeps chain 1 only) or, for a batch without idempotency keys that follows this writer's own last commit, in one
+statement that stores the rows only if the head is still where that commit left it. A chain shared anyway (all
+chains held, or an older release appending to chain 1) therefore still never forks; its writers take turns.
+Checkpoints (``checkpoints.py``) bind the chains' heads together; ``verify_chain`` (``chain.py``) walks them all.
 
 **Idempotency.** A row may carry an ``IdempotencyKey``; its key row is written in the same transaction as the
-decision. Because the batch holds the chain-head lock while it looks the keys up, the look-up is authoritative:
-a key already stored (and not expired), or claimed earlier in the same batch, answers with the original decision
-(same body) or ``IdempotencyConflict`` (different body) instead of storing a new row.
+decision. A key already stored (and not expired), or claimed earlier in the same batch, answers with the original
+decision (same body) or ``IdempotencyConflict`` (different body) instead of storing a new row. Two writers that
+take the same new key at once are settled by the key's primary key: the second insert waits for the first
+transaction and fails once it commits, and that batch is redone, finding the key (``_commit``).
 
 **Outages.** Errors meaning the database cannot be reached (``service.db.errors``) become ``AuditUnavailable``
 (the API answers 503 with Retry-After); the pool's pre-ping and invalidation reconnect by themselves.
@@ -33,6 +36,8 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -46,6 +51,7 @@ from service.observability import metrics
 from service.observability.outages import OutageReport
 from service.services.audit.anchors import ChainAnchors
 from service.services.audit.batch import IdempotencyKey, Pending, WriterStats, per_waiter, utcnow
+from service.services.audit.checkpoints import Checkpoints
 from service.services.audit.errors import (
     DEFAULT_RETRY_AFTER_S,
     AuditUnavailable,
@@ -82,6 +88,8 @@ class AuditWriter(IdempotencyKeys):
         retry_after_s: int = DEFAULT_RETRY_AFTER_S,
         anchor_every_rows: int = 1000,
         anchor_every_s: float = 60.0,
+        max_chains: int = 128,
+        checkpoint_every_s: float = 60.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if max_rows < 1:
@@ -98,6 +106,10 @@ class AuditWriter(IdempotencyKeys):
         self.clock = clock
         # The chain head, logged every so many rows or seconds: tamper evidence outside the database (anchors.py).
         self.anchors = ChainAnchors(every_rows=anchor_every_rows, every_s=anchor_every_s)
+        self.checkpoints = Checkpoints(engine, every_s=checkpoint_every_s, clock=clock)
+        self.max_chains = max_chains
+        self.chain = 1  # the chain this writer appends to (Postgres: claimed with _direct; SQLite: always 1)
+        self._chain_claimed = False  # Postgres: _direct holds the advisory lock of self.chain
         self.stats = WriterStats()
         self._queue: collections.deque[Pending] = collections.deque()
         self._in_flight: list[Pending] = []  # the batch being committed
@@ -126,6 +138,8 @@ class AuditWriter(IdempotencyKeys):
             retry_after_s=settings.db_retry_after_s,
             anchor_every_rows=settings.audit_anchor_every_rows,
             anchor_every_s=settings.audit_anchor_every_s,
+            max_chains=settings.audit_max_chains,
+            checkpoint_every_s=settings.audit_checkpoint_every_s,
         )
 
     # --- lifecycle --------------------------------------------------------------------------------------------
@@ -135,7 +149,6 @@ class AuditWriter(IdempotencyKeys):
         if self._closing:
             raise RuntimeError("the audit writer was stopped; make a new one")
         self._ensure_flusher()
-        self.anchors.start()
         if self._purger is None:
             self._purger = asyncio.create_task(self._purge_forever(), name="audit-idempotency-purger")
 
@@ -151,6 +164,7 @@ class AuditWriter(IdempotencyKeys):
                 await self._purger
         if self._flusher is not None:
             await self._flusher
+        await self.checkpoints.stop()  # one more checkpoint: this writer's chain as it leaves it
         await self._drop_direct()
         await self.anchors.stop()
         # Should the flusher have died, nobody may wait forever.
@@ -187,7 +201,9 @@ class AuditWriter(IdempotencyKeys):
     def _ensure_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_forever(), name="audit-writer")
-            self.anchors.start()  # a writer never started starts on its first write, its chain-head timer too
+            # A writer never started starts on its first write, its chain-head and checkpoint timers too.
+            self.anchors.start()
+            self.checkpoints.start()
 
     async def _flush_forever(self) -> None:
         try:
@@ -239,9 +255,10 @@ class AuditWriter(IdempotencyKeys):
         try:
             answers = await self._commit_once(batch)
         except IntegrityError:
-            # A unique key (seq, or an idempotency key) taken by a writer that did not lock the chain head, e.g.
-            # an older release during a rolling deploy: once more, re-reading the head and the keys.
-            logger.warning("audit batch hit a unique constraint; retrying once with the head and keys re-read")
+            # A unique key taken by another writer meanwhile: an idempotency key sent to two workers at once (the
+            # other transaction committed it), or a seq of a chain appended to without its head lock (a release
+            # before 0.2.0 during a rolling deploy): once more, re-reading the head and the keys.
+            logger.info("audit batch hit a unique constraint; retrying once with the head and keys re-read")
             try:
                 answers = await self._commit_once(batch)
             except Exception as exc:
@@ -272,6 +289,8 @@ class AuditWriter(IdempotencyKeys):
                 pending.future.set_result(answer)
 
     async def _commit_once(self, batch: list[Pending]) -> list[DecisionRow | IdempotencyConflict]:
+        if self._postgres and self._direct is None:
+            await self._claim_chain()
         if self._postgres and self._head is not None and all(p.key is None for p in batch):
             if self._locked_batches_left:
                 self._locked_batches_left -= 1
@@ -290,9 +309,38 @@ class AuditWriter(IdempotencyKeys):
         self._head = None
         with translate_unavailable(self.retry_after_s):
             async with write_transaction(self.engine) as conn:
-                answers, head = await self._store(AuditRepository(conn), batch, self.clock())
+                answers, head = await self._store(AuditRepository(conn), batch, self.clock(), self.chain)
         self._head = head
         return answers
+
+    async def _claim_chain(self) -> None:
+        """Postgres: open the connection this writer keeps and claim a chain on it (preferring the one it held
+        before, if that connection was lost), creating the chain's head row if it is new. A writer that finds every
+        chain held shares one, chosen by its process id, and says so."""
+        preferred = self.chain if self._chain_claimed else None
+        with translate_unavailable(self.retry_after_s):
+            conn = await self.engine.connect()
+            try:
+                repo = AuditRepository(conn)
+                claimed = await repo.claim_chain(max_chains=self.max_chains, preferred=preferred)
+                chain = claimed if claimed is not None else 1 + os.getpid() % self.max_chains
+                await repo.ensure_chain_head(chain)
+                await conn.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+                raise
+        if claimed is None:
+            logger.warning(
+                "audit writer: all %d chains are held by other writers (ADVISOR_AUDIT_MAX_CHAINS); sharing chain "
+                "%d, whose writers take turns",
+                self.max_chains,
+                chain,
+            )
+        if chain != self.chain:
+            self._head = None
+            self.anchors.log_if_moved()  # the last head of the chain it leaves
+        self.chain, self._chain_claimed, self._direct = chain, claimed is not None, conn
 
     async def _commit_unlocked(
         self, batch: list[Pending], head: ChainHead
@@ -303,23 +351,29 @@ class AuditWriter(IdempotencyKeys):
         and the pool's checkout ping, which took about two thirds of the writer's CPU time in the profile."""
         rows = [p.row for p in batch]
         self._head = None  # unknown until this commits
+        started = time.perf_counter()
         try:
             with translate_unavailable(self.retry_after_s):
-                if self._direct is None:
-                    self._direct = await self.engine.connect()
+                if self._direct is None:  # pragma: no cover - _commit_once claims a chain first
+                    raise AuditUnavailable("no connection kept", retry_after_s=self.retry_after_s)
                 chained = await AuditRepository(self._direct).append_decisions_if_head(rows, head)
         except BaseException:
             await self._drop_direct()
             raise
         if chained is None:
+            metrics.waited_for_chain(time.perf_counter() - started)  # done for nothing: another writer moved it
             return None
         self._head = chained[-1].head
         self.stats.unlocked_batches += 1
         return list(rows)
 
     async def _drop_direct(self) -> None:
+        """Close the kept connection for good, not back into the pool: that releases the chain's advisory lock
+        (a pooled connection would keep holding it, and the chain would look taken)."""
         direct, self._direct = self._direct, None
         if direct is not None:
+            with contextlib.suppress(Exception):
+                await direct.invalidate()
             with contextlib.suppress(Exception):
                 await direct.close()
 
