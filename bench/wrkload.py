@@ -88,9 +88,14 @@ def run_wrk(
                 proc.wait()
         out.seek(0)
         text = out.read()
+    return wrk_figures(text, proc.returncode)
+
+
+def wrk_figures(text: str, returncode: int) -> dict[str, Any]:
+    """The figures of one wrk run from its output: the Lua script's BENCH_RESULT line, checked against wrk's text."""
     found = _RESULT.search(text)
-    if proc.returncode != 0 or found is None:
-        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{text}")
+    if returncode != 0 or found is None:
+        raise RuntimeError(f"wrk failed ({returncode}):\n{text}")
     figures: dict[str, Any] = json.loads(found.group(1))
     errors = figures["errors"]
     # wrk's own text, as a cross-check of the figures from its Lua done() hook.
