@@ -1,4 +1,4 @@
-"""What bench/http_bench.py is built from: the machine and tools, the bench databases, the servers, and wrk.
+"""What bench/http_bench.py is built from: the machine and tools, the bench databases and the servers (wrk: wrkload).
 
 Kept apart so that the benchmark itself (variants, rounds, the table) reads in one sitting. Run nothing here; see
 bench/http_bench.py and bench/README.md.
@@ -17,22 +17,18 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-LUA = BENCH / "post_profile.lua"
 BIN = Path(sys.executable).parent
-PATH = "/v1/recommendations"
-WRK_TIMEOUT_S = 10  # wrk's per-request timeout: far above any latency seen here, so no response is dropped
 
 
 # --- environment --------------------------------------------------------------------------------------------
@@ -288,13 +284,31 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 _COMMITTED = re.compile(r'^advisor_audit_commit_duration_seconds_(sum|count)\{outcome="committed"\} (\S+)$', re.M)
+# A Counter called advisor_audit_chain_wait_seconds is exposed as ..._total; any labels are summed over.
+_CHAIN_WAIT = re.compile(r"^advisor_audit_chain_wait_seconds_total(?:\{[^}]*\})? (\S+)$", re.M)
 
 
-def audit_commit_totals(port: int) -> tuple[float, float]:
-    """Seconds spent in committed audit batches and their number, from the advisor's /metrics (all workers)."""
+@dataclass(frozen=True)
+class AuditTotals:
+    """The advisor's audit counters from /metrics, every worker's added up (in multiprocess mode /metrics sums
+    them). ``chain_wait_s`` is None when the server exposes no ``advisor_audit_chain_wait_seconds_total``."""
+
+    commit_s: float
+    commit_batches: float
+    chain_wait_s: float | None
+
+
+def audit_totals(port: int) -> AuditTotals:
+    """Seconds spent in committed audit batches, their number, and seconds spent waiting on the chain."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        found = dict(_COMMITTED.findall(response.read().decode()))
-    return float(found.get("sum", 0)), float(found.get("count", 0))
+        text = response.read().decode()
+    found = dict(_COMMITTED.findall(text))
+    waits = _CHAIN_WAIT.findall(text)
+    return AuditTotals(
+        commit_s=float(found.get("sum", 0)),
+        commit_batches=float(found.get("count", 0)),
+        chain_wait_s=sum(float(v) for v in waits) if waits else None,
+    )
 
 
 def stop_server(server: Server) -> None:
@@ -308,105 +322,3 @@ def stop_server(server: Server) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-
-
-# --- load -----------------------------------------------------------------------------------------------------
-
-_RESULT = re.compile(r"^BENCH_RESULT (\{.*\})$", re.MULTILINE)
-_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
-_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
-_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
-
-
-@dataclass(frozen=True)
-class Load:
-    wrk: str
-    prefix: list[str]
-    connections: int
-    body: bytes
-
-
-def run_wrk(
-    load: Load,
-    port: int,
-    duration_s: float,
-    max_requests: int = 0,
-    until: Callable[[], bool] | None = None,
-    *,
-    vary: bool = False,
-    vary_offset: int = 0,
-) -> dict[str, Any]:
-    """One wrk run of ``duration_s``; with ``until``, ended early (SIGINT: wrk still reports) once it is true.
-
-    ``vary``: every request a profile not sent before (another ``peak_rps``), so none is answered from the
-    service's memo of recent profiles: the engine evaluates each one. ``vary_offset``: how many such profiles
-    earlier runs against the same server sent (the sequence goes on from there).
-
-    wrk's main thread sleeps for the whole -d even when the Lua script stops sending (``max_requests``), so a run
-    of a fixed number of requests is ended from here: ``until`` is polled every second.
-    """
-    cmd = [
-        *load.prefix,
-        load.wrk,
-        "-t1",
-        f"-c{load.connections}",
-        f"-d{max(1, round(duration_s))}s",
-        f"--timeout={WRK_TIMEOUT_S}s",
-        "--latency",
-        "-s",
-        str(LUA),
-        f"http://127.0.0.1:{port}{PATH}",
-    ]
-    env = os.environ | {
-        "BENCH_BODY": load.body.decode(),
-        "BENCH_MAX_REQUESTS": str(max_requests),
-        "BENCH_VARY": "1" if vary else "0",
-        "BENCH_VARY_OFFSET": str(vary_offset),
-    }
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-        try:
-            deadline = time.monotonic() + duration_s + 60
-            while proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(1.0 if until else 0.2)
-                if until is not None and proc.poll() is None and until():
-                    proc.send_signal(signal.SIGINT)
-                    break
-            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        out.seek(0)
-        text = out.read()
-    found = _RESULT.search(text)
-    if proc.returncode != 0 or found is None:
-        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{text}")
-    figures: dict[str, Any] = json.loads(found.group(1))
-    errors = figures["errors"]
-    # wrk's own text, as a cross-check of the figures from its Lua done() hook.
-    rps_text = _RPS.search(text)
-    non2xx_text = _NON2XX.search(text)
-    assert int(non2xx_text.group(1) if non2xx_text else 0) == errors["status"], text
-    socket_text = _SOCKET.search(text)
-    socket_errors = errors["connect"] + errors["read"] + errors["write"]
-    assert (sum(map(int, socket_text.groups()[:3])) if socket_text else 0) == socket_errors, text
-    seconds = figures["duration_us"] / 1e6
-    requests = figures["requests"]
-    lat = figures["latency_us"]
-    return {
-        "duration_s": round(seconds, 3),
-        "requests": requests,  # responses wrk read in full (any status)
-        "sent": figures["sent"],
-        # wrk counts a response with status >= 400 as "Non-2xx or 3xx"; these endpoints answer no 1xx or 3xx.
-        "non_2xx": errors["status"],
-        # Connect/read/write errors are not in wrk's request count (no complete response was read).
-        "socket_errors": socket_errors,
-        "timeouts": errors["timeout"],
-        "ok_2xx": requests - errors["status"],
-        "in_flight_at_stop": max(0, figures["sent"] - requests - socket_errors),
-        "requests_per_s": round(requests / seconds, 1) if seconds else 0.0,
-        "requests_per_s_wrk_text": float(rps_text.group(1)) if rps_text else None,
-        "latency_ms": {k: round(v / 1000, 3) for k, v in lat.items()},
-        "histogram": figures["histogram"],  # [microseconds, responses]: merged across slices, not saved
-    }

@@ -48,22 +48,25 @@ def rows(path: Path) -> list[dict[str, Any]]:
         first, last = (samples[0], samples[-1]) if samples else ({}, {})
         rss = {"worker_rss_mib_start": first.get("rss_mib", ""), "worker_rss_mib_end": last.get("rss_mib", "")}
         return [common | {"variant": "memory"} | rss]
-    results = data.get("results", {})
-    bare = results.get("bare", {}).get("requests_per_s")
+    # A run over several worker counts (http_bench.py --workers 1,2,4) keeps one table per count.
+    by_workers = data.get("results_by_workers") or {str(common["workers"]): data.get("results", {})}
     out = []
-    for variant, result in results.items():
-        rps = result.get("requests_per_s")
-        out.append(
-            common
-            | {
-                "variant": variant,
-                "requests_per_s": round(rps, 1) if rps else "",
-                "ratio_to_bare": round(rps / bare, 3) if rps and bare else "",
-                "p99_ms": result.get("latency_ms", {}).get("p99", ""),
-                "worker_rss_mib_start": _first(result.get("worker_rss_mib_start")),
-                "worker_rss_mib_end": _first(result.get("worker_rss_mib_end")),
-            }
-        )
+    for workers, results in by_workers.items():
+        bare = results.get("bare", {}).get("requests_per_s")
+        for variant, result in results.items():
+            rps = result.get("requests_per_s")
+            out.append(
+                common
+                | {
+                    "workers": workers,
+                    "variant": variant,
+                    "requests_per_s": round(rps, 1) if rps else "",
+                    "ratio_to_bare": round(rps / bare, 3) if rps and bare else "",
+                    "p99_ms": result.get("latency_ms", {}).get("p99", ""),
+                    "worker_rss_mib_start": _first(result.get("worker_rss_mib_start")),
+                    "worker_rss_mib_end": _first(result.get("worker_rss_mib_end")),
+                }
+            )
     return out
 
 
