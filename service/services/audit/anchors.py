@@ -19,7 +19,6 @@ plus the time the log takes to leave the machine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -28,6 +27,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from service.db.chain import ChainHead
+from service.services.audit.batch import cancel_and_wait
 from service.services.audit.checkpoints import CHECKPOINT_CHAIN, CHECKPOINT_EVENT
 
 __all__ = ["ANCHOR_EVENT", "ANCHOR_LOGGER", "ChainAnchors", "read_anchors"]
@@ -64,11 +64,8 @@ class ChainAnchors:
 
     async def stop(self) -> None:
         """Stop the timer; log the head if it moved since the last line."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self.log_if_moved()
 
     def committed(self, head: ChainHead, rows: int) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from service.db.repository import DecisionRow
 from service.services.audit.errors import AuditUnavailable, AuditWriteFailed
 
-__all__ = ["IdempotencyKey", "Pending", "WriterStats", "per_waiter", "utcnow"]
+__all__ = ["IdempotencyKey", "Pending", "WriterStats", "cancel_and_wait", "per_waiter", "utcnow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +61,11 @@ def per_waiter(exc: Exception, batch_size: int) -> AuditWriteFailed:
         failed = AuditWriteFailed(f"the audit transaction of {batch_size} decision(s) failed: {type(exc).__name__}")
     failed.__cause__ = exc
     return failed
+
+
+async def cancel_and_wait(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task of the writer (a timer, the purger) and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

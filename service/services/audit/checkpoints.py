@@ -17,7 +17,6 @@ themselves (as chain 0) and their heads to what left the database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -32,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.db.chain import GENESIS_HASH, ChainHead, canonical_timestamp
 from service.db.connection import write_transaction
 from service.db.repository import AuditRepository, StoredCheckpoint
+from service.services.audit.batch import cancel_and_wait
 
 __all__ = [
     "CHECKPOINT_CHAIN",
@@ -131,11 +131,8 @@ class Checkpoints:
 
     async def stop(self) -> None:
         """Stop the timer and record a checkpoint if a head moved since the last one (best effort: logged)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._try(due_after_s=0)
 
     async def record(self, *, due_after_s: float) -> StoredCheckpoint | None:

@@ -50,7 +50,14 @@ from service.db.repository import AuditRepository, DecisionRow
 from service.observability import metrics
 from service.observability.outages import OutageReport
 from service.services.audit.anchors import ChainAnchors
-from service.services.audit.batch import IdempotencyKey, Pending, WriterStats, per_waiter, utcnow
+from service.services.audit.batch import (
+    IdempotencyKey,
+    Pending,
+    WriterStats,
+    cancel_and_wait,
+    per_waiter,
+    utcnow,
+)
 from service.services.audit.checkpoints import Checkpoints
 from service.services.audit.errors import (
     DEFAULT_RETRY_AFTER_S,
@@ -158,10 +165,7 @@ class AuditWriter(IdempotencyKeys):
         self._closing = True
         self._wakeup.set()
         self._full.set()
-        if self._purger is not None:
-            self._purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purger
+        await cancel_and_wait(self._purger)
         if self._flusher is not None:
             await self._flusher
         await self.checkpoints.stop()  # one more checkpoint: this writer's chain as it leaves it
