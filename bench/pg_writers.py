@@ -46,7 +46,6 @@ from service.settings import Settings
 ADMIN_DSN = os.environ.get("ADVISOR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SETTINGS_SHOWN = ("server_version", "synchronous_commit", "fsync", "wal_level", "full_page_writes")
 SETTINGS_SHOWN += ("wal_compression", "wal_sync_method", "commit_delay", "shared_buffers", "data_directory")
-COMMITTED = {"outcome": "committed"}
 COMMIT_METRIC = "advisor_audit_commit_duration_seconds"
 
 
@@ -81,16 +80,16 @@ class RowSource:
         return self.make()
 
 
-def child_main(cfg: dict[str, Any], ready: Any, start: Any, stop: Any, results: Any) -> None:
+def child_main(cfg: dict[str, Any], ready: Any, events: tuple[Any, Any, Any], results: Any) -> None:
     logging.basicConfig(level=logging.WARNING)
-    results.put(asyncio.run(run_writers(cfg, ready, start, stop)))
+    results.put(asyncio.run(run_writers(cfg, ready, *events)))
 
 
 def writer_snapshot(writers: list[Any]) -> dict[str, float]:
     usage, value = resource.getrusage(resource.RUSAGE_SELF), REGISTRY.get_sample_value
     rows, commits = sum(w.stats.rows for w in writers), sum(w.stats.batches for w in writers)
     found = {"t": time.perf_counter(), "rows": rows, "commits": commits, "cpu_s": usage.ru_utime + usage.ru_stime}
-    commit_s, commit_n = value(f"{COMMIT_METRIC}_sum", COMMITTED), value(f"{COMMIT_METRIC}_count", COMMITTED)
+    commit_s, commit_n = (value(f"{COMMIT_METRIC}_{k}", {"outcome": "committed"}) for k in ("sum", "count"))
     return found | {"commit_s": commit_s or 0.0, "commit_n": commit_n or 0.0}
 
 
@@ -99,8 +98,9 @@ async def feed(writer: Any, source: RowSource, running: list[bool]) -> None:
         await writer.write(source.next())
 
 
-async def run_writers(cfg: dict[str, Any], ready: Any, start: Any, stop: Any) -> dict[str, Any]:
-    """Start ``cfg['writers']`` writers, warm up, fill the row sources, report ready, measure start to stop."""
+async def run_writers(cfg: dict[str, Any], ready: Any, start: Any, stop: Any, release: Any) -> dict[str, Any]:
+    """Start ``cfg['writers']`` writers, warm up, fill the row sources, report ready, measure start to stop; keep
+    the connections until ``release`` (the backends must outlive the parent's last look at their CPU time)."""
     settings = Settings(database_url=cfg["url"], audit_batch_max_rows=cfg["batch"], audit_batch_max_wait_ms=0)
     engines = [create_engine(settings) for _ in range(cfg["writers"])]
     writers = [AuditWriter.from_settings(engine, settings) for engine in engines]
@@ -119,6 +119,7 @@ async def run_writers(cfg: dict[str, Any], ready: Any, start: Any, stop: Any) ->
     await loop.run_in_executor(None, stop.wait)
     after = writer_snapshot(writers)
     live = sum(s.made_live for s in sources) - live_before
+    await loop.run_in_executor(None, release.wait)
     running[0] = False
     await asyncio.gather(*tasks, return_exceptions=True)
     await asyncio.gather(*(writer.stop() for writer in writers))
@@ -204,23 +205,23 @@ def run_point(args: argparse.Namespace, db: dict[str, Any], batch: int, writers:
     procs = min(args.processes, writers)
     counts = [writers // procs + (i < writers % procs) for i in range(procs)]
     ctx = mp.get_context("spawn")  # each child starts clean: no forked event loop or connection
-    ready, results, start, stop = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
+    ready, results, events = ctx.Queue(), ctx.Queue(), (ctx.Event(), ctx.Event(), ctx.Event())
     cfg = {"url": db["url"], "batch": batch, "depth": args.depth, "shared": db["shared"]}
     cfg |= {"warmup_s": args.warmup, "seconds": args.seconds}
-    args_of = [(cfg | {"writers": n}, ready, start, stop, results) for n in counts]
+    args_of = [(cfg | {"writers": n}, ready, events, results) for n in counts]
     children = [ctx.Process(target=child_main, args=a) for a in args_of]
     for child in children:
         child.start()
-    for _ in children:
-        ready.get(timeout=300)
+    [ready.get(timeout=300) for _ in children]  # every writer warmed up and its rows made
     slot = f"{db['name']}_wal"  # keeps the window's WAL until pg_waldump has read it (others may CHECKPOINT)
     q("SELECT pg_create_physical_replication_slot($1, true)", slot)
     try:
         before = pg_snapshot(db["name"])
-        start.set()
+        events[0].set()  # start
         time.sleep(args.seconds)
-        stop.set()
+        events[1].set()  # stop
         after, load = pg_snapshot(db["name"]), loadavg()
+        events[2].set()  # release
         outs = [results.get(timeout=300) for _ in children]
         for child in children:
             child.join(timeout=60)
@@ -281,8 +282,7 @@ def extrapolate(points: list[dict[str, Any]], per_replica_rps: float) -> list[di
     out = []
     for batch in sorted({p["batch"] for p in points}):
         at = [p for p in points if p["batch"] == batch]
-        spread = [p["pg_cpu_us_per_row"] for p in at]
-        us = statistics.median(spread)
+        us = statistics.median(spread := [p["pg_cpu_us_per_row"] for p in at])
         wal = statistics.median(p["wal_ours_bytes_per_row"] or p["wal_lsn_bytes_per_row"] for p in at)
         latency = statistics.median(p["mean_commit_ms"] for p in at)
         for cores in (1, 4, 8):
