@@ -209,7 +209,7 @@ def run_point(args: argparse.Namespace, db: dict[str, Any], batch: int, writers:
     cfg = {"url": db["url"], "batch": batch, "depth": args.depth, "shared": db["shared"]}
     cfg |= {"warmup_s": args.warmup, "seconds": args.seconds}
     args_of = [(cfg | {"writers": n}, ready, events, results) for n in counts]
-    children = [ctx.Process(target=child_main, args=a) for a in args_of]
+    children = [ctx.Process(target=child_main, args=a, daemon=True) for a in args_of]  # ended if this one fails
     for child in children:
         child.start()
     [ready.get(timeout=300) for _ in children]  # every writer warmed up and its rows made
