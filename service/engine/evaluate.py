@@ -42,6 +42,7 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
         ProfileRejected: the profile contradicts itself, or no rule or instance type can serve it.
     """
     decision = decide(profile, ruleset)
+    profile = decision.profile or profile  # an LLM's profile with its request rates derived
     facts = decision.facts
     explanation = [
         explain(table, rule, facts)
@@ -70,7 +71,7 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
     )
     instance = decision.instance
     watch = monitoring(
-        ruleset, facts, endpoint, profile.sla.p99_latency_ms, instance, decision.per_instance_rps, explanation, warnings
+        ruleset, facts, endpoint, profile.sla.latency_ms, instance, decision.per_instance_rps, explanation, warnings
     )
     advisories(ruleset, facts, explanation, warnings)
     warnings.extend(engine_warnings(profile, decision, capacity, startup_s))
@@ -145,7 +146,7 @@ def _capacity(profile: WorkloadProfile, decision: Decision) -> Capacity:
     per_az = spread(instances, k)
     after_loss = None
     if decision.multi_az:
-        after_loss = round(traffic.peak_rps / ((instances - per_az[0]) * rate), 4)
+        after_loss = round(traffic.rps_at_peak / ((instances - per_az[0]) * rate), 4)
     avail = decision.availability_rule.then
     min_why = (
         f"min {decision.min_capacity}: the plan at mean_rps {fmt(traffic.mean_rps)}"
@@ -167,7 +168,7 @@ def _capacity(profile: WorkloadProfile, decision: Decision) -> Capacity:
         min_instances=decision.min_capacity,
         max_instances=decision.max_capacity,
         per_az=per_az,
-        utilization_at_peak=round(traffic.peak_rps / (instances * rate), 4),
+        utilization_at_peak=round(traffic.rps_at_peak / (instances * rate), 4),
         utilization_at_peak_after_az_loss=after_loss,
         formula=f"instances at peak = max(min {decision.min_capacity}, ceil({fmt(traffic.peak_rps)} rps / target "
         f"{fmt(target.per_instance_rps)} rps)) = {instances} ({' + '.join(map(str, per_az))} across AZs)",

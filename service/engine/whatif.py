@@ -150,9 +150,7 @@ def _plan(
     warnings: list[Warning] = []
     inst = decision.instance
     endpoint = profile.name or DEFAULT_ENDPOINT_NAME
-    monitoring(
-        ruleset, decision.facts, endpoint, profile.sla.p99_latency_ms, inst, decision.per_instance_rps, [], warnings
-    )
+    monitoring(ruleset, decision.facts, endpoint, profile.sla.latency_ms, inst, decision.per_instance_rps, [], warnings)
     advisories(ruleset, decision.facts, [], warnings)
     cost = cost_estimate(profile, decision, ruleset.catalog.as_of, ruleset.catalog.region, warnings)
     hosting = ruleset.source.tables.get("hosting")
