@@ -187,8 +187,7 @@ class Traffic(_Body, frozen=True, kw_only=True):
         | None
     ) = None
     mean_concurrency: (
-        Annotated[int, Meta(ge=1, le=10_000_000, description="Mean streams in flight (LLMs), beside mean_rps.")]
-        | None
+        Annotated[int, Meta(ge=1, le=10_000_000, description="Mean streams in flight (LLMs), beside mean_rps.")] | None
     ) = None
     per_instance_rps: (
         Annotated[
