@@ -26,6 +26,7 @@ from service.engine.compiled import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide, profile_facts
 from service.engine.cost import cost_estimate
 from service.engine.hosting_modes import Parts, adapt
+from service.engine.llm_answer import apply_llm
 from service.engine.monitoring import advisories, explain, monitoring
 from service.engine.scaling_plan import scaling_plan
 from service.engine.warnings import engine_warnings
@@ -81,6 +82,7 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
     if hosting_table is not None:
         explanation.insert(0, explain("hosting", decision.hosting_rule, facts))  # type: ignore[arg-type]
         parts = adapt(profile, decision, hosting_table.limits, parts, warnings)
+    parts, llm = apply_llm(decision, parts, endpoint, warnings)
     return Recommendation(
         ruleset=RulesetRef(version=ruleset.version, sha256=ruleset.sha256),
         profile_name=profile.name,
@@ -93,6 +95,7 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
         cost=parts.cost,
         explanation=explanation,
         warnings=warnings,
+        llm=llm,
     )
 
 
