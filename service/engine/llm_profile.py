@@ -64,6 +64,7 @@ class LlmInputs:
     kv_gib_per_stream: float
     steps: tuple[str, ...]
     notes: tuple[str, ...]
+    one_device: bool = False  # workload.sharding none: each copy on one device, tensor-parallel degree 1
 
 
 def prepare(profile: WorkloadProfile, ruleset: CompiledRuleset) -> tuple[WorkloadProfile, LlmInputs | None]:
@@ -77,6 +78,14 @@ def prepare(profile: WorkloadProfile, ruleset: CompiledRuleset) -> tuple[Workloa
             "llm-block-needs-llm-kind",
             f"workload.llm describes a language model, but workload.model_kind is {profile.workload.model_kind}.",
             "workload.model_kind",
+        )
+    if profile.traffic.per_instance_rps is not None or profile.traffic.tested_instance_type is not None:
+        raise ProfileRejected(
+            "llm-rate-in-requests",
+            "with workload.llm an instance's capacity is streams, not requests per second: give load_tests[] with "
+            "instance_type and max_concurrency (streams it served within the TTFT/ITL objectives) instead of "
+            "traffic.per_instance_rps.",
+            "traffic.per_instance_rps",
         )
     arch = _architecture(llm, ruleset)
     ttft_s, itl_s, duration_s, timing = _stream_timing(profile, llm)
@@ -104,7 +113,8 @@ def prepare(profile: WorkloadProfile, ruleset: CompiledRuleset) -> tuple[Workloa
         sla=msgspec.structs.replace(sla, p99_latency_ms=sla.p99_latency_ms or duration_s * 1000),
         load_tests=[_as_rate(test, duration_s, i) for i, test in enumerate(profile.load_tests or ())] or None,
     )
-    inputs = LlmInputs(llm, arch, ttft_s, itl_s, duration_s, peak_conc, weights, tokens, kv, steps, notes)
+    one_device = profile.workload.sharding == "none"
+    inputs = LlmInputs(llm, arch, ttft_s, itl_s, duration_s, peak_conc, weights, tokens, kv, steps, notes, one_device)
     return sized, inputs
 
 

@@ -77,6 +77,10 @@ def size_on(
     arch = inputs.arch
     heads = [h for h in (arch.attention_heads, arch.kv_heads) if h is not None]
     degrees = [d for d in range(1, units + 1) if units % d == 0 and all(h % d == 0 for h in heads)]
+    if inputs.one_device:
+        degrees = [d for d in degrees if d <= accel.cores_per_device]  # one device: its NeuronCores at most
+    elif inputs.llm.container != "lmi":
+        degrees = degrees[-1:]  # TGI and vLLM serve one copy per container: it takes every device it can
     fitting = [d for d in degrees if d * per_unit >= inputs.weights_gib + inputs.kv_gib_per_stream]
     if not fitting:
         largest = max(degrees) if degrees else 1
@@ -101,7 +105,7 @@ def _plan_at(
     """The plan at tensor-parallel degree ``d``: devices / d copies, each with its weights and KV caches."""
     assert inst.accelerator is not None
     units = inst.accelerator.count * inst.accelerator.cores_per_device
-    copies = units // d
+    copies = units // d if inputs.llm.container == "lmi" else 1  # LMI runs devices / degree copies
     per_copy_kv = math.floor((d * per_unit - inputs.weights_gib) / inputs.kv_gib_per_stream)
     max_streams = copies * per_copy_kv
     sla_streams, basis, measured, sla_step = _sla_streams(inst, inputs, d, copies, spec, tests)
@@ -126,8 +130,10 @@ def _sla_streams(
     for m in tests:
         if m.instance.type == inst.type and m.concurrency is not None:
             return m.concurrency, "load_test", m, f"SLA-bound: {m.concurrency} streams load-tested ({m.label})"
-    bandwidth = spec.memory_bandwidth_gb_s * 1e9 * d  # bytes/s of one copy's devices
-    flops = spec.dense_tflops_16bit * 1e12 * d
+    assert inst.accelerator is not None
+    share = d / inst.accelerator.cores_per_device  # devices of one copy (a NeuronCore is half an Inferentia2)
+    bandwidth = spec.memory_bandwidth_gb_s * 1e9 * share  # bytes/s of one copy's devices
+    flops = spec.dense_tflops_16bit * 1e12 * share
     weights_bytes = inputs.weights_gib * GIB
     kv_bytes = inputs.kv_gib_per_stream * GIB
     llm, arch = inputs.llm, inputs.arch
@@ -141,9 +147,9 @@ def _sla_streams(
         per_copy = 0
     step = (
         f"SLA-bound (roofline, assumed): per copy, decode at ITL {fmt(round(inputs.itl_s * 1000, 2))} ms allows "
-        f"floor(({fmt(round(inputs.itl_s * 1000, 2))} ms x {d} x {fmt(spec.memory_bandwidth_gb_s)} GB/s - "
+        f"floor(({fmt(round(inputs.itl_s * 1000, 2))} ms x {fmt(share)} x {fmt(spec.memory_bandwidth_gb_s)} GB/s - "
         f"{fmt(round(weights_bytes / 1e9, 1))} GB weights) / {fmt(round(kv_bytes / 1e9, 3))} GB KV per stream) = "
-        f"{decode} streams; compute at {d} x {fmt(spec.dense_tflops_16bit)} TFLOPS allows {compute}; a "
+        f"{decode} streams; compute at {fmt(share)} x {fmt(spec.dense_tflops_16bit)} TFLOPS allows {compute}; a "
         f"{llm.input_tokens}-token prefill takes {fmt(round(prefill_s * 1000, 1))} ms"
         + (f" (TTFT {fmt(round(inputs.ttft_s * 1000))} ms)" if inputs.ttft_s else "")
         + f" -> {copies} x {max(per_copy, 0)} = {copies * max(per_copy, 0)} streams per instance"
@@ -184,6 +190,10 @@ def select_llm_instance(
     if not plans:
         raise _nowhere(inputs, rejected, ruleset)
     plans.sort(key=lambda pc: (pc[1].fleet_usd_per_hour, -pc[0].instance.generation[0], pc[0].instance.type))
+    # A measured concurrency outweighs any roofline: with a load test, only load-tested types compete.
+    tested = [pc for pc in plans if pc[0].basis == "load_test"]
+    untested = [pc[0].instance.type for pc in plans if pc[0].basis != "load_test"] if tested else []
+    plans = tested or plans
     plan, chosen = plans[0]
     alternatives = [
         (
@@ -194,6 +204,7 @@ def select_llm_instance(
         )
         for p, c in plans[1 : MAX_ALTERNATIVES - 2]
     ]
+    alternatives += [(t, "not load-tested: its roofline is no match for a measured concurrency") for t in untested][:2]
     alternatives += [(t, why) for t, why in rejected if "run" in why and "weights" in why][:2]
     steps = [
         *inputs.steps,
