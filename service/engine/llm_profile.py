@@ -11,6 +11,7 @@ requests per second = streams in flight / stream duration.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 
 import msgspec
@@ -236,11 +237,12 @@ def _stream_timing(profile: WorkloadProfile, llm: LlmWorkload) -> tuple[float, f
 def _peak(profile: WorkloadProfile, duration_s: float) -> tuple[float, float, str]:
     """Peak streams in flight and requests per second, one from the other by Little's law (L = lambda x W)."""
     t = profile.traffic
-    if t.peak_concurrency is not None and t.peak_rps is not None:
+    derived = t.peak_concurrency / duration_s if t.peak_concurrency is not None else None
+    if derived is not None and t.peak_rps is not None and not math.isclose(t.peak_rps, derived, rel_tol=1e-9):
         raise ProfileRejected(
             "peak-ambiguous",
             "give traffic.peak_concurrency or traffic.peak_rps, not both: one follows from the other by Little's "
-            "law with the stream duration.",
+            "law with the stream duration (a profile that gives both must give them in that ratio).",
             "traffic.peak_rps",
         )
     if t.peak_concurrency is not None:
