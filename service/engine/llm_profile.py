@@ -32,6 +32,7 @@ WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 KV_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
 # Weights as given in model_memory_gib may differ from the computed size by this much before a warning.
 MEMORY_MISMATCH = 0.20
+MAX_RPS = 10_000_000  # the largest traffic.peak_rps a profile may state (service/contract/profile.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,13 @@ def prepare(profile: WorkloadProfile, ruleset: CompiledRuleset) -> tuple[Workloa
     t = profile.traffic
     peak_conc, peak_rps, rate_step = _peak(profile, duration_s)
     mean_rps = t.mean_concurrency / duration_s if t.mean_concurrency is not None else t.mean_rps
+    if peak_rps > MAX_RPS:
+        raise ProfileRejected(
+            "peak-out-of-range",
+            f"{fmt(round(peak_rps))} requests per second ({rate_step}) is above the {fmt(MAX_RPS)} a profile may "
+            "state: check traffic.peak_concurrency and the latency objectives.",
+            "traffic.peak_concurrency",
+        )
     tokens = _tokens_per_stream(llm, arch)
     weights = arch.parameters * WEIGHT_BYTES[llm.precision] / GIB
     kv = arch.kv_bytes_per_token(llm.kv_cache_precision) * tokens / GIB
@@ -275,6 +283,13 @@ def _tokens_per_stream(llm: LlmWorkload, arch: LlmArchitecture) -> int:
             "context-too-long",
             f"workload.llm.context_tokens {llm.context_tokens} is above the model's maximum context "
             f"{arch.max_context} (max_position_embeddings in its config.json).",
+            "workload.llm.context_tokens",
+        )
+    if llm.input_tokens + llm.output_tokens > llm.context_tokens:
+        raise ProfileRejected(
+            "tokens-exceed-context",
+            f"workload.llm.input_tokens {llm.input_tokens} + output_tokens {llm.output_tokens} exceed context_tokens "
+            f"{llm.context_tokens}: the mean request must fit the longest one the container accepts.",
             "workload.llm.context_tokens",
         )
     caps = [llm.context_tokens] + ([arch.sliding_window] if arch.sliding_window else [])
