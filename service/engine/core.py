@@ -8,6 +8,7 @@ alarms, formulas and prose around them. Impact analysis replays audit history th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from service.engine.errors import ProfileRejected
 from service.engine.llm_profile import LlmInputs, prepare
 from service.engine.llm_sizing import LlmPlan, select_llm_instance
 from service.engine.selection import Selection, measurements, model_sharding, select_instance
-from service.rulebook.models import CatalogInstance
+from service.rulebook.models import CatalogInstance, SizingOutcome
 
 __all__ = ["Decision", "ProfileRejected", "decide", "peak_instances", "processing_s", "profile_facts"]
 
@@ -51,8 +52,7 @@ class Decision:
     target: ScalingTarget
     instances: int  # the fleet the policies settle at under the peak: n(peak_rps)
     hosting_rule: CompiledRule | None = None  # None: a ruleset without a hosting table (real-time only)
-    # An LLM described by workload.llm: the profile in request units the fleet was sized on, and the plan.
-    profile: WorkloadProfile | None = None
+    profile: WorkloadProfile | None = None  # an LLM's (workload.llm) in the request units it was sized on
     llm_inputs: LlmInputs | None = None
     llm_plan: LlmPlan | None = None
 
@@ -181,13 +181,8 @@ def decide(
         ).instances
 
     mode = str(facts["decision.hosting_mode"])
-    llm_plan: LlmPlan | None = None
-    if llm_inputs is None:
-        selection = select_instance(profile, ruleset, family, sizing, utilization, fleet_for, instance_override, mode)
-    else:
-        tests = measurements(profile, ruleset) if profile.load_tests else []
-        restrict = (instance_override, mode, sizing.host_memory_headroom)
-        selection, llm_plan = select_llm_instance(profile, ruleset, llm_inputs, tests, fleet_for, restrict)
+    choice = (family, sizing, utilization, instance_override, mode)
+    selection, llm_plan = _selection(profile, ruleset, llm_inputs, choice, fleet_for)
     facts["decision.family"] = selection.chosen.instance.family
     rate = selection.chosen.rps
     traffic = profile.traffic
@@ -217,6 +212,21 @@ def decide(
     facts["decision.multi_az"] = avail.multi_az
     facts["decision.instances"] = decision.instances
     return decision
+
+
+def _selection(
+    profile: WorkloadProfile,
+    ruleset: CompiledRuleset,
+    llm_inputs: LlmInputs | None,
+    choice: tuple[str, SizingOutcome, float, str | None, str],
+    fleet_for: Callable[[float], int],
+) -> tuple[Selection, LlmPlan | None]:
+    family, sizing, utilization, only_type, mode = choice  # the type and its rate basis (an LLM's in streams)
+    if llm_inputs is None:
+        return select_instance(profile, ruleset, family, sizing, utilization, fleet_for, only_type, mode), None
+    tests = measurements(profile, ruleset) if profile.load_tests else []
+    restrict = (only_type, mode, sizing.host_memory_headroom)
+    return select_llm_instance(profile, ruleset, llm_inputs, tests, fleet_for, restrict)
 
 
 def _fleet(

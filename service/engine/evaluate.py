@@ -70,10 +70,8 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
         rule_id=avail_rule.id,
         reason=avail_rule.because,
     )
-    instance = decision.instance
-    watch = monitoring(
-        ruleset, facts, endpoint, profile.sla.latency_ms, instance, decision.per_instance_rps, explanation, warnings
-    )
+    sla_ms, instance = profile.sla.latency_ms, decision.instance
+    watch = monitoring(ruleset, facts, endpoint, sla_ms, instance, decision.per_instance_rps, explanation, warnings)
     advisories(ruleset, facts, explanation, warnings)
     warnings.extend(engine_warnings(profile, decision, capacity, startup_s))
     cost = cost_estimate(profile, decision, ruleset.catalog.as_of, ruleset.catalog.region, warnings)
