@@ -64,7 +64,7 @@ def apply_llm(
         precision=inputs.llm.precision,
         parameters_b=round(inputs.arch.parameters / 1e9, 3),
         weights_gib=round(inputs.weights_gib, 2),
-        kv_cache_gib_per_stream=round(inputs.kv_gib_per_stream, 4),
+        kv_cache_gib_per_stream=round(inputs.kv_gib_per_stream, 6),
         tokens_per_stream=inputs.tokens_per_stream,
         tensor_parallel_degree=plan.tp_degree,
         copies_per_instance=plan.copies,
