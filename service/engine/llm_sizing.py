@@ -208,6 +208,10 @@ def select_llm_instance(
     alternatives += [(t, why) for t, why in rejected if "run" in why and "weights" in why][:2]
     steps = [
         *inputs.steps,
+        f"every type of families {', '.join(families)} that runs {inputs.llm.precision} competes on the cost of the "
+        f"fleet carrying the peak streams; {plan.instance.type} costs least"
+        + (" of the load-tested ones" if untested else "")
+        + " (the family table's choice is not binding for an LLM)",
         *plan.steps,
         f"throughput basis: {plan.streams} streams per instance / "
         f"{fmt(round(inputs.duration_s, 3))} s per stream = {fmt(round(chosen.rps, 4))} rps per instance "

@@ -361,6 +361,8 @@ def _differences(base: _Plan, plan: _Plan) -> list[str]:
 def _basis(decision: Decision) -> str:
     chosen = decision.selection.chosen
     inst, measured = chosen.instance, chosen.measured_on
+    if decision.llm_plan is not None:  # an LLM's basis is streams: the last step of its plan says how many and why
+        return f"{decision.llm_plan.steps[-1]} on {inst.type} ({decision.llm_plan.basis})"
     if chosen.source == "load_test" and measured is not None:
         return f"throughput basis: {fmt(chosen.rps)} rps load-tested on {inst.type} ({measured.label})"
     if chosen.source == "extrapolated" and measured is not None:
