@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-__all__ = ["LlmAnswer", "LlmContainer", "LlmPrecision", "LlmWorkload", "PrecisionOption"]
+__all__ = ["LlmAnswer", "LlmContainer", "LlmPrecision", "LlmWorkload"]
 
 LlmPrecision = Literal["bf16", "fp16", "fp8", "int8", "int4"]
 KvPrecision = Literal["bf16", "fp16", "fp8"]
@@ -78,18 +78,6 @@ class LlmWorkload(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froz
     ] = "lmi"
 
 
-class PrecisionOption(msgspec.Struct, kw_only=True, frozen=True):
-    """The same model at another weight precision: what it needs and where it runs (a what-if, never applied)."""
-
-    precision: LlmPrecision
-    weights_gib: float
-    instance_type: str | None
-    instances: int | None
-    usd_per_month_peak: float | None
-    supported_on: list[str]
-    note: str
-
-
 class LlmAnswer(msgspec.Struct, kw_only=True, frozen=True):
     """What an LLM needs on the chosen type, in its own units."""
 
@@ -117,4 +105,3 @@ class LlmAnswer(msgspec.Struct, kw_only=True, frozen=True):
     container: LlmContainer
     container_env: dict[str, str]
     steps: list[str]
-    precision_options: list[PrecisionOption] = []
