@@ -110,7 +110,7 @@ def _files_at_revision(directory: Path, revision: str) -> dict[str, str] | None:
     if _git(directory, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}") is None:
         _fail(f"'{revision}' is neither a directory nor a revision of the git repository at {top}")
     listed = _git(Path(top), "ls-tree", "--name-only", "-r", revision, "--", prefix) or ""
-    wanted = {"ruleset.yaml", "catalog.yaml"}
+    wanted = {"ruleset.yaml", "catalog.yaml", "models.yaml"}
     paths = [
         path
         for path in listed.splitlines()

@@ -36,6 +36,8 @@ def profile_rule_errors(body: Any) -> list[tuple[str, str]]:
         rps = _number(_dict(window).get("rps"))
         if peak is not None and rps is not None and rps > peak:
             errors.append((f"traffic.peak_windows[{i}].rps", f"is above traffic.peak_rps ({peak:g})"))
+    if "llm" in workload:  # sized by its architecture, its capacity in streams: service/engine/llm_profile.py
+        return errors
     sized = workload.get("bound") in _SIZE_REQUIRED_BOUNDS or workload.get("model_kind") == "llm"
     if workload and sized and "model_memory_gib" not in workload:
         errors.append(("workload.model_memory_gib", "is required when bound is gpu or memory, or model_kind is llm"))

@@ -51,6 +51,8 @@ PredefinedMetricType = Literal[
     "SageMakerVariantInvocationsPerInstance",
     "SageMakerVariantProvisionedConcurrencyUtilization",
     "SageMakerInferenceComponentInvocationsPerCopy",
+    "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+    "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution",
 ]
 
 

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from service.contract.llm import LlmWorkload
+
 __all__ = [
     "INSTANCE_TYPE_PATTERN",
     "Bound",
@@ -114,6 +116,17 @@ class Workload(_Body, frozen=True):
     response_kib: (
         Annotated[float, Meta(gt=0, le=16_777_216, description="Response payload size, KiB (largest expected).")] | None
     ) = None
+    llm: (
+        Annotated[
+            LlmWorkload,
+            Meta(
+                description="The language model served, in its own units (model_kind llm): architecture, precision, "
+                "tokens per request, container. With it the model is sized by weights and KV cache per stream, and "
+                "traffic and SLA may be given as concurrency, time to first token and inter-token latency."
+            ),
+        ]
+        | None
+    ) = None
     shares_endpoint: Annotated[
         bool,
         Meta(
@@ -150,7 +163,32 @@ class PeakWindow(_Body, frozen=True):
 class Traffic(_Body, frozen=True, kw_only=True):
     """How much load, and how it arrives."""
 
-    peak_rps: Rps
+    peak_rps: (
+        Annotated[
+            float,
+            Meta(
+                ge=0.001,
+                le=10_000_000,
+                description="Requests per second at the peak. Required unless peak_concurrency is given (LLMs).",
+            ),
+        ]
+        | None
+    ) = None
+    peak_concurrency: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                le=10_000_000,
+                description="Streams in flight at the peak (LLMs, with workload.llm): an alternative to peak_rps. "
+                "Requests per second follow by Little's law with the stream duration.",
+            ),
+        ]
+        | None
+    ) = None
+    mean_concurrency: (
+        Annotated[int, Meta(ge=1, le=10_000_000, description="Mean streams in flight (LLMs), beside mean_rps.")] | None
+    ) = None
     per_instance_rps: (
         Annotated[
             float,
@@ -158,7 +196,7 @@ class Traffic(_Body, frozen=True, kw_only=True):
                 ge=0.001,
                 le=1_000_000,
                 description="Requests per second one instance sustains within the latency SLA (load-tested). "
-                "Required unless `load_tests` is given.",
+                "Required unless `load_tests` is given, or the model is an LLM described by workload.llm.",
             ),
         ]
         | None
@@ -174,14 +212,48 @@ class Traffic(_Body, frozen=True, kw_only=True):
     mean_rps: Rps | None = None
     peak_windows: Annotated[list[PeakWindow], Meta(max_length=24)] | None = None
 
+    @property
+    def rps_at_peak(self) -> float:
+        """peak_rps, which the engine derives from peak_concurrency (Little's law) before it sizes anything."""
+        if self.peak_rps is None:
+            raise ValueError("traffic.peak_rps is derived from peak_concurrency before sizing")
+        return self.peak_rps
+
 
 class LoadTest(_Body, frozen=True):
     """One load test: the rate one instance of a type sustained, and the latency it saw."""
 
     instance_type: InstanceTypeName
-    per_instance_rps: Annotated[
-        float, Meta(ge=0.001, le=1_000_000, description="Requests per second one instance sustained.")
-    ]
+    per_instance_rps: (
+        Annotated[
+            float,
+            Meta(
+                ge=0.001,
+                le=1_000_000,
+                description="Requests per second one instance sustained. Required unless the test measured an LLM's "
+                "max_concurrency and output_tokens_per_s.",
+            ),
+        ]
+        | None
+    ) = None
+    max_concurrency: (
+        Annotated[
+            int,
+            Meta(ge=1, le=1_000_000, description="Streams in flight one instance served within the SLA (LLMs)."),
+        ]
+        | None
+    ) = None
+    output_tokens_per_s: (
+        Annotated[
+            float,
+            Meta(
+                ge=0.001,
+                le=100_000_000,
+                description="Output tokens per second one instance generated at max_concurrency (LLMs).",
+            ),
+        ]
+        | None
+    ) = None
     p99_latency_ms: (
         Annotated[float, Meta(ge=0.001, le=3_600_000, description="Latency measured at that rate, ms.")] | None
     ) = None
@@ -205,11 +277,38 @@ class LoadTest(_Body, frozen=True):
     ) = None
     source: Annotated[str, Meta(max_length=200, description="Where the figures come from.")] | None = None
 
+    @property
+    def rps(self) -> float:
+        """per_instance_rps, which the engine derives from an LLM test's concurrency before it sizes anything."""
+        if self.per_instance_rps is None:
+            raise ValueError("load_tests[].per_instance_rps is derived from max_concurrency before sizing")
+        return self.per_instance_rps
 
-class Sla(_Body, frozen=True):
+
+class Sla(_Body, frozen=True, kw_only=True):
     """Service-level objectives."""
 
-    p99_latency_ms: Annotated[float, Meta(ge=0.001, le=3_600_000, description="p99 latency objective, ms.")]
+    p99_latency_ms: (
+        Annotated[
+            float,
+            Meta(
+                ge=0.001,
+                le=3_600_000,
+                description="p99 latency objective, ms. For an LLM, ttft_p99_ms and itl_p99_ms may replace it.",
+            ),
+        ]
+        | None
+    ) = None
+    ttft_p99_ms: (
+        Annotated[float, Meta(ge=0.001, le=3_600_000, description="p99 time to first token objective, ms (LLMs).")]
+        | None
+    ) = None
+    itl_p99_ms: (
+        Annotated[
+            float, Meta(ge=0.001, le=60_000, description="p99 inter-token latency objective, ms per token (LLMs).")
+        ]
+        | None
+    ) = None
     availability: Annotated[float, Meta(gt=0, lt=1, description="Availability objective as a fraction, e.g. 0.999.")]
     delivery: Annotated[
         Delivery,
@@ -222,6 +321,13 @@ class Sla(_Body, frozen=True):
         bool,
         Meta(description="Whether a request may wait for a cold start (seconds to minutes) after idle periods."),
     ] = False
+
+    @property
+    def latency_ms(self) -> float:
+        """p99_latency_ms, which the engine derives from the TTFT and ITL objectives before it sizes anything."""
+        if self.p99_latency_ms is None:
+            raise ValueError("sla.p99_latency_ms is derived from ttft_p99_ms and itl_p99_ms before sizing")
+        return self.p99_latency_ms
 
 
 class WorkloadProfile(_Body, frozen=True):

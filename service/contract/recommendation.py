@@ -16,6 +16,7 @@ from service.contract.aws import (
     ScalingPolicy,
     ScheduledAction,
 )
+from service.contract.llm import LlmAnswer
 
 __all__ = [
     "Alternative",
@@ -246,3 +247,7 @@ class Recommendation(_Out):
     explanation: list[ExplanationEntry]
     warnings: list[Warning]
     profile_name: str | None = None
+    llm: Annotated[
+        LlmAnswer | None,
+        Meta(description="An LLM described by workload.llm, in its own units: weights, KV cache, streams, container."),
+    ] = None

@@ -8,6 +8,7 @@ alarms, formulas and prose around them. Impact analysis replays audit history th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +16,10 @@ from service.contract import Traffic, WorkloadProfile
 from service.engine.capacity import CapacityPlan, ScalingTarget, fmt, plan_capacity, scaling_target
 from service.engine.compiled import CompiledRule, CompiledRuleset
 from service.engine.errors import ProfileRejected
-from service.engine.selection import Selection, model_sharding, select_instance
-from service.rulebook.models import CatalogInstance
+from service.engine.llm_profile import LlmInputs, prepare
+from service.engine.llm_sizing import LlmPlan, select_llm_instance
+from service.engine.selection import Selection, measurements, model_sharding, select_instance
+from service.rulebook.models import CatalogInstance, SizingOutcome
 
 __all__ = ["Decision", "ProfileRejected", "decide", "peak_instances", "processing_s", "profile_facts"]
 
@@ -49,6 +52,9 @@ class Decision:
     target: ScalingTarget
     instances: int  # the fleet the policies settle at under the peak: n(peak_rps)
     hosting_rule: CompiledRule | None = None  # None: a ruleset without a hosting table (real-time only)
+    profile: WorkloadProfile | None = None  # an LLM's (workload.llm) in the request units it was sized on
+    llm_inputs: LlmInputs | None = None
+    llm_plan: LlmPlan | None = None
 
     @property
     def hosting_mode(self) -> str:
@@ -102,9 +108,9 @@ def processing_s(profile: WorkloadProfile) -> float | None:
 def peak_instances(profile: WorkloadProfile) -> float | None:
     """The peak in instances' worth: at the stated rate, else at the slowest load-tested one (the larger share)."""
     t = profile.traffic
-    tested = [x.per_instance_rps for x in profile.load_tests or ()]
+    tested = [x.rps for x in profile.load_tests or ()]
     rates = [t.per_instance_rps] if t.per_instance_rps is not None else tested
-    return t.peak_rps / min(rates) if rates else None
+    return t.rps_at_peak / min(rates) if rates else None
 
 
 def profile_facts(profile: WorkloadProfile) -> dict[str, Any]:
@@ -115,8 +121,8 @@ def profile_facts(profile: WorkloadProfile) -> dict[str, Any]:
     return {
         "workload.processing_s": work,
         "workload.largest_payload_kib": max(sizes) if sizes else None,
-        "workload.concurrency_peak": t.peak_rps * work if work is not None else None,
-        "workload.concurrency_mean": (t.mean_rps or t.peak_rps) * work if work is not None else None,
+        "workload.concurrency_peak": t.rps_at_peak * work if work is not None else None,
+        "workload.concurrency_mean": (t.mean_rps or t.rps_at_peak) * work if work is not None else None,
         "workload.shares_endpoint": w.shares_endpoint,
         "traffic.peak_instances": peak_instances(profile),
         "sla.delivery": s.delivery,
@@ -129,7 +135,7 @@ def profile_facts(profile: WorkloadProfile) -> dict[str, Any]:
         "traffic.per_instance_rps": t.per_instance_rps,
         "workload.sharding": model_sharding(profile),
         "traffic.mean_rps": t.mean_rps,
-        "traffic.peak_to_mean": t.peak_rps / t.mean_rps if t.mean_rps else None,
+        "traffic.peak_to_mean": t.rps_at_peak / t.mean_rps if t.mean_rps else None,
         "traffic.burstiness": t.burstiness,
         "traffic.peak_window_count": len(t.peak_windows or ()),
         "sla.p99_latency_ms": s.p99_latency_ms,
@@ -154,6 +160,7 @@ def decide(
     (what-if counterfactuals); every other rule decides as usual. Raises ProfileRejected when the profile
     contradicts itself, or no rule or instance type can serve it.
     """
+    profile, llm_inputs = prepare(profile, ruleset)
     _check_consistency(profile)
     facts = profile_facts(profile)
     hosting_rule = _hosting(ruleset, facts, profile)
@@ -170,11 +177,12 @@ def decide(
 
     def fleet_for(rate: float) -> int:
         return _plan(
-            facts, availability_rule, rate, utilization, az_count, floor, profile.traffic.peak_rps, False
+            facts, availability_rule, rate, utilization, az_count, floor, profile.traffic.rps_at_peak, False
         ).instances
 
     mode = str(facts["decision.hosting_mode"])
-    selection = select_instance(profile, ruleset, family, sizing, utilization, fleet_for, instance_override, mode)
+    choice = (family, sizing, utilization, instance_override, mode)
+    selection, llm_plan = _selection(profile, ruleset, llm_inputs, choice, fleet_for)
     facts["decision.family"] = selection.chosen.instance.family
     rate = selection.chosen.rps
     traffic = profile.traffic
@@ -195,12 +203,30 @@ def decide(
         baseline,
         max_capacity,
         target,
-        target.instances_for(traffic.peak_rps),
+        target.instances_for(traffic.rps_at_peak),
         hosting_rule,
+        profile if llm_inputs is not None else None,
+        llm_inputs,
+        llm_plan,
     )
     facts["decision.multi_az"] = avail.multi_az
     facts["decision.instances"] = decision.instances
     return decision
+
+
+def _selection(
+    profile: WorkloadProfile,
+    ruleset: CompiledRuleset,
+    llm_inputs: LlmInputs | None,
+    choice: tuple[str, SizingOutcome, float, str | None, str],
+    fleet_for: Callable[[float], int],
+) -> tuple[Selection, LlmPlan | None]:
+    family, sizing, utilization, only_type, mode = choice  # the type and its rate basis (an LLM's in streams)
+    if llm_inputs is None:
+        return select_instance(profile, ruleset, family, sizing, utilization, fleet_for, only_type, mode), None
+    tests = measurements(profile, ruleset) if profile.load_tests else []
+    restrict = (only_type, mode, sizing.host_memory_headroom)
+    return select_llm_instance(profile, ruleset, llm_inputs, tests, fleet_for, restrict)
 
 
 def _fleet(
@@ -215,7 +241,7 @@ def _fleet(
 ) -> tuple[CapacityPlan, CapacityPlan, int, ScalingTarget]:
     """The static plans at the peak and the baseline, MaxCapacity, and the scaling target."""
     az_count, floor = layout
-    peak = _plan(facts, availability_rule, rate, utilization, az_count, floor, traffic.peak_rps, explain)
+    peak = _plan(facts, availability_rule, rate, utilization, az_count, floor, traffic.rps_at_peak, explain)
     baseline = (
         _plan(facts, availability_rule, rate, utilization, az_count, floor, traffic.mean_rps, explain)
         if traffic.mean_rps is not None
@@ -224,7 +250,7 @@ def _fleet(
     factor = scaling_rule.then.max_capacity_factor
     max_capacity = _round_up(max(peak.instances, math.ceil(peak.instances * factor)), az_count)
     target, max_capacity = _target(
-        rate, utilization, az_count, availability_rule, baseline, peak, max_capacity, traffic.peak_rps
+        rate, utilization, az_count, availability_rule, baseline, peak, max_capacity, traffic.rps_at_peak
     )
     return peak, baseline, max_capacity, target
 
@@ -316,14 +342,14 @@ def _check_consistency(profile: WorkloadProfile) -> None:
             "the instance type is chosen by what holds the model.",
             "workload.model_memory_gib",
         )
-    if t.mean_rps is not None and t.mean_rps > t.peak_rps:
+    if t.mean_rps is not None and t.mean_rps > t.rps_at_peak:
         raise ProfileRejected(
             "mean-above-peak",
             f"traffic.mean_rps ({fmt(t.mean_rps)}) is above traffic.peak_rps ({fmt(t.peak_rps)}).",
             "traffic.mean_rps",
         )
     for i, window in enumerate(t.peak_windows or ()):
-        if window.rps > t.peak_rps:
+        if window.rps > t.rps_at_peak:
             raise ProfileRejected(
                 "window-above-peak",
                 f"traffic.peak_windows[{i}].rps ({fmt(window.rps)}) is above "

@@ -41,7 +41,7 @@ def cost_estimate(
     expected = _expected(profile, decision, warnings)
     expected_hours = min(max(expected.instance_hours, min_fleet * HOURS_PER_MONTH), peak_fleet * HOURS_PER_MONTH)
     traffic = profile.traffic
-    rps_basis = traffic.mean_rps if traffic.mean_rps is not None else traffic.peak_rps
+    rps_basis = traffic.mean_rps if traffic.mean_rps is not None else traffic.rps_at_peak
     expected_per_hour = expected_hours * price / HOURS_PER_MONTH
     per_hour = peak_fleet * price
     return CostEstimate(
@@ -72,7 +72,7 @@ def _expected(profile: WorkloadProfile, decision: Decision, warnings: list[Warni
             return scheduled
     if traffic.mean_rps is None:
         return _Expected(peak_fleet * HOURS_PER_MONTH, f"the peak fleet of {peak_fleet} all month (no mean_rps given)")
-    share = traffic.mean_rps / traffic.peak_rps
+    share = traffic.mean_rps / traffic.rps_at_peak
     hours = (min_fleet * (1 - share) + peak_fleet * share) * HOURS_PER_MONTH
     return _Expected(
         hours,

@@ -26,6 +26,7 @@ from service.engine.compiled import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide, profile_facts
 from service.engine.cost import cost_estimate
 from service.engine.hosting_modes import Parts, adapt
+from service.engine.llm_answer import apply_llm
 from service.engine.monitoring import advisories, explain, monitoring
 from service.engine.scaling_plan import scaling_plan
 from service.engine.warnings import engine_warnings
@@ -42,6 +43,7 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
         ProfileRejected: the profile contradicts itself, or no rule or instance type can serve it.
     """
     decision = decide(profile, ruleset)
+    profile = decision.profile or profile  # an LLM's profile with its request rates derived
     facts = decision.facts
     explanation = [
         explain(table, rule, facts)
@@ -68,10 +70,8 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
         rule_id=avail_rule.id,
         reason=avail_rule.because,
     )
-    instance = decision.instance
-    watch = monitoring(
-        ruleset, facts, endpoint, profile.sla.p99_latency_ms, instance, decision.per_instance_rps, explanation, warnings
-    )
+    sla_ms, instance = profile.sla.latency_ms, decision.instance
+    watch = monitoring(ruleset, facts, endpoint, sla_ms, instance, decision.per_instance_rps, explanation, warnings)
     advisories(ruleset, facts, explanation, warnings)
     warnings.extend(engine_warnings(profile, decision, capacity, startup_s))
     cost = cost_estimate(profile, decision, ruleset.catalog.as_of, ruleset.catalog.region, warnings)
@@ -80,6 +80,7 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
     if hosting_table is not None:
         explanation.insert(0, explain("hosting", decision.hosting_rule, facts))  # type: ignore[arg-type]
         parts = adapt(profile, decision, hosting_table.limits, parts, warnings)
+    parts, llm = apply_llm(decision, parts, endpoint, warnings)
     return Recommendation(
         ruleset=RulesetRef(version=ruleset.version, sha256=ruleset.sha256),
         profile_name=profile.name,
@@ -92,6 +93,7 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
         cost=parts.cost,
         explanation=explanation,
         warnings=warnings,
+        llm=llm,
     )
 
 
@@ -145,7 +147,7 @@ def _capacity(profile: WorkloadProfile, decision: Decision) -> Capacity:
     per_az = spread(instances, k)
     after_loss = None
     if decision.multi_az:
-        after_loss = round(traffic.peak_rps / ((instances - per_az[0]) * rate), 4)
+        after_loss = round(traffic.rps_at_peak / ((instances - per_az[0]) * rate), 4)
     avail = decision.availability_rule.then
     min_why = (
         f"min {decision.min_capacity}: the plan at mean_rps {fmt(traffic.mean_rps)}"
@@ -167,7 +169,7 @@ def _capacity(profile: WorkloadProfile, decision: Decision) -> Capacity:
         min_instances=decision.min_capacity,
         max_instances=decision.max_capacity,
         per_az=per_az,
-        utilization_at_peak=round(traffic.peak_rps / (instances * rate), 4),
+        utilization_at_peak=round(traffic.rps_at_peak / (instances * rate), 4),
         utilization_at_peak_after_az_loss=after_loss,
         formula=f"instances at peak = max(min {decision.min_capacity}, ceil({fmt(traffic.peak_rps)} rps / target "
         f"{fmt(target.per_instance_rps)} rps)) = {instances} ({' + '.join(map(str, per_az))} across AZs)",

@@ -199,7 +199,7 @@ def _asynchronous(profile: WorkloadProfile, decision: Decision, limits: HostingL
 
 def _drain_note(profile: WorkloadProfile, decision: Decision, parts: Parts) -> str:
     assert parts.capacity is not None
-    per_az, rate, peak = parts.capacity.per_az, decision.per_instance_rps, profile.traffic.peak_rps
+    per_az, rate, peak = parts.capacity.per_az, decision.per_instance_rps, profile.traffic.rps_at_peak
     left = decision.instances - per_az[0]
     backlog = peak * per_az[0] / decision.instances * parts.hosting.startup_s
     spare = decision.instances * rate - peak
@@ -238,7 +238,7 @@ def _batch(
                 message="No payload sizes given: MaxPayloadInMB is AWS's default, 6 MB per mini-batch.",
             )
         )
-    mean = t.mean_rps if t.mean_rps is not None else t.peak_rps
+    mean = t.mean_rps if t.mean_rps is not None else t.rps_at_peak
     cost, job_hours = batch_cost(profile, decision, parts.cost)
     if t.mean_rps is None:
         warnings.append(
@@ -269,7 +269,7 @@ def _batch(
         min_instances=0,
         max_instances=n,
         per_az=[n],
-        utilization_at_peak=round(t.peak_rps / (n * rate), 4),
+        utilization_at_peak=round(t.rps_at_peak / (n * rate), 4),
         utilization_at_peak_after_az_loss=None,
     )
     availability = msgspec.structs.replace(

@@ -114,9 +114,9 @@ def plan_copies(profile: WorkloadProfile, decision: Decision, ic: InferenceCompo
         degraded_utilization=avail.degraded_utilization,
         floor=decision.floor,
     )
-    peak = plan(rps=t.peak_rps)
+    peak = plan(rps=t.rps_at_peak)
     baseline = plan(rps=t.mean_rps) if t.mean_rps is not None else peak
-    target, copies, max_copies = _copy_target(decision, copy_rps, baseline.instances, peak.instances, t.peak_rps)
+    target, copies, max_copies = _copy_target(decision, copy_rps, baseline.instances, peak.instances, t.rps_at_peak)
     share = max(cores / inst.vcpus, memory_mb / memory_mb_instance)
     per_az = _instances(copies, k, per_instance)
     steps = [
@@ -190,7 +190,7 @@ def _copy_hours(profile: WorkloadProfile, plan: CopyPlan) -> tuple[float, str]:
     t = profile.traffic
     if t.mean_rps is None:
         return plan.copies * HOURS_PER_MONTH, f"the peak's {plan.copies} copies all month (no mean_rps)"
-    f = t.mean_rps / t.peak_rps
+    f = t.mean_rps / t.rps_at_peak
     return (
         (plan.min_copies * (1 - f) + plan.copies * f) * HOURS_PER_MONTH,
         f"{plan.copies} copies for a peak share mean/peak = {fmt(f)} of the month, {plan.min_copies} the rest",
@@ -202,7 +202,7 @@ def component_cost(profile: WorkloadProfile, decision: Decision, plan: CopyPlan,
     t, price = profile.traffic, decision.instance.usd_per_hour
     per_copy_hour = plan.share * price
     copy_hours, how = _copy_hours(profile, plan)
-    rps_basis = t.mean_rps if t.mean_rps is not None else t.peak_rps
+    rps_basis = t.mean_rps if t.mean_rps is not None else t.rps_at_peak
     expected = copy_hours * per_copy_hour
     peak = plan.copies * per_copy_hour * HOURS_PER_MONTH
     return CostEstimate(
@@ -277,7 +277,7 @@ def adapt_components(
 
 def _capacity(profile: WorkloadProfile, decision: Decision, plan: CopyPlan, base: Capacity) -> Capacity:
     """The instances this model's copies occupy; utilisations are of the copies' reserved rate."""
-    peak_rps, k = profile.traffic.peak_rps, decision.az_count
+    peak_rps, k = profile.traffic.rps_at_peak, decision.az_count
     after_loss = None
     if decision.multi_az and k >= 2:
         after_loss = round(peak_rps / ((plan.copies - plan.per_az_copies[0]) * plan.copy_rps), 4)
@@ -327,7 +327,7 @@ def _availability(profile: WorkloadProfile, decision: Decision, plan: CopyPlan, 
         note = "One AZ: an AZ loss stops the copies until SageMaker places them again."
     else:
         left = plan.copies - plan.per_az_copies[0]
-        peak = profile.traffic.peak_rps
+        peak = profile.traffic.rps_at_peak
         note = (
             f"Copies are balanced over {k} AZs (AvailabilityZoneBalance, at most one apart; PERMISSIVE, botocore's "
             f"only mode, so a shortage of capacity in an AZ can unbalance them): losing the largest AZ "

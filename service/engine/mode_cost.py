@@ -34,7 +34,7 @@ _SERVES = {
 
 def _mean(profile: WorkloadProfile) -> float:
     t = profile.traffic
-    return t.mean_rps if t.mean_rps is not None else t.peak_rps
+    return t.mean_rps if t.mean_rps is not None else t.rps_at_peak
 
 
 def _with(base: CostEstimate, expected: float, how: str, mean_rps: float) -> CostEstimate:

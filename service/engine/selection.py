@@ -48,6 +48,7 @@ class Measurement:
     p99_ms: float | None
     at_max_invocations: bool
     label: str  # where it came from, for messages
+    concurrency: int | None = None  # an LLM test's max_concurrency: streams in flight within the SLA
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ def measurements(profile: WorkloadProfile, ruleset: CompiledRuleset) -> list[Mea
 
 def _from_load_test(inst: CatalogInstance, test: LoadTest, i: int) -> Measurement:
     at_max = test.latency_measure == "at_max_invocations"
-    return Measurement(inst, test.per_instance_rps, test.p99_latency_ms, at_max, f"load_tests[{i}]")
+    return Measurement(inst, test.rps, test.p99_latency_ms, at_max, f"load_tests[{i}]", test.max_concurrency)
 
 
 def _catalog_type(ruleset: CompiledRuleset, name: str, field: str) -> CatalogInstance:
@@ -147,7 +148,7 @@ def select_instance(
             f"the catalog of ruleset {ruleset.version} has no instance type of family '{family}'.",
         )
     tests = measurements(profile, ruleset)
-    usable, failing = _split_by_sla(tests, profile.sla.p99_latency_ms)
+    usable, failing = _split_by_sla(tests, profile.sla.latency_ms)
     rejected: list[tuple[str, str]] = [(m.instance.type, why) for m, why in failing]
     if not usable:  # every fitting type would be assumed: walk them in preference order, stop when enough
         return _select_untested(profile, ruleset, family, sizing, utilization, (only_type, mode), rejected, tests)

@@ -61,7 +61,7 @@ def plan_serverless(
             f"the model needs {fmt(need_mb)} MB ({fmt(w.model_memory_gib)} GiB x {fmt(limits.memory_headroom)}), "
             f"above the largest MemorySizeInMB {max(limits.memory_sizes_mb)}"
         )
-    in_flight = t.peak_rps * work
+    in_flight = t.rps_at_peak * work
     wanted = math.ceil(in_flight / utilization)
     if in_flight > limits.max_concurrency:
         return f"{fmt(in_flight)} requests in flight at the peak exceed MaxConcurrency's {limits.max_concurrency}"
@@ -75,7 +75,7 @@ def plan_serverless(
     ]
     pc = None
     if provisioned:
-        mean = t.mean_rps if t.mean_rps is not None else t.peak_rps
+        mean = t.mean_rps if t.mean_rps is not None else t.rps_at_peak
         pc = min(max(math.ceil(mean * work / utilization), 1), max_concurrency)
         steps.append(
             f"ProvisionedConcurrency = ceil({'mean' if t.mean_rps is not None else 'peak'} {fmt(mean)} rps x "
@@ -91,9 +91,9 @@ def serverless_cost(profile: WorkloadProfile, plan: ServerlessPlan, limits: Serv
     data_gb = ((w.payload_kib or 0.0) + (w.response_kib or 0.0)) / KIB_PER_GB
     per_request = gb * plan.processing_s * limits.usd_per_gb_second + data_gb * limits.usd_per_gb_processed
     held = (plan.provisioned or 0) * gb * SECONDS_PER_MONTH * limits.usd_per_gb_second_provisioned
-    mean = t.mean_rps if t.mean_rps is not None else t.peak_rps
+    mean = t.mean_rps if t.mean_rps is not None else t.rps_at_peak
     expected = mean * SECONDS_PER_MONTH * per_request + held
-    peak = t.peak_rps * SECONDS_PER_MONTH * per_request + held
+    peak = t.rps_at_peak * SECONDS_PER_MONTH * per_request + held
     data_note = "" if w.payload_kib or w.response_kib else "; data processed not priced (no payload sizes given)"
     return CostEstimate(
         usd_per_hour=round(peak / 730, 4),

@@ -94,12 +94,12 @@ def _basis_warnings(profile: WorkloadProfile, decision: Decision) -> list[Warnin
 
 def _burst_warning(profile: WorkloadProfile, startup_s: float) -> list[Warning]:
     t = profile.traffic
-    if t.burstiness != "bursty" or t.mean_rps is None or t.peak_rps / t.mean_rps < BURST_PEAK_TO_MEAN:
+    if t.burstiness != "bursty" or t.mean_rps is None or t.rps_at_peak / t.mean_rps < BURST_PEAK_TO_MEAN:
         return []
     return [
         Warning(
             code="scale_out_slower_than_burst",
-            message=f"Peak/mean {fmt(t.peak_rps / t.mean_rps)} with bursty traffic: a new instance serves only "
+            message=f"Peak/mean {fmt(t.rps_at_peak / t.mean_rps)} with bursty traffic: a new instance serves only "
             f"after the alarm (1-2 min of data) and its warm-up ({fmt(startup_s)} s), so bursts shorter than that are "
             "carried by the standing fleet alone; raise the minimum or queue requests (asynchronous inference).",
         )

@@ -47,6 +47,7 @@ from service.engine.inference_components import CopyPlan, plan_copies
 from service.engine.mode_cost import best_other_mode, mode_cost
 from service.engine.monitoring import advisories, monitoring
 from service.engine.whatif_fleet import fleet_note, same_copies
+from service.engine.whatif_llm import precision_changes
 from service.rulebook.hosting_models import HostingLimits
 from service.rulebook.models import CatalogInstance
 
@@ -119,6 +120,7 @@ def what_if_report(profile: WorkloadProfile, ruleset: CompiledRuleset) -> WhatIf
         ProfileRejected: the engine refuses the profile itself (as ``evaluate`` would).
     """
     base = _plan(profile, ruleset)
+    profile = base.decision.profile or profile  # in request units: each counterfactual derives them alike
     report = _Report(base, [], [])
     if base.decision.hosting_mode == "serverless":
         for change in ("az_count", "target_utilization", "family", "generation"):
@@ -126,8 +128,13 @@ def what_if_report(profile: WorkloadProfile, ruleset: CompiledRuleset) -> WhatIf
     else:
         _az_counts(profile, ruleset, report)
         _utilizations(profile, ruleset, report)
-        _families(profile, ruleset, report)
-        _newest_generation(profile, ruleset, report)
+        if profile.workload.llm is None:  # an LLM's types all compete already: a family says nothing more
+            _families(profile, ruleset, report)
+            _newest_generation(profile, ruleset, report)
+        for change, changed, head in precision_changes(profile, base.decision.llm_inputs, ruleset):
+            plan = report.attempt(change, changed, ruleset)
+            if plan is not None:
+                report.add(change, plan, head)
     _other_mode(profile, ruleset, report)
     decision = base.decision
     serverless = decision.hosting_mode == "serverless"
@@ -147,12 +154,11 @@ def _plan(
     profile: WorkloadProfile, ruleset: CompiledRuleset, *, family: str | None = None, instance: str | None = None
 ) -> _Plan:
     decision = decide(profile, ruleset, explain=False, family_override=family, instance_override=instance)
+    profile = decision.profile or profile  # an LLM's profile with its request rates derived
     warnings: list[Warning] = []
     inst = decision.instance
     endpoint = profile.name or DEFAULT_ENDPOINT_NAME
-    monitoring(
-        ruleset, decision.facts, endpoint, profile.sla.p99_latency_ms, inst, decision.per_instance_rps, [], warnings
-    )
+    monitoring(ruleset, decision.facts, endpoint, profile.sla.latency_ms, inst, decision.per_instance_rps, [], warnings)
     advisories(ruleset, decision.facts, [], warnings)
     cost = cost_estimate(profile, decision, ruleset.catalog.as_of, ruleset.catalog.region, warnings)
     hosting = ruleset.source.tables.get("hosting")
@@ -355,6 +361,8 @@ def _differences(base: _Plan, plan: _Plan) -> list[str]:
 def _basis(decision: Decision) -> str:
     chosen = decision.selection.chosen
     inst, measured = chosen.instance, chosen.measured_on
+    if decision.llm_plan is not None:  # an LLM's basis is streams: the last step of its plan says how many and why
+        return f"{decision.llm_plan.steps[-1]} on {inst.type} ({decision.llm_plan.basis})"
     if chosen.source == "load_test" and measured is not None:
         return f"throughput basis: {fmt(chosen.rps)} rps load-tested on {inst.type} ({measured.label})"
     if chosen.source == "extrapolated" and measured is not None:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from service.rulebook.accelerators import AcceleratorSpec
 from service.rulebook.strict import Strict
 
 __all__ = ["Accelerator", "Catalog", "CatalogInstance"]
@@ -87,6 +88,14 @@ class Catalog(Strict):
     currency: Literal["USD"]
     note: str = Field(min_length=1)
     instances: list[CatalogInstance] = Field(min_length=1)
+    accelerators: list[AcceleratorSpec] = Field(
+        default_factory=list,
+        description="Per accelerator: the precisions it runs, memory bandwidth and dense compute (LLM sizing). "
+        "An accelerator without an entry is no candidate for an LLM described by workload.llm.",
+    )
+
+    def accelerator_spec(self, name: str) -> AcceleratorSpec | None:
+        return next((a for a in self.accelerators if a.name == name), None)
 
     @model_validator(mode="after")
     def _unique(self) -> Catalog:

@@ -1,8 +1,9 @@
 """Load a ruleset directory: safe YAML, typed validation, errors with file and line.
 
 A ruleset is ``ruleset.yaml`` + ``catalog.yaml`` + ``tables/*.yaml`` (one decision table per
-file). Its identity is the manifest's ``version`` plus a sha256 over the canonical serialisation
-of those files, so the same files give the same hash on any machine.
+file), and ``models.yaml`` (the LLM architectures) where the directory has one. Its identity is
+the manifest's ``version`` plus a sha256 over the canonical serialisation of those files, so the
+same files give the same hash on any machine.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from service.rulebook.fields import TABLE_ORDER, TableName
+from service.rulebook.llm_models import ModelCatalog
 from service.rulebook.models import AnyTable, Catalog, RulesetManifest
 from service.rulebook.safe_yaml import LinePath, NodeBudget, YamlError, parse_yaml
 
@@ -73,6 +75,7 @@ class LoadedRuleset:
     # lint findings name the same files as the loader's errors.
     label: str = "rules"
     table_files: Mapping[TableName, str] = field(default_factory=dict)  # table -> relative path of its file
+    models: ModelCatalog = field(default_factory=ModelCatalog)  # rules/models.yaml; empty in rulesets without it
 
 
 def ruleset_files(directory: Path, *, label: str | None = None) -> dict[str, str]:
@@ -88,6 +91,8 @@ def ruleset_files(directory: Path, *, label: str | None = None) -> dict[str, str
         directory / "catalog.yaml",
         *sorted((directory / "tables").glob("*.yaml")),
     ]
+    if (directory / "models.yaml").is_file():  # optional: rulesets stored before it existed have none
+        paths.insert(2, directory / "models.yaml")
     files: dict[str, str] = {}
     for path in paths:
         rel = path.relative_to(directory).as_posix()
@@ -138,6 +143,7 @@ def parse_ruleset(files: Mapping[str, str], *, label: str = "rules") -> LoadedRu
         lines=parsed.rule_lines,
         label=label,
         table_files=parsed.table_files,
+        models=parsed.models,
     )
 
 
@@ -149,6 +155,7 @@ class _Parsed:
         self.errors: list[RuleFileError] = []
         self.manifest: RulesetManifest | None = None
         self.catalog: Catalog | None = None
+        self.models = ModelCatalog()
         self.tables: dict[TableName, Any] = {}
         self.table_files: dict[TableName, str] = {}
         self.rule_lines: dict[tuple[str, str], int] = {}
@@ -166,6 +173,8 @@ class _Parsed:
             self.manifest = _validate(RulesetManifest, data, lines, shown, self.errors)
         elif rel == "catalog.yaml":
             self.catalog = _validate(Catalog, data, lines, shown, self.errors)
+        elif rel == "models.yaml":
+            self.models = _validate(ModelCatalog, data, lines, shown, self.errors) or self.models
         else:
             self._check_ids(data, lines, shown)
             self._add_table(rel, _validate(_TABLE_ADAPTER, data, lines, shown, self.errors), lines, shown)

@@ -12,12 +12,19 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from service.rulebook.fields import FIELDS
+from service.rulebook.llm_models import ModelCatalog
 from service.rulebook.models import AnyTable, Catalog, RulesetManifest
 from service.rulebook.testcases import RuleTestFile
 
 __all__ = ["SCHEMA_FILES", "render_schemas"]
 
-SCHEMA_FILES = ("table.schema.json", "catalog.schema.json", "ruleset.schema.json", "tests.schema.json")
+SCHEMA_FILES = (
+    "table.schema.json",
+    "catalog.schema.json",
+    "ruleset.schema.json",
+    "tests.schema.json",
+    "models.schema.json",
+)
 
 
 def _table_schema() -> dict[str, Any]:
@@ -39,6 +46,7 @@ def render_schemas() -> dict[str, str]:
         "catalog.schema.json": Catalog.model_json_schema(by_alias=True),
         "ruleset.schema.json": RulesetManifest.model_json_schema(by_alias=True),
         "tests.schema.json": RuleTestFile.model_json_schema(by_alias=True),
+        "models.schema.json": ModelCatalog.model_json_schema(by_alias=True),
     }
     for name, schema in schemas.items():
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

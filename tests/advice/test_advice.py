@@ -342,7 +342,10 @@ def _az_loss(ctx: Ctx, limit: float) -> None:
         survivors, rate = copies - -(-copies // k), _copy_rate(ctx)
     else:
         survivors, rate = c.instances - max(c.per_az), _rate(ctx)
-    recomputed = math.inf if survivors == 0 else ctx.profile.traffic.peak_rps / (survivors * rate)
+    peak = ctx.profile.traffic.peak_rps
+    if peak is None:  # an LLM's peak in streams: requests per second by Little's law with its stream duration
+        peak = ctx.profile.traffic.peak_concurrency / ctx.rec.llm.stream_duration_s
+    recomputed = math.inf if survivors == 0 else peak / (survivors * rate)
     if max(got, recomputed) > limit + 1e-4:
         _fail(f"after losing the largest AZ ({c.per_az}) the rest run at {got} (recomputed {recomputed:.4f}) > {limit}")
 

@@ -51,7 +51,11 @@ async def _problem(client: Client, content: bytes, status: int) -> dict[str, Any
         (_body(lambda p: p["sla"].pop("availability")), "sla.availability", "is required"),
         (_body(lambda p: p["sla"].update(foo=1)), "sla.foo", "is not a known field (known fields: availability, "),
         (_body(lambda p: p["traffic"].update(peak_rps=-1)), "traffic.peak_rps", "must be at least 0.001"),
-        (_body(lambda p: p["traffic"].update(peak_rps="150")), "traffic.peak_rps", "must be a number, not a string"),
+        (
+            _body(lambda p: p["traffic"].update(peak_rps="150")),
+            "traffic.peak_rps",
+            "must be a number or null, not a string",
+        ),
         (_body(lambda p: p["workload"].update(bound="tpu")), "workload.bound", 'must be one of "cpu", "gpu", "memory"'),
         (_body(lambda p: p["workload"].update(sharding="x")), "workload.sharding", 'must be one of "none", '),
         (_body(lambda p: p["sla"].update(availability=True)), "sla.availability", "must be a number, not a boolean"),
@@ -96,7 +100,7 @@ async def test_every_failing_field_is_listed_at_once(client: Client) -> None:
     assert {e["key"]: e["message"].split(" (")[0] for e in problem["errors"]} == {
         "workload.bound": 'must be one of "cpu", "gpu", "memory"',
         "workload.typo": "is not a known field",
-        "traffic.peak_rps": "must be a number, not a string",
+        "traffic.peak_rps": "must be a number or null, not a string",
         "sla.availability": "is required",
         "load_tests[0].instance_type": "must match the pattern ^ml\\.[a-z0-9-]+\\.[a-z0-9]+$",
         "load_tests[0].per_instance_rps": "must be at least 0.001",

@@ -93,11 +93,11 @@ async def test_an_invalid_field_is_answered_next_to_it(client: Client) -> None:
 
 async def test_a_missing_required_field_and_a_bad_window(client: Client) -> None:
     values = worked_example_values()
-    del values["traffic.peak_rps"]
+    del values["sla.availability"]
     windows = {"traffic.peak_windows.cron": ["at eight", ""], "traffic.peak_windows.rps": ["100", ""]}
     page = await client.post("/", data={**values, **windows, "_csrf_token": await _token(client)}, headers=FORM)
     assert page.status_code == 422
-    assert 'id="traffic.peak_rps-error"' in page.text
+    assert 'id="sla.availability-error"' in page.text
     assert 'id="traffic.peak_windows.cron[0]-error"' in page.text
 
 
