@@ -40,7 +40,7 @@ from service.settings import Settings, get_settings
 
 __all__ = ["API_VERSION", "create_app", "openapi_config"]
 
-API_VERSION = "1.2.0"  # CHANGELOG.md: the contract changes of each version
+API_VERSION = "1.3.0"  # CHANGELOG.md: the contract changes of each version
 logger = logging.getLogger("service")
 
 

@@ -16,6 +16,7 @@ from service.contract.aws import (
     ScalingPolicy,
     ScheduledAction,
 )
+from service.contract.deployment import Deployment
 
 __all__ = [
     "Alternative",
@@ -246,3 +247,7 @@ class Recommendation(_Out):
     explanation: list[ExplanationEntry]
     warnings: list[Warning]
     profile_name: str | None = None
+    deployment: Annotated[
+        Deployment | None,
+        Meta(description="How a new model version is rolled out, and the quota it needs (none for batch transform)."),
+    ] = None

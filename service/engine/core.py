@@ -18,7 +18,7 @@ from service.engine.errors import ProfileRejected
 from service.engine.selection import Selection, model_sharding, select_instance
 from service.rulebook.models import CatalogInstance
 
-__all__ = ["Decision", "ProfileRejected", "decide", "peak_instances", "processing_s", "profile_facts"]
+__all__ = ["Decision", "ProfileRejected", "accelerator_of", "decide", "peak_instances", "processing_s", "profile_facts"]
 
 # Sizes at which a model's size must be stated: what the fit is decided on.
 _SIZE_REQUIRED_BOUNDS = ("gpu", "memory")
@@ -85,6 +85,13 @@ class Decision:
     @property
     def usd_per_hour(self) -> float:
         return self.instances * self.instance.usd_per_hour
+
+
+def accelerator_of(instance: CatalogInstance) -> str:
+    """The ``decision.accelerator`` fact: Inferentia1 apart from other Neuron devices (its deployments differ)."""
+    if instance.accelerator is None:
+        return "none"
+    return "inf1" if instance.type.startswith("ml.inf1.") else instance.accelerator.kind
 
 
 def processing_s(profile: WorkloadProfile) -> float | None:
@@ -200,6 +207,8 @@ def decide(
     )
     facts["decision.multi_az"] = avail.multi_az
     facts["decision.instances"] = decision.instances
+    facts["decision.min_instances"] = decision.min_capacity
+    facts["decision.accelerator"] = accelerator_of(decision.instance)
     return decision
 
 

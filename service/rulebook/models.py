@@ -11,6 +11,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import ConfigDict, Field, model_validator
 
 from service.rulebook.catalog import Catalog, CatalogInstance
+from service.rulebook.deployment_models import DeploymentOutcome
 from service.rulebook.fields import FIELDS, fields_visible_to
 from service.rulebook.hosting_models import HostingLimits, HostingOutcome
 from service.rulebook.strict import Strict
@@ -26,6 +27,8 @@ __all__ = [
     "Catalog",
     "CatalogInstance",
     "Condition",
+    "DeploymentOutcome",
+    "DeploymentTable",
     "FamilyOutcome",
     "FamilyTable",
     "HostingLimits",
@@ -334,6 +337,11 @@ class AvailabilityTable(_Table):
     rules: list[Rule[AvailabilityOutcome]] = Field(min_length=1)
 
 
+class DeploymentTable(_Table):
+    table: Literal["deployment"]
+    rules: list[Rule[DeploymentOutcome]] = Field(min_length=1)
+
+
 class MonitoringTable(_Table):
     table: Literal["monitoring"]
     rules: list[Rule[MonitoringOutcome]] = Field(min_length=1)
@@ -345,7 +353,14 @@ class AdvisoriesTable(_Table):
 
 
 AnyTable = Annotated[
-    HostingTable | FamilyTable | SizingTable | ScalingTable | AvailabilityTable | MonitoringTable | AdvisoriesTable,
+    HostingTable
+    | FamilyTable
+    | SizingTable
+    | ScalingTable
+    | AvailabilityTable
+    | DeploymentTable
+    | MonitoringTable
+    | AdvisoriesTable,
     Field(discriminator="table"),
 ]
 
