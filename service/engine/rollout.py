@@ -1,19 +1,40 @@
-"""The answer's ``deployment`` part: the rollout (``deployment_config``) and the quota it needs."""
+"""The parts of an answer beyond one Region's fleet: the rollout (``deployment``) with the quota it needs in each
+Region, ``availability.multi_region`` and the cost per Region."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgspec
 
-from service.contract import Warning
+from service.contract import Warning, WorkloadProfile
 from service.contract.deployment import Deployment
 from service.contract.recommendation import ExplanationEntry
 from service.engine.compiled import CompiledRuleset
 from service.engine.core import Decision
 from service.engine.deployment_config import deployment_plan
 from service.engine.mode_parts import Parts
+from service.engine.multi_region import multi_region_plan, region_cost
 from service.engine.quota import quota_plan, quota_warning
 
-__all__ = ["rollout"]
+__all__ = ["beyond_one_fleet", "rollout"]
+
+
+def beyond_one_fleet(
+    profile: WorkloadProfile,
+    ruleset: CompiledRuleset,
+    decision: Decision,
+    parts: Parts,
+    explanation: list[ExplanationEntry],
+    warnings: list[Warning],
+) -> tuple[Parts, Deployment | None]:
+    """``parts`` with ``availability.multi_region`` and the cost per Region, and the rollout."""
+    plan = multi_region_plan(profile, ruleset, decision.hosting_mode, warnings)
+    regions = plan.regions if plan is not None and plan.recommended else [profile.region]
+    deployment = rollout(ruleset, decision, parts, explanation, warnings, regions)
+    availability = msgspec.structs.replace(parts.availability, multi_region=plan)
+    cost = region_cost(profile, ruleset, parts.cost, plan, warnings)
+    return dataclasses.replace(parts, availability=availability, cost=cost), deployment
 
 
 def rollout(

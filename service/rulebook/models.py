@@ -14,6 +14,7 @@ from service.rulebook.catalog import Catalog, CatalogInstance
 from service.rulebook.deployment_models import DeploymentOutcome
 from service.rulebook.fields import FIELDS, fields_visible_to
 from service.rulebook.hosting_models import HostingLimits, HostingOutcome
+from service.rulebook.region_models import MultiRegionLimits
 from service.rulebook.strict import Strict
 
 __all__ = [
@@ -334,6 +335,9 @@ class ScalingTable(_Table):
 
 class AvailabilityTable(_Table):
     table: Literal["availability"]
+    multi_region: MultiRegionLimits | None = Field(
+        default=None, description="When one Region's commitment is below the objective, and the second Region's plan."
+    )
     rules: list[Rule[AvailabilityOutcome]] = Field(min_length=1)
 
 

@@ -117,6 +117,9 @@ def test_the_quota_holds_the_maximum_and_the_deployment_surge(ruleset: CompiledR
         policy = config.RollingUpdatePolicy if config else aws.inference_component_deployment_config.RollingUpdatePolicy  # type: ignore[union-attr]
         assert policy is not None
         assert quota.during_deployment == quota.steady + math.ceil(quota.steady * policy.MaximumBatchSize.Value / 100)
-    assert [r.region for r in quota.per_region] == [rec.cost.region]
+    plan = rec.availability.multi_region
+    regions = plan.regions if plan is not None and plan.recommended else [rec.cost.region]
+    assert [r.region for r in quota.per_region] == regions
+    assert all((r.steady, r.during_deployment) == (quota.steady, quota.during_deployment) for r in quota.per_region)
     warned = any(w.code == "accelerator_quota" for w in rec.warnings)
     assert warned == (rec.instance.family in ("g", "p", "inf"))
