@@ -7,10 +7,13 @@ import re
 import sys
 import uuid
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 import msgspec
+
+if TYPE_CHECKING:
+    from service.export.cloudformation import TransformJobExport
 
 __all__ = ["export"]
 
@@ -47,30 +50,27 @@ def cloudformation(source: str, rules_dir: Path) -> None:
 
     DECISION_ID_OR_PROFILE is an audited decision's id (read from ADVISOR_DATABASE_URL, its stored answer exported
     as it was given) or a profile (a JSON file, or - for stdin) answered here with no server or database. For batch
-    transform, which CloudFormation has no resource for, prints the CreateTransformJob request as JSON instead.
+    transform, which CloudFormation has no resource for, prints the CreateTransformJob request (YAML) instead.
     Exit 1: unknown decision, rejected profile, or an answer that lacks what the template needs; 2: the database
     cannot be read.
     """
-    from service.services.export import ExportNotPossible, TransformJobExport
+    from service.services.export import ExportNotPossible, as_yaml
 
     try:
         result = _from_decision(source) if _UUID.match(source) else _from_profile(source, rules_dir)
     except ExportNotPossible as exc:
         _fail(f"cannot export: {exc.reason}")
-    if isinstance(result, TransformJobExport):
-        click.echo(msgspec.json.format(msgspec.json.encode(result), indent=2).decode())
-    else:
-        click.echo(result, nl=False)
+    click.echo(as_yaml(result), nl=False)
 
 
-def _from_decision(decision_id: str) -> object:
+def _from_decision(decision_id: str) -> str | TransformJobExport:
     from service.db.readonly import DatabaseNotReady, existing_database, one_line
     from service.services.audit import AuditReader
     from service.services.export import export_decision
     from service.services.replay import DecisionNotFound
     from service.settings import get_settings
 
-    async def run() -> object:
+    async def run() -> str | TransformJobExport:
         async with existing_database(get_settings().database_url) as engine:
             return await export_decision(AuditReader(engine), uuid.UUID(decision_id))
 
@@ -84,7 +84,7 @@ def _from_decision(decision_id: str) -> object:
         _fail(f"cannot read the audit trail: {one_line(exc)}", 2)
 
 
-def _from_profile(path: str, rules_dir: Path) -> object:
+def _from_profile(path: str, rules_dir: Path) -> str | TransformJobExport:
     from service.contract import WorkloadProfile
     from service.engine import ProfileRejected, compile_ruleset, evaluate
     from service.rulebook.loader import RulesetInvalid, load_ruleset

@@ -40,8 +40,8 @@ def test_a_batch_profile_prints_the_transform_job_request(tmp_path: Path) -> Non
     profile.write_text(json.dumps(body))
     code, text = _invoke(str(profile), "--rules", str(ROOT / "rules"))
     assert code == 0, text
-    exported = json.loads(text)
-    assert "no resource" in exported["note"] and exported["create_transform_job"]["TransformJobName"]
+    exported = parsed(text)
+    assert "no resource" in exported["Note"] and exported["CreateTransformJob"]["TransformJobName"]
 
 
 def test_an_unknown_decision_or_a_missing_database_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

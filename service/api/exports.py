@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
@@ -13,12 +12,14 @@ from service.api.decisions import DecisionId, decision_uuid
 from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.problems import Problem
 from service.services.audit import AuditReader
-from service.services.export import ExportNotPossible, TransformJobExport, export_decision
+from service.services.export import ExportNotPossible, as_yaml, export_decision
 from service.services.replay import DecisionNotFound
 
 __all__ = ["ExportController"]
 
-YAML = "application/yaml"
+# YAML text. Not application/yaml (RFC 9512): client generators (openapi-python-client) read text/* as text and
+# refuse application/yaml.
+YAML = "text/yaml; charset=utf-8"
 
 _NOT_EXPORTABLE = ResponseSpec(
     data_container=ProblemDetails,
@@ -44,8 +45,8 @@ class ExportController(Controller):
         "configuration, endpoint with its DeploymentConfig, inference component, scalable target with its scheduled "
         "actions, scaling policies and alarms whose actions `!Ref` the policies; parameters for the image, model data, "
         "execution role, subnets, KMS key and S3 output path; the decision id, ruleset and engine version in "
-        "`Metadata.Advisor`. For batch transform, which CloudFormation has no resource for, the answer is JSON: a "
-        "`note` and the `create_transform_job` request.",
+        "`Metadata.Advisor`. For batch transform, which CloudFormation has no resource for, the YAML holds a `Note` "
+        "saying so and the `CreateTransformJob` request.",
         media_type=YAML,
         responses={**error_responses(400, 401, 403, 404, 422, 429, 503), 409: _NOT_EXPORTABLE},
     )
@@ -57,6 +58,4 @@ class ExportController(Controller):
             raise Problem(404, "decision-not-found", "Unknown decision", str(exc)) from exc
         except ExportNotPossible as exc:
             raise Problem(409, "decision-not-exportable", "The decision cannot be exported", exc.reason) from exc
-        if isinstance(result, TransformJobExport):
-            return Response(msgspec.json.encode(result).decode(), media_type="application/json")
-        return Response(result, media_type=YAML)
+        return Response(as_yaml(result), media_type=YAML)

@@ -18,7 +18,7 @@ from typing import Any
 from service.export.cfn_resources import alarm_resources, endpoint_resources, scaling_resources
 from service.export.cfn_yaml import Ref, dump
 
-__all__ = ["ExportMeta", "ExportNotPossible", "TransformJobExport", "cloudformation_export"]
+__all__ = ["ExportMeta", "ExportNotPossible", "TransformJobExport", "as_yaml", "cloudformation_export"]
 
 
 class ExportNotPossible(Exception):
@@ -92,6 +92,13 @@ def cloudformation_export(answer: dict[str, Any], meta: ExportMeta) -> str | Tra
     template["Resources"] = resources
     template["Outputs"] = {"EndpointName": {"Value": resources["Endpoint"]["Properties"]["EndpointName"]}}
     return dump(template, _header(meta, mode))
+
+
+def as_yaml(exported: str | TransformJobExport) -> str:
+    """The export as YAML text: the template, or for batch transform the note and the request under it."""
+    if isinstance(exported, str):
+        return exported
+    return dump({"Note": exported.note, "CreateTransformJob": exported.create_transform_job}, exported.note)
 
 
 def _link_rollback_alarms(resources: dict[str, Any]) -> None:

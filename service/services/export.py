@@ -10,11 +10,17 @@ import msgspec
 
 from service import __version__ as ENGINE_VERSION
 from service.contract import Recommendation
-from service.export.cloudformation import ExportMeta, ExportNotPossible, TransformJobExport, cloudformation_export
+from service.export.cloudformation import (
+    ExportMeta,
+    ExportNotPossible,
+    TransformJobExport,
+    as_yaml,
+    cloudformation_export,
+)
 from service.services.audit import AuditReader
 from service.services.replay import DecisionNotFound
 
-__all__ = ["ExportNotPossible", "TransformJobExport", "export_decision", "export_recommendation"]
+__all__ = ["ExportNotPossible", "TransformJobExport", "as_yaml", "export_decision", "export_recommendation"]
 
 
 async def export_decision(reader: AuditReader, decision_id: uuid.UUID) -> str | TransformJobExport:

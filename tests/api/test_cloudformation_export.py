@@ -20,7 +20,7 @@ async def test_a_decision_exports_from_its_stored_answer(client: Client) -> None
     decision_id = posted["decision_id"]
     response = await client.get(f"/v1/decisions/{decision_id}/cloudformation")
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("application/yaml")
+    assert response.headers["content-type"].startswith("text/yaml")
     assert lint_errors(response.text) == []
     template = parsed(response.text)
     stored = (await client.get(f"/v1/decisions/{decision_id}")).json()
@@ -37,12 +37,12 @@ async def test_batch_transform_returns_the_transform_job_request(client: Client)
     posted = (await client.post("/v1/recommendations", json=body)).json()
     response = await client.get(f"/v1/decisions/{posted['decision_id']}/cloudformation")
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    exported = response.json()
-    assert "no resource" in exported["note"]
+    assert response.headers["content-type"].startswith("text/yaml")
+    exported = parsed(response.text)
+    assert "no resource" in exported["Note"]
     stored = (await client.get(f"/v1/decisions/{posted['decision_id']}")).json()["recommendation"]
     assert stored["hosting"]["mode"] == "batch_transform"
-    assert exported["create_transform_job"] == stored["hosting"]["aws"]["create_transform_job"]
+    assert exported["CreateTransformJob"] == stored["hosting"]["aws"]["create_transform_job"]
 
 
 async def test_unknown_or_unexportable_decisions_are_problems(client: Client, database_url: str) -> None:
