@@ -20,6 +20,7 @@ from service.api.auth import access_control_middleware, log_access_mode, securit
 from service.api.body_schema import BodySchemaPlugin
 from service.api.decisions import DecisionController
 from service.api.docs_ui import docs_render_plugins, docs_router, docs_static_router
+from service.api.exports import ExportController
 from service.api.health import healthz, readyz
 from service.api.problems import problem_details_plugin, unexpected_error_handler
 from service.api.recommendations import DECISIONS_STATE_KEY, RecommendationController
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             RecommendationController,
             DecisionController,
+            ExportController,
             WhatIfController,
             RulesetController,
             healthz,

@@ -16,6 +16,7 @@ import click
 import msgspec
 
 from service.audit_cli import audit
+from service.export_cli import export
 from service.loadtests_cli import load_tests
 
 if TYPE_CHECKING:
@@ -351,6 +352,7 @@ def db_upgrade() -> None:
 
 
 main.add_command(audit)
+main.add_command(export)
 main.add_command(load_tests)
 
 

@@ -36,6 +36,29 @@ def emitted_requests(rec: Recommendation) -> Iterator[tuple[str, str, Any]]:
             yield "cloudwatch", "PutMetricAlarm", alarm
     for alarm in rec.monitoring.alarms:
         yield "cloudwatch", "PutMetricAlarm", alarm
+    yield from _deployment_requests(rec)
+
+
+def _deployment_requests(rec: Recommendation) -> Iterator[tuple[str, str, Any]]:
+    """The rollout as the UpdateEndpoint or UpdateInferenceComponent request that carries it."""
+    deployment = rec.deployment
+    if deployment is None:
+        return
+    config = deployment.aws.deployment_config
+    if config is not None:
+        endpoint = rec.hosting.aws.create_endpoint_config
+        assert endpoint is not None
+        name = endpoint.EndpointConfigName
+        yield (
+            "sagemaker",
+            "UpdateEndpoint",
+            {"EndpointName": "e", "EndpointConfigName": name, "DeploymentConfig": config},
+        )
+    component = deployment.aws.inference_component_deployment_config
+    if component is not None:
+        assert rec.hosting.aws.create_inference_component is not None
+        name = rec.hosting.aws.create_inference_component.InferenceComponentName
+        yield "sagemaker", "UpdateInferenceComponent", {"InferenceComponentName": name, "DeploymentConfig": component}
 
 
 def botocore_errors(service: str, operation: str, payload: Any) -> str | None:

@@ -42,6 +42,7 @@ LAYERS: dict[str, Layer] = {
         ("engine/",), may=("service.contract", "service.rulebook"), never=("litestar", "sqlalchemy", *IO_MODULES)
     ),
     "db": Layer(("db/",), may=("service.settings",), never=("litestar",)),
+    "export": Layer(("export/",), may=(), never=("litestar", "sqlalchemy", "msgspec")),
     "observability": Layer(("observability/",), may=(), never=("litestar", "sqlalchemy")),
     "services": Layer(
         ("services/",),
@@ -50,6 +51,7 @@ LAYERS: dict[str, Layer] = {
             "service.contract",
             "service.rulebook",
             "service.engine",
+            "service.export",
             "service.db",
             "service.settings",
             *OBSERVABILITY_HOOKS,
@@ -68,6 +70,7 @@ LAYERS: dict[str, Layer] = {
             "service.rulebook",
             "service.engine",
             "service.report",
+            "service.export",
             "service.services",
             "service.settings",
         ),
@@ -86,7 +89,7 @@ LAYERS: dict[str, Layer] = {
         ),
         never=("sqlalchemy",),
     ),
-    "cli": Layer(("cli.py", "rules_cli.py", "audit_cli.py", "loadtests_cli.py"), may=("*",)),
+    "cli": Layer(("cli.py", "rules_cli.py", "audit_cli.py", "loadtests_cli.py", "export_cli.py"), may=("*",)),
 }
 
 

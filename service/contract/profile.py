@@ -352,6 +352,15 @@ class WorkloadProfile(_Body, frozen=True):
     ] = 0.7
     priority: Annotated[Priority, Meta(description="What to favour when rules offer a choice.")] = "balanced"
     az_count: Annotated[int, Meta(ge=2, le=6, description="Availability Zones to spread over.")] | None = None
+    region: Annotated[
+        str,
+        Meta(
+            max_length=32,
+            pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+            description="The AWS Region the endpoint runs in (e.g. eu-west-1). Costs are priced only in the "
+            "catalog's Region; in another one the cost says prices_known false.",
+        ),
+    ] = "us-east-1"
     load_tests: (
         Annotated[
             list[LoadTest],

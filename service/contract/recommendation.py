@@ -16,7 +16,9 @@ from service.contract.aws import (
     ScalingPolicy,
     ScheduledAction,
 )
+from service.contract.deployment import Deployment
 from service.contract.llm import LlmAnswer
+from service.contract.regions import MultiRegionCost, MultiRegionPlan
 
 __all__ = [
     "Alternative",
@@ -140,6 +142,10 @@ class AvailabilityPlan(_Out):
             "serverless capacity is placed by AWS)."
         ),
     ] = None
+    multi_region: Annotated[
+        MultiRegionPlan | None,
+        Meta(description="Whether one Region's commitment covers the objective; if not, the second Region's plan."),
+    ] = None
 
 
 class MonitoringTool(_Out):
@@ -161,9 +167,9 @@ class Monitoring(_Out):
 
 
 class CostEstimate(_Out):
-    usd_per_hour: Annotated[float, Meta(description="The fleet at the peak, per hour.")]
+    usd_per_hour: Annotated[float | None, Meta(description="The fleet at the peak, per hour.")]
     usd_per_month: Annotated[
-        float,
+        float | None,
         Meta(
             description="Deprecated: the peak fleet around the clock (= usd_per_month_peak); use "
             "usd_per_month_expected for what the emitted plan will cost.",
@@ -171,21 +177,32 @@ class CostEstimate(_Out):
         ),
     ]
     usd_per_month_expected: Annotated[
-        float,
+        float | None,
         Meta(
             description="What the emitted payloads will run: the minimum fleet outside peaks, scheduled windows at "
             "their capacity for their hours, the peak fleet for a share mean_rps/peak_rps of the month."
         ),
     ]
-    usd_per_month_min: Annotated[float, Meta(description="The minimum fleet (MinCapacity) all month.")]
-    usd_per_month_peak: Annotated[float, Meta(description="The fleet at the peak all month.")]
+    usd_per_month_min: Annotated[float | None, Meta(description="The minimum fleet (MinCapacity) all month.")]
+    usd_per_month_peak: Annotated[float | None, Meta(description="The fleet at the peak all month.")]
     usd_per_million_requests: Annotated[
-        float, Meta(description="The expected fleet's cost per million requests at mean traffic (peak without it).")
+        float | None,
+        Meta(description="The expected fleet's cost per million requests at mean traffic (peak without it)."),
     ]
     price_as_of: str
     region: str
     basis: str
     formula: str
+    prices_known: Annotated[
+        bool,
+        Meta(
+            description="False when the profile's region is not the catalog's: the USD figures are then null, "
+            "not guessed from another Region's prices."
+        ),
+    ] = True
+    multi_region: Annotated[
+        MultiRegionCost | None, Meta(description="The second Region's cost, when the plan has one.")
+    ] = None
 
 
 class HostingAws(_Out):
@@ -250,4 +267,8 @@ class Recommendation(_Out):
     llm: Annotated[
         LlmAnswer | None,
         Meta(description="An LLM described by workload.llm, in its own units: weights, KV cache, streams, container."),
+    ] = None
+    deployment: Annotated[
+        Deployment | None,
+        Meta(description="How a new model version is rolled out, and the quota it needs (none for batch transform)."),
     ] = None

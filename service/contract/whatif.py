@@ -30,7 +30,9 @@ class WhatIf(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     instances: Annotated[
         int | None, Meta(description="Instances at the peak under the changed input; None for serverless.")
     ]
-    usd_per_month_expected: Annotated[float, Meta(description="Expected monthly cost, as `cost` computes it.")]
+    usd_per_month_expected: Annotated[
+        float, Meta(description="Expected monthly cost, as `cost` computes it (both Regions when the plan has two).")
+    ]
     delta_usd_per_month: Annotated[
         float, Meta(description="usd_per_month_expected minus the decision's own (negative: cheaper).")
     ]
@@ -63,7 +65,13 @@ class WhatIfReport(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     ruleset: RulesetRef
     instance_type: Annotated[str | None, Meta(description="The decision's instance type (None: serverless).")]
     instances: Annotated[int | None, Meta(description="The decision's instances at the peak (None: serverless).")]
-    usd_per_month_expected: Annotated[float, Meta(description="The decision's own expected monthly cost.")]
+    usd_per_month_expected: Annotated[
+        float,
+        Meta(
+            description="The decision's own expected monthly cost; with a second Region, both Regions' "
+            "(cost.multi_region.usd_per_month_expected_total). Outside the catalog's Region, at its prices."
+        ),
+    ]
     what_if: list[WhatIf]
     not_possible: Annotated[
         list[WhatIfNotPossible],

@@ -16,8 +16,10 @@ from service.contract import Traffic, WorkloadProfile
 from service.engine.capacity import CapacityPlan, ScalingTarget, fmt, plan_capacity, scaling_target
 from service.engine.compiled import CompiledRule, CompiledRuleset
 from service.engine.errors import ProfileRejected
+from service.engine.fit import accelerator_of
 from service.engine.llm_profile import LlmInputs, prepare
 from service.engine.llm_sizing import LlmPlan, select_llm_instance
+from service.engine.profile_figures import peak_instances, processing_s
 from service.engine.selection import Selection, measurements, model_sharding, select_instance
 from service.rulebook.models import CatalogInstance, SizingOutcome
 
@@ -91,26 +93,6 @@ class Decision:
     @property
     def usd_per_hour(self) -> float:
         return self.instances * self.instance.usd_per_hour
-
-
-def processing_s(profile: WorkloadProfile) -> float | None:
-    """Processing time per request: the profile's, else the largest p99 its load tests measured."""
-    if profile.workload.processing_s is not None:
-        return profile.workload.processing_s
-    p99s = [
-        t.p99_latency_ms
-        for t in profile.load_tests or ()
-        if t.p99_latency_ms is not None and t.latency_measure == "p99"
-    ]
-    return max(p99s) / 1000 if p99s else None
-
-
-def peak_instances(profile: WorkloadProfile) -> float | None:
-    """The peak in instances' worth: at the stated rate, else at the slowest load-tested one (the larger share)."""
-    t = profile.traffic
-    tested = [x.rps for x in profile.load_tests or ()]
-    rates = [t.per_instance_rps] if t.per_instance_rps is not None else tested
-    return t.rps_at_peak / min(rates) if rates else None
 
 
 def profile_facts(profile: WorkloadProfile) -> dict[str, Any]:
@@ -211,6 +193,8 @@ def decide(
     )
     facts["decision.multi_az"] = avail.multi_az
     facts["decision.instances"] = decision.instances
+    facts["decision.min_instances"] = decision.min_capacity
+    facts["decision.accelerator"] = accelerator_of(decision.instance)
     return decision
 
 

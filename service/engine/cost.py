@@ -21,10 +21,17 @@ from service.engine.capacity import fmt
 from service.engine.core import Decision
 from service.engine.cron import hours_per_week
 
-__all__ = ["HOURS_PER_MONTH", "cost_estimate"]
+__all__ = ["HOURS_PER_MONTH", "cost_estimate", "priced"]
 
 HOURS_PER_MONTH = 730  # AWS pricing convention
 WEEKS_PER_MONTH = HOURS_PER_MONTH / 168
+
+
+def priced(usd: float | None) -> float:
+    """A cost figure the engine computed: only the answer's last step nulls figures of an unpriced Region."""
+    if usd is None:
+        raise ValueError("a cost figure is null before the Region's prices were applied")
+    return usd
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from service.engine.cost import cost_estimate
 from service.engine.hosting_modes import Parts, adapt
 from service.engine.llm_answer import apply_llm
 from service.engine.monitoring import advisories, explain, monitoring
+from service.engine.rollout import beyond_one_fleet
 from service.engine.scaling_plan import scaling_plan
 from service.engine.warnings import engine_warnings
 
@@ -80,7 +81,8 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
     if hosting_table is not None:
         explanation.insert(0, explain("hosting", decision.hosting_rule, facts))  # type: ignore[arg-type]
         parts = adapt(profile, decision, hosting_table.limits, parts, warnings)
-    parts, llm = apply_llm(decision, parts, endpoint, warnings)
+    parts, llm = apply_llm(decision, parts, endpoint, warnings)  # its scaling and alarms, before the rollout names them
+    parts, deployment = beyond_one_fleet(profile, ruleset, decision, parts, explanation, warnings)
     return Recommendation(
         ruleset=RulesetRef(version=ruleset.version, sha256=ruleset.sha256),
         profile_name=profile.name,
@@ -94,6 +96,7 @@ def evaluate(profile: WorkloadProfile, ruleset: CompiledRuleset) -> Recommendati
         explanation=explanation,
         warnings=warnings,
         llm=llm,
+        deployment=deployment,
     )
 
 

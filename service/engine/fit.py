@@ -15,7 +15,7 @@ from service.engine.compiled import CompiledRuleset
 from service.engine.errors import ProfileRejected
 from service.rulebook.models import CatalogInstance, SizingOutcome
 
-__all__ = ["Fit", "does_not_fit", "fit_model", "model_sharding"]
+__all__ = ["Fit", "accelerator_of", "does_not_fit", "fit_model", "model_sharding"]
 
 # Bytes per weight relative to 16-bit weights, for the ways out of a model that fits nowhere.
 _LOWER_PRECISIONS = (("fp8", 0.5), ("int4", 0.25))
@@ -116,3 +116,10 @@ def does_not_fit(
         f"largest: {largest}). A model is never split across instances. Ways out: {'; '.join(ways)}.",
         "workload.model_memory_gib",
     )
+
+
+def accelerator_of(instance: CatalogInstance) -> str:
+    """The ``decision.accelerator`` fact: Inferentia1 apart from other Neuron devices (its deployments differ)."""
+    if instance.accelerator is None:
+        return "none"
+    return "inf1" if instance.type.startswith("ml.inf1.") else instance.accelerator.kind

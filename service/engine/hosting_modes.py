@@ -27,6 +27,7 @@ from service.contract.recommendation import AwsScaling, HostingAws, HostingRejec
 from service.engine import hosting_payloads as payloads
 from service.engine.capacity import fmt
 from service.engine.core import Decision, processing_s
+from service.engine.cost import priced
 from service.engine.inference_components import adapt_components, component_rejection
 from service.engine.mode_cost import asynchronous_cost, batch_cost, batch_instances
 from service.engine.mode_parts import INSTANCE_METRICS, Parts
@@ -60,7 +61,7 @@ def adapt(
     """The real-time ``parts`` turned into the chosen mode's, with ``hosting.rejected`` for every other mode."""
     mode = decision.hosting_mode
     rule = decision.hosting_rule
-    real_time_usd = parts.cost.usd_per_month_expected
+    real_time_usd = priced(parts.cost.usd_per_month_expected)
     if mode in ("serverless", "batch_transform"):
         warnings[:] = [w for w in warnings if w.code not in _FLEET_WARNINGS]
         if mode == "serverless":

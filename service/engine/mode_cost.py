@@ -19,6 +19,7 @@ import msgspec
 from service.contract import CostEstimate, WorkloadProfile
 from service.engine.capacity import fmt
 from service.engine.core import Decision, processing_s
+from service.engine.cost import priced
 from service.engine.inference_components import component_cost, plan_copies, unsuitable
 from service.engine.serverless import SECONDS_PER_MONTH, plan_serverless, serverless_cost
 from service.rulebook.hosting_models import HostingLimits
@@ -39,7 +40,7 @@ def _mean(profile: WorkloadProfile) -> float:
 
 def _with(base: CostEstimate, expected: float, how: str, mean_rps: float) -> CostEstimate:
     """``base`` (the real-time fleet's cost) with another expected figure and a minimum of 0 (nothing runs)."""
-    expected = min(max(expected, 0.0), base.usd_per_month_peak)
+    expected = min(max(expected, 0.0), priced(base.usd_per_month_peak))
     return msgspec.structs.replace(
         base,
         usd_per_month_expected=round(expected, 2),

@@ -41,11 +41,12 @@ from service.contract.whatif import WhatIfNotPossible
 from service.engine.capacity import fmt
 from service.engine.compiled import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide
-from service.engine.cost import cost_estimate
+from service.engine.cost import cost_estimate, priced
 from service.engine.evaluate import DEFAULT_ENDPOINT_NAME
 from service.engine.inference_components import CopyPlan, plan_copies
 from service.engine.mode_cost import best_other_mode, mode_cost
 from service.engine.monitoring import advisories, monitoring
+from service.engine.multi_region import region_factor
 from service.engine.whatif_fleet import fleet_note, same_copies
 from service.engine.whatif_llm import precision_changes
 from service.rulebook.hosting_models import HostingLimits
@@ -166,7 +167,9 @@ def _plan(
         in_mode = mode_cost(decision.hosting_mode, profile, decision, hosting.limits, cost)
         cost = in_mode if not isinstance(in_mode, str) else cost
     limits = hosting.limits if hosting is not None else None
-    return _Plan(decision, cost.usd_per_month_expected, tuple(warnings), _copies(profile, decision, limits))
+    regions = region_factor(profile, ruleset, decision.hosting_mode)  # the second Region runs its share of the plan
+    expected = round(priced(cost.usd_per_month_expected) * regions, 2)
+    return _Plan(decision, expected, tuple(warnings), _copies(profile, decision, limits))
 
 
 def _copies(profile: WorkloadProfile, decision: Decision, limits: HostingLimits | None) -> CopyPlan | None:
@@ -190,7 +193,8 @@ def _other_mode(profile: WorkloadProfile, ruleset: CompiledRuleset, report: _Rep
     mode, cost = best
     facts = dict(decision.facts, **{"decision.hosting_mode": mode})
     in_mode = dataclasses.replace(decision, facts=facts)
-    other = _Plan(in_mode, cost.usd_per_month_expected, report.base.warnings, _copies(profile, in_mode, hosting.limits))
+    expected = round(priced(cost.usd_per_month_expected) * region_factor(profile, ruleset, mode), 2)
+    other = _Plan(in_mode, expected, report.base.warnings, _copies(profile, in_mode, hosting.limits))
     rule = decision.hosting_rule
     head = (
         f"hosting {decision.hosting_mode} -> {mode}, the cheapest other mode that could serve "

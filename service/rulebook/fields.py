@@ -12,7 +12,7 @@ from typing import Literal
 
 __all__ = ["FIELDS", "HOSTING_MODES", "TABLE_ORDER", "FieldSpec", "TableName", "fields_visible_to"]
 
-TableName = Literal["hosting", "family", "sizing", "scaling", "availability", "monitoring", "advisories"]
+TableName = Literal["hosting", "family", "sizing", "scaling", "availability", "deployment", "monitoring", "advisories"]
 
 # Tables run in this order; each sees the decisions of the tables before it.
 TABLE_ORDER: tuple[TableName, ...] = (
@@ -21,6 +21,7 @@ TABLE_ORDER: tuple[TableName, ...] = (
     "sizing",
     "scaling",
     "availability",
+    "deployment",
     "monitoring",
     "advisories",
 )
@@ -155,6 +156,20 @@ FIELDS: dict[str, FieldSpec] = {
             low=1,
             high=1e7,
             integer=True,
+            decided_by="availability",
+        ),
+        FieldSpec(
+            "decision.min_instances",
+            "The autoscaling minimum (MinCapacity) of the chosen instance type.",
+            low=0,
+            high=1e7,
+            integer=True,
+            decided_by="availability",
+        ),
+        FieldSpec(
+            "decision.accelerator",
+            "The chosen type's accelerator: none, nvidia-gpu, neuron (Inferentia2, Trainium) or inf1 (Inferentia1).",
+            values=("none", "nvidia-gpu", "neuron", "inf1"),
             decided_by="availability",
         ),
     )

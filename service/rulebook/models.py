@@ -11,8 +11,10 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import ConfigDict, Field, model_validator
 
 from service.rulebook.catalog import Catalog, CatalogInstance
+from service.rulebook.deployment_models import DeploymentOutcome
 from service.rulebook.fields import FIELDS, fields_visible_to
 from service.rulebook.hosting_models import HostingLimits, HostingOutcome
+from service.rulebook.region_models import MultiRegionLimits
 from service.rulebook.strict import Strict
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "Catalog",
     "CatalogInstance",
     "Condition",
+    "DeploymentOutcome",
+    "DeploymentTable",
     "FamilyOutcome",
     "FamilyTable",
     "HostingLimits",
@@ -331,7 +335,15 @@ class ScalingTable(_Table):
 
 class AvailabilityTable(_Table):
     table: Literal["availability"]
+    multi_region: MultiRegionLimits | None = Field(
+        default=None, description="When one Region's commitment is below the objective, and the second Region's plan."
+    )
     rules: list[Rule[AvailabilityOutcome]] = Field(min_length=1)
+
+
+class DeploymentTable(_Table):
+    table: Literal["deployment"]
+    rules: list[Rule[DeploymentOutcome]] = Field(min_length=1)
 
 
 class MonitoringTable(_Table):
@@ -345,7 +357,14 @@ class AdvisoriesTable(_Table):
 
 
 AnyTable = Annotated[
-    HostingTable | FamilyTable | SizingTable | ScalingTable | AvailabilityTable | MonitoringTable | AdvisoriesTable,
+    HostingTable
+    | FamilyTable
+    | SizingTable
+    | ScalingTable
+    | AvailabilityTable
+    | DeploymentTable
+    | MonitoringTable
+    | AdvisoriesTable,
     Field(discriminator="table"),
 ]
 

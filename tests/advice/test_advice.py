@@ -439,7 +439,12 @@ def _scheduled(ctx: Ctx, on: bool) -> None:
 @prop("cost_order")
 def _cost_order(ctx: Ctx, on: bool) -> None:
     c = ctx.rec.cost
-    if on and not c.usd_per_month_min <= c.usd_per_month_expected <= c.usd_per_month_peak:
+    if on and not c.prices_known:  # another Region than the catalog's: no figure is guessed
+        figures = (c.usd_per_hour, c.usd_per_month_min, c.usd_per_month_expected, c.usd_per_month_peak)
+        if any(f is not None for f in figures):
+            _fail(f"prices unknown, yet figures {figures}")
+        return
+    if on and not c.usd_per_month_min <= c.usd_per_month_expected <= c.usd_per_month_peak:  # type: ignore[operator]
         _fail(f"min {c.usd_per_month_min}, expected {c.usd_per_month_expected}, peak {c.usd_per_month_peak}")
 
 

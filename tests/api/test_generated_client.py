@@ -72,6 +72,7 @@ def test_every_operation_is_generated_without_a_warning(generated: tuple[str, Mo
         "create_recommendation",
         "get_decision",
         "get_decision_what_if",
+        "get_decision_cloud_formation",
         "list_decisions",
         "replay_decision",
         "get_active_ruleset",
