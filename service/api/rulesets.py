@@ -52,6 +52,10 @@ _VERSION_TAKEN = ResponseSpec(
     media_type="application/problem+json",
     generate_examples=False,
 )
+# A candidate is a whole ruleset (the shipped one is about 63 KB of JSON, near ADVISOR_MAX_BODY_BYTES's default),
+# so this route takes up to 1 MiB; what a hostile candidate can cost is bounded by the YAML node budget
+# (service.rulebook.safe_yaml), the file count and the impact runner's deadline, not by the bytes.
+IMPACT_MAX_BODY_BYTES = 1_048_576
 _IMPACT_UNAVAILABLE = ResponseSpec(
     data_container=ProblemDetails,
     description="This worker runs as many impact analyses as it is allowed already (`impact-busy`, with "
@@ -218,6 +222,7 @@ class RulesetController(Controller):
         security=security_for(ADMIN),
         before_request=require_json,
         operation_class=ImpactOperation,
+        request_max_body_size=IMPACT_MAX_BODY_BYTES,
         responses={**error_responses(400, 401, 403, 413, 415, 422, 429), 503: _IMPACT_UNAVAILABLE},
     )
     async def impact(self, request: Request[Any, Any, Any], impact: NamedDependency[ImpactRunner]) -> ImpactReport:
