@@ -36,7 +36,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -59,6 +58,7 @@ from service.services.audit.batch import (
     utcnow,
 )
 from service.services.audit.checkpoints import Checkpoints
+from service.services.audit.claim import ChainClaim
 from service.services.audit.errors import (
     DEFAULT_RETRY_AFTER_S,
     AuditUnavailable,
@@ -75,7 +75,7 @@ logger = logging.getLogger("service.audit")
 LOCKED_BATCHES_AFTER_CONTENTION = 8  # several writers take turns: the locked path queues them without retries
 
 
-class AuditWriter(IdempotencyKeys):
+class AuditWriter(IdempotencyKeys, ChainClaim):
     """Commits decisions in batches (group commit); ``write`` returns only once its row is durable.
 
     One per process (one flusher task). ``start`` it in the application's lifespan and ``stop`` it before the
@@ -317,35 +317,6 @@ class AuditWriter(IdempotencyKeys):
         self._head = head
         return answers
 
-    async def _claim_chain(self) -> None:
-        """Postgres: open the connection this writer keeps and claim a chain on it (preferring the one it held
-        before, if that connection was lost), creating the chain's head row if it is new. A writer that finds every
-        chain held shares one, chosen by its process id, and says so."""
-        preferred = self.chain if self._chain_claimed else None
-        with translate_unavailable(self.retry_after_s):
-            conn = await self.engine.connect()
-            try:
-                repo = AuditRepository(conn)
-                claimed = await repo.claim_chain(max_chains=self.max_chains, preferred=preferred)
-                chain = claimed if claimed is not None else 1 + os.getpid() % self.max_chains
-                await repo.ensure_chain_head(chain)
-                await conn.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await conn.close()
-                raise
-        if claimed is None:
-            logger.warning(
-                "audit writer: all %d chains are held by other writers (ADVISOR_AUDIT_MAX_CHAINS); sharing chain "
-                "%d, whose writers take turns",
-                self.max_chains,
-                chain,
-            )
-        if chain != self.chain:
-            self._head = None
-            self.anchors.log_if_moved()  # the last head of the chain it leaves
-        self.chain, self._chain_claimed, self._direct = chain, claimed is not None, conn
-
     async def _commit_unlocked(
         self, batch: list[Pending], head: ChainHead
     ) -> list[DecisionRow | IdempotencyConflict] | None:
@@ -370,16 +341,6 @@ class AuditWriter(IdempotencyKeys):
         self._head = chained[-1].head
         self.stats.unlocked_batches += 1
         return list(rows)
-
-    async def _drop_direct(self) -> None:
-        """Close the kept connection for good, not back into the pool: that releases the chain's advisory lock
-        (a pooled connection would keep holding it, and the chain would look taken)."""
-        direct, self._direct = self._direct, None
-        if direct is not None:
-            with contextlib.suppress(Exception):
-                await direct.invalidate()
-            with contextlib.suppress(Exception):
-                await direct.close()
 
     def _fail_batch(self, batch: list[Pending], exc: Exception) -> None:
         self.stats.failed_batches += 1
