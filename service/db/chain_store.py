@@ -7,7 +7,6 @@ import contextlib
 import operator
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import fields
-from datetime import datetime
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
@@ -116,11 +115,6 @@ class ChainQueries:
             int(row.id): ChainHead(seq=int(row.seq), row_hash=row.row_hash, chain=int(row.id))
             for row in await self._conn.execute(query)
         }
-
-    async def chains_with_decisions(self) -> list[int]:
-        """The chains at least one decision is on, ascending."""
-        query = select(decisions.c.chain).group_by(decisions.c.chain).order_by(decisions.c.chain)
-        return [int(chain) for chain in (await self._conn.execute(query)).scalars()]
 
     async def append_decisions(self, rows: Sequence[DecisionRow], head: ChainHead) -> list[ChainedDecision]:
         """Insert ``rows`` in order after ``head`` (as returned by ``lock_chain_head`` in this transaction).
@@ -281,10 +275,6 @@ class ChainQueries:
 
     async def count_checkpoints(self) -> int:
         return int((await self._conn.execute(select(func.count()).select_from(audit_checkpoints))).scalar_one())
-
-    async def checkpointed_since(self, created_at: datetime) -> bool:
-        query = select(func.count()).select_from(audit_checkpoints).where(audit_checkpoints.c.created_at > created_at)
-        return bool((await self._conn.execute(query)).scalar_one())
 
 
 def _chained(rows: Sequence[DecisionRow], head: ChainHead) -> list[ChainedDecision]:
