@@ -119,15 +119,19 @@ def decision_uuid(decision_id: str) -> uuid.UUID:
     return uuid.UUID(decision_id)
 
 
-class DecisionController(Controller):
+class AuditReadController(Controller):
+    """Routes under /v1/decisions that read the audit trail: reading, replaying, what-if and export all reveal
+    stored profiles and answers and write nothing, so they need `audit:read`."""
+
     path = "/v1/decisions"
     tags = ["audit"]
-    # Reading the audit trail, including replaying a decision (which reveals its profile and writes nothing).
     opt = require_scope(AUDIT_READ)
     security = security_for(AUDIT_READ)
     # Audit data: profiles and answers of every caller. No cache along the way may keep a copy.
     cache_control = CacheControlHeader(no_store=True)
 
+
+class DecisionController(AuditReadController):
     @get(
         "/{decision_id:str}",
         operation_id="getDecision",

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get
-from litestar.datastructures import CacheControlHeader
+from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
-from service.api.auth import AUDIT_READ, require_scope, security_for
-from service.api.decisions import DecisionId, decision_uuid
+from service.api.decisions import AuditReadController, DecisionId, decision_uuid
 from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.problems import Problem
 from service.services.audit import AuditReader
@@ -30,13 +28,7 @@ _NOT_EXPORTABLE = ResponseSpec(
 )
 
 
-class ExportController(Controller):
-    path = "/v1/decisions"
-    tags = ["audit"]
-    opt = require_scope(AUDIT_READ)
-    security = security_for(AUDIT_READ)
-    cache_control = CacheControlHeader(no_store=True)
-
+class ExportController(AuditReadController):
     @get(
         "/{decision_id:str}/cloudformation",
         operation_id="getDecisionCloudFormation",

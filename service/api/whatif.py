@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get
-from litestar.datastructures import CacheControlHeader
+from litestar import get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
-from service.api.auth import AUDIT_READ, require_scope, security_for
-from service.api.decisions import DecisionId, decision_uuid
+from service.api.decisions import AuditReadController, DecisionId, decision_uuid
 from service.api.openapi_docs import ProblemDetails, error_responses
 from service.api.problems import Problem
 from service.contract import WhatIfReport
@@ -28,14 +26,8 @@ _UNUSABLE = ResponseSpec(
 )
 
 
-class WhatIfController(Controller):
-    path = "/v1/decisions"
-    tags = ["audit"]
+class WhatIfController(AuditReadController):
     # Like reading the decision: it reveals what the decision's profile would get otherwise, and writes nothing.
-    opt = require_scope(AUDIT_READ)
-    security = security_for(AUDIT_READ)
-    # Audit data: profiles and answers of every caller. No cache along the way may keep a copy.
-    cache_control = CacheControlHeader(no_store=True)
 
     @get(
         "/{decision_id:str}/what-if",
