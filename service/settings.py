@@ -162,6 +162,27 @@ class Settings(BaseSettings):
         description="Record a checkpoint binding every audit chain's head (table audit_checkpoints, event `audit "
         "checkpoint` in the log) when none was recorded for this long, s; each worker also records one as it stops.",
     )
+    audit_dictionary_samples: int = Field(
+        default=256,
+        ge=0,
+        le=10_000,
+        description="Answers a writer collects to train the zstd dictionary the stored answers are compressed with, "
+        "when the database has none yet; 0: plain zstd, no dictionary.",
+    )
+    audit_partition_months_ahead: int = Field(
+        default=12,
+        ge=1,
+        le=120,
+        description="Postgres: monthly partitions `advisor db upgrade` and `advisor audit archive` keep ready "
+        "beyond the current month.",
+    )
+    audit_archive_keep_months: int = Field(
+        default=12,
+        ge=1,
+        le=1200,
+        description="`advisor audit archive` without --before archives the months older than this many (the "
+        "current month counts as one).",
+    )
     idempotency_ttl_s: int = Field(
         default=86_400, ge=1, le=30 * 86_400, description="How long an Idempotency-Key is remembered, s."
     )

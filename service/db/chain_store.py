@@ -4,43 +4,73 @@ and the checkpoints that bind the chains (``service.db.chain`` says how hashes a
 from __future__ import annotations
 
 import contextlib
-import operator
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import fields
+from datetime import datetime
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.chain import ChainHead, chain_hash, genesis_hash
+from service.db.document_store import documents_to_store, load_texts
+from service.db.documents import DocumentEncoder, StoredDocument, TextCache, WrittenDocuments, month_of
 from service.db.errors import is_database_unavailable
 from service.db.rows import ChainedDecision, DecisionRow, StoredCheckpoint
-from service.db.tables import audit_chain_head, audit_checkpoints, decisions
+from service.db.tables import audit_chain_head, audit_checkpoints, audit_documents, decisions
 
-__all__ = ["CHAIN_CLAIM_LOCK_CLASS", "PG_APPEND_ROW_TYPE", "ChainQueries"]
+__all__ = ["CHAIN_CLAIM_LOCK_CLASS", "PG_APPEND_ROW_TYPE", "ChainQueries", "document_keys"]
 
-_DECISION_FIELDS = tuple(field.name for field in fields(DecisionRow))
-_DECISION_COLUMNS = tuple(decisions.c[name] for name in _DECISION_FIELDS)
-_INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
+DocumentKey = tuple[int, bytes]
+_PLAIN = DocumentEncoder()  # no dictionary: for callers that bring no encoder of their own
+
+_STORED_FIELDS = tuple(
+    name for name in (f.name for f in fields(DecisionRow)) if name not in ("profile", "recommendation")
+)
 _CHAIN_COLUMNS = (decisions.c.chain, decisions.c.seq, decisions.c.prev_hash, decisions.c.row_hash)
-_PG_APPEND_COLUMNS = (*_DECISION_FIELDS, "seq", "prev_hash", "row_hash")
-# The composite type the writer sends decisions as (migration 0007; the types of 0005 and 0006, without
-# client_request_id, stay for the releases before, which may still run on this schema).
-PG_APPEND_ROW_TYPE = "decision_append_row_v3"
-# A decision's stored fields, in order: the first attributes of that type; the chain's seq, prev_hash and row_hash
-# follow (_append_postgres).
-_pg_append_values = operator.attrgetter(*_DECISION_FIELDS)
-# The rows go in only if the head moves, i.e. only if it still is where their hashes were chained from.
-# Parameters: the rows as one array of PG_APPEND_ROW_TYPE, the new head's seq and hash, the expected head's, the
-# chain.
+_DOCUMENT_COLUMNS = (decisions.c.profile_sha256, decisions.c.recommendation_sha256)
+_STORED_COLUMNS = tuple(decisions.c[name] for name in _STORED_FIELDS)
+_INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
+_INSERT_DOCUMENTS_SQLITE = sqlite_insert(audit_documents).on_conflict_do_nothing()
+# The composite type the writer sends decisions as (migration 0009: the types of 0005 to 0007 stay for the releases
+# before, which may still run on the schema they were made for).
+PG_APPEND_ROW_TYPE = "decision_append_row_v4"
+# The attributes of that type, in order: the columns _pg_row fills.
+_PG_APPEND_COLUMNS = (
+    "created_at",
+    "id",
+    "chain",
+    "seq",
+    "instances",
+    "ruleset_sha256",
+    "prev_hash",
+    "row_hash",
+    "profile_sha256",
+    "recommendation_sha256",
+    "ruleset_version",
+    "caller",
+    "request_id",
+    "family",
+    "instance_type",
+    "scaling_method",
+    "engine_version",
+    "client_request_id",
+)
+# The rows and their new documents go in only if the head moves, i.e. only if it still is where their hashes were
+# chained from. Parameters: the rows as one array of PG_APPEND_ROW_TYPE, the new head's seq and hash, the expected
+# head's, the chain, then the new documents as one array per column.
 _PG_APPEND_DECISIONS = (
     "WITH moved AS (UPDATE audit_chain_head SET seq = $2, row_hash = $3 "
     "WHERE id = $6 AND seq = $4 AND row_hash = $5 RETURNING 1), "
-    "new AS (INSERT INTO decisions (chain, {columns}) SELECT $6, u.* FROM unnest($1::{row_type}[]) AS u "
+    "docs AS (INSERT INTO audit_documents (month, sha256, codec, dictionary, body) "
+    "SELECT * FROM unnest($7::integer[], $8::bytea[], $9::smallint[], $10::smallint[], $11::bytea[]) "
+    "WHERE EXISTS (SELECT FROM moved) ON CONFLICT DO NOTHING), "
+    "new AS (INSERT INTO decisions ({columns}) SELECT u.* FROM unnest($1::{row_type}[]) AS u "
     "WHERE EXISTS (SELECT FROM moved) RETURNING 1) "
     "SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM moved)"
-).format(columns=", ".join(_PG_APPEND_COLUMNS), row_type=PG_APPEND_ROW_TYPE)
+).format(row_type=PG_APPEND_ROW_TYPE, columns=", ".join(_PG_APPEND_COLUMNS))
 # The first key of the session advisory locks by which a writer holds its chain (the second is the chain).
 CHAIN_CLAIM_LOCK_CLASS = 0x61756469  # "audi"
 
@@ -116,35 +146,49 @@ class ChainQueries:
             for row in await self._conn.execute(query)
         }
 
-    async def append_decisions(self, rows: Sequence[DecisionRow], head: ChainHead) -> list[ChainedDecision]:
-        """Insert ``rows`` in order after ``head`` (as returned by ``lock_chain_head`` in this transaction).
+    async def append_decisions(
+        self,
+        rows: Sequence[DecisionRow],
+        head: ChainHead,
+        *,
+        encoder: DocumentEncoder | None = None,
+        written: WrittenDocuments | None = None,
+    ) -> list[ChainedDecision]:
+        """Insert ``rows`` in order after ``head`` (as returned by ``lock_chain_head`` in this transaction), with
+        their profiles and answers as documents (``service.db.documents``: compressed by ``encoder``, none that
+        ``written`` knows are stored).
 
         Each row gets the next ``seq`` of ``head.chain``, the previous row's hash as ``prev_hash`` and its own
         ``row_hash``; the head row is moved to the last one. Postgres: one statement on asyncpg
-        (``_append_postgres``). SQLite: multi-row ``INSERT ... VALUES (...), (...), ...`` statements: SQLAlchemy's
-        "insertmanyvalues" turns this executemany into one statement per up to 1000 rows (the engine's
-        ``insertmanyvalues_page_size``; 15 000 bind parameters, under SQLite's limit), compiled once and cached, so
-        it stays fast at any batch size; a literal ``.values([...])`` is recompiled on every call and measured
-        5-8x slower. ``RETURNING id`` is what selects that path; the ids are only used to check that every row
-        went in.
+        (``_append_postgres``). SQLite: SQLAlchemy's "insertmanyvalues" turns the executemany into multi-row
+        INSERT statements, compiled once and cached (``RETURNING id`` selects that path; the ids only check that
+        every row went in).
         """
         if not rows:
             return []
         chained = _chained(rows, head)
+        keys, documents = documents_to_store(rows, encoder or _PLAIN, written)
         if self._conn.dialect.name == "postgresql":
-            inserted, moved = await self._append_postgres(chained, head, in_transaction=True)
+            inserted, moved = await self._append_postgres(chained, keys, documents, head, in_transaction=True)
         else:
-            inserted, moved = await self._append_portable(chained, head)
+            inserted, moved = await self._append_portable(chained, keys, documents, head)
         if moved != 1:
             raise RuntimeError(
                 f"the head of audit chain {head.chain} is no longer at seq {head.seq}: lock it before appending"
             )
         if inserted != len(rows):  # pragma: no cover - a driver bug, never an expected state
             raise RuntimeError(f"inserted {inserted} decisions out of {len(rows)}")
+        if written is not None:
+            written.stage([(d.month, d.sha256) for d in documents])
         return chained
 
     async def append_decisions_if_head(
-        self, rows: Sequence[DecisionRow], head: ChainHead
+        self,
+        rows: Sequence[DecisionRow],
+        head: ChainHead,
+        *,
+        encoder: DocumentEncoder | None = None,
+        written: WrittenDocuments | None = None,
     ) -> list[ChainedDecision] | None:
         """Postgres only: append ``rows`` after ``head`` without locking it first, in one statement that commits on
         its own (the connection must not be in a transaction): one round trip instead of four.
@@ -155,18 +199,36 @@ class ChainQueries:
         if not rows:
             return []
         chained = _chained(rows, head)
-        inserted, moved = await self._append_postgres(chained, head, in_transaction=False)
+        keys, documents = documents_to_store(rows, encoder or _PLAIN, written)
+        inserted, moved = await self._append_postgres(chained, keys, documents, head, in_transaction=False)
         if moved == 0:
             return None
         if inserted != len(rows):  # pragma: no cover - a driver bug, never an expected state
             raise RuntimeError(f"inserted {inserted} decisions out of {len(rows)}")
+        if written is not None:
+            written.stage([(d.month, d.sha256) for d in documents])
         return chained
 
-    async def _append_portable(self, chained: list[ChainedDecision], head: ChainHead) -> tuple[int, int]:
+    async def _append_portable(
+        self,
+        chained: list[ChainedDecision],
+        keys: list[tuple[DocumentKey, DocumentKey]],
+        documents: list[StoredDocument],
+        head: ChainHead,
+    ) -> tuple[int, int]:
+        if documents:
+            await self._conn.execute(_INSERT_DOCUMENTS_SQLITE, [d.as_values() for d in documents])
         params = [
-            {name: getattr(c.decision, name) for name in _DECISION_FIELDS}
-            | {"chain": head.chain, "seq": c.seq, "prev_hash": c.prev_hash, "row_hash": c.row_hash}
-            for c in chained
+            {name: getattr(c.decision, name) for name in _STORED_FIELDS}
+            | {
+                "chain": head.chain,
+                "seq": c.seq,
+                "prev_hash": c.prev_hash,
+                "row_hash": c.row_hash,
+                "profile_sha256": profile[1].hex(),
+                "recommendation_sha256": recommendation[1].hex(),
+            }
+            for c, (profile, recommendation) in zip(chained, keys, strict=True)
         ]
         result = await self._conn.execute(_INSERT_DECISIONS, params)
         inserted = len(result.all())
@@ -183,15 +245,19 @@ class ChainQueries:
         return inserted, moved.rowcount
 
     async def _append_postgres(
-        self, chained: list[ChainedDecision], head: ChainHead, *, in_transaction: bool
+        self,
+        chained: list[ChainedDecision],
+        keys: list[tuple[DocumentKey, DocumentKey]],
+        documents: list[StoredDocument],
+        head: ChainHead,
+        *,
+        in_transaction: bool,
     ) -> tuple[int, int]:
-        """One statement on asyncpg itself: the rows as one array of ``PG_APPEND_ROW_TYPE``, unnested into
-        ``decisions``, and the head moved.
+        """One statement on asyncpg itself: the rows as one array of ``PG_APPEND_ROW_TYPE`` and the documents as
+        one array per column, unnested into ``decisions`` and ``audit_documents``, and the head moved.
 
         Measured several times cheaper per row than SQLAlchemy's multi-row VALUES, whose per-row, per-column
-        parameter processing in Python dominated the audit writer's CPU time; asyncpg encodes arrays natively. One
-        array of rows rather than one array per column: asyncpg inspects each element of an array parameter, so
-        that is one inspection per row instead of one per value.
+        parameter processing in Python dominated the audit writer's CPU time; asyncpg encodes arrays natively.
         """
         driver = (await self._conn.get_raw_connection()).driver_connection
         if driver is None or driver.is_in_transaction() != in_transaction:
@@ -203,11 +269,25 @@ class ChainQueries:
                 else "append_decisions_if_head runs outside any transaction"
             )
         # Tuples, not lists: asyncpg sends a tuple as a record of the composite type, a list as a nested array.
-        rows = [(*_pg_append_values(c.decision), c.seq, c.prev_hash, c.row_hash) for c in chained]
+        rows = [
+            _pg_row(c, profile[1], recommendation[1])
+            for c, (profile, recommendation) in zip(chained, keys, strict=True)
+        ]
         new_head = chained[-1].head
         try:
             record = await driver.fetchrow(
-                _PG_APPEND_DECISIONS, rows, new_head.seq, new_head.row_hash, head.seq, head.row_hash, head.chain
+                _PG_APPEND_DECISIONS,
+                rows,
+                new_head.seq,
+                new_head.row_hash,
+                head.seq,
+                head.row_hash,
+                head.chain,
+                [d.month for d in documents],
+                [d.sha256 for d in documents],
+                [d.codec for d in documents],
+                [d.dictionary for d in documents],
+                [d.body for d in documents],
             )
         except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
             raise await self._as_sqlalchemy_error(exc) from exc
@@ -230,25 +310,30 @@ class ChainQueries:
             return sa_exc.OperationalError(_PG_APPEND_DECISIONS, None, exc, connection_invalidated=True)
         return sa_exc.DBAPIError(_PG_APPEND_DECISIONS, None, exc)
 
-    async def stream_chain(self, *, batch_size: int = 1000) -> AsyncIterator[ChainedDecision]:
-        """Every decision in ``(chain, seq)`` order, fetched ``batch_size`` rows at a time (a server-side cursor on
-        Postgres), so the table is never held in memory. Run it in one transaction (``read_snapshot``)."""
+    async def stream_chain(
+        self, *, batch_size: int = 1000, cache: TextCache | None = None
+    ) -> AsyncIterator[ChainedDecision]:
+        """Every decision in ``(chain, seq)`` order with its texts, fetched ``batch_size`` rows at a time (a
+        server-side cursor on Postgres), so the table is never held in memory. Run it in one transaction
+        (``read_snapshot``). A missing or changed document raises ``DocumentDecodeError``."""
         query = (
-            select(*_CHAIN_COLUMNS, *_DECISION_COLUMNS)
+            select(*_CHAIN_COLUMNS, *_DOCUMENT_COLUMNS, *_STORED_COLUMNS)
             .order_by(decisions.c.chain, decisions.c.seq)
             .execution_options(yield_per=batch_size)
         )
+        texts_cache = cache if cache is not None else TextCache()
         result = await self._conn.stream(query)
         try:
-            async for row in result:
-                chain, seq, prev_hash, row_hash, *values = row
-                yield ChainedDecision(
-                    seq=int(seq),
-                    prev_hash=prev_hash,
-                    row_hash=row_hash,
-                    decision=DecisionRow(*values),
-                    chain=int(chain),
-                )
+            async for batch in result.partitions(batch_size):
+                keyed = [(document_keys(row.created_at, row[4], row[5]), row) for row in batch]
+                texts = await load_texts(self._conn, (k for pair, _ in keyed for k in pair), texts_cache)
+                for (profile, recommendation), row in keyed:
+                    chain, seq, prev_hash, row_hash, _, _, *values = row
+                    stored = dict(zip(_STORED_FIELDS, values, strict=True))
+                    decision = DecisionRow(**stored, profile=texts[profile], recommendation=texts[recommendation])
+                    yield ChainedDecision(
+                        seq=int(seq), prev_hash=prev_hash, row_hash=row_hash, decision=decision, chain=int(chain)
+                    )
         finally:
             await result.close()
 
@@ -275,6 +360,39 @@ class ChainQueries:
 
     async def count_checkpoints(self) -> int:
         return int((await self._conn.execute(select(func.count()).select_from(audit_checkpoints))).scalar_one())
+
+
+def document_keys(
+    created_at: datetime, profile_sha256: str, recommendation_sha256: str
+) -> tuple[DocumentKey, DocumentKey]:
+    """The ``(month, sha256)`` of a decision's profile and recommendation documents."""
+    month = month_of(created_at)
+    return (month, bytes.fromhex(profile_sha256)), (month, bytes.fromhex(recommendation_sha256))
+
+
+def _pg_row(c: ChainedDecision, profile: bytes, recommendation: bytes) -> tuple[object, ...]:
+    """A decision as a record of ``PG_APPEND_ROW_TYPE``, in its attribute order (migration 0009)."""
+    d = c.decision
+    return (
+        d.created_at,
+        d.id,
+        c.chain,
+        c.seq,
+        d.instances,
+        bytes.fromhex(d.ruleset_sha256),
+        bytes.fromhex(c.prev_hash),
+        bytes.fromhex(c.row_hash),
+        profile,
+        recommendation,
+        d.ruleset_version,
+        d.caller,
+        d.request_id,
+        d.family,
+        d.instance_type,
+        d.scaling_method,
+        d.engine_version,
+        d.client_request_id,
+    )
 
 
 def _chained(rows: Sequence[DecisionRow], head: ChainHead) -> list[ChainedDecision]:

@@ -24,6 +24,11 @@ SERVICE_ROLE_PRIVILEGES: Final[dict[str, tuple[str, ...]]] = {
     # SELECT ... FOR UPDATE, moving the head after each batch, and the head row of a chain claimed for the first time
     "audit_chain_head": ("SELECT", "INSERT", "UPDATE"),
     "audit_checkpoints": ("SELECT", "INSERT"),  # append-only, like the decisions
+    # A decision's profile and answer (append-only like it; its month's partitions, reached through the parent,
+    # need no grant of their own)
+    "audit_documents": ("SELECT", "INSERT"),
+    "audit_dictionaries": ("SELECT", "INSERT"),  # a writer stores the dictionary it trained
+    "audit_archives": ("SELECT",),  # archived months answer 410; only `advisor audit archive` (the owner) writes
     "idempotency_keys": ("SELECT", "INSERT", "DELETE"),  # expired keys are deleted (the writer's purge)
     "rulesets": ("SELECT", "INSERT"),  # a ruleset is stored when first activated
     "ruleset_activations": ("SELECT", "INSERT"),  # activation history

@@ -10,6 +10,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.chain_store import document_keys
+from service.db.document_store import load_texts
+from service.db.documents import TextCache
 from service.db.tables import decisions
 
 __all__ = ["HistoryRow", "stream_history"]
@@ -39,8 +42,9 @@ async def stream_history(
     query = select(
         decisions.c.id,
         decisions.c.ruleset_sha256,
-        decisions.c.profile,
-        decisions.c.recommendation,
+        decisions.c.created_at,
+        decisions.c.profile_sha256,
+        decisions.c.recommendation_sha256,
         decisions.c.family,
         decisions.c.instance_type,
         decisions.c.scaling_method,
@@ -51,8 +55,22 @@ async def stream_history(
         query = query.where(decisions.c.created_at >= since)
     if limit is not None:
         query = query.limit(limit)
+    cache = TextCache()
     async with engine.connect() as conn:
         result = await conn.stream(query.execution_options(yield_per=batch_size))
         async for partition in result.partitions(batch_size):
-            for row in partition:
-                yield HistoryRow(*row)
+            keyed = [(document_keys(row[2], row[3], row[4]), row) for row in partition]
+            texts = await load_texts(conn, (key for pair, _ in keyed for key in pair), cache)
+            for (profile, recommendation), row in keyed:
+                identity, ruleset_sha256, _, _, _, family, instance_type, scaling_method, instances, engine_version = row
+                yield HistoryRow(
+                    identity,
+                    ruleset_sha256,
+                    texts[profile],
+                    texts[recommendation],
+                    family,
+                    instance_type,
+                    scaling_method,
+                    instances,
+                    engine_version,
+                )

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Uuid, bindparam, delete, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.chain_store import PG_APPEND_ROW_TYPE, ChainQueries
-from service.db.rows import ChainedDecision, DecisionRow, IdempotencyRecord, StoredCheckpoint
+from service.db.chain_store import PG_APPEND_ROW_TYPE, ChainQueries, document_keys
+from service.db.document_store import load_texts
+from service.db.rows import ChainedDecision, DecisionRow, IdempotencyRecord, ListedDecision, StoredCheckpoint
 from service.db.ruleset_store import AmbiguousRulesetVersion, RulesetQueries, RulesetRow, RulesetSummary
 from service.db.tables import UTCDateTime, decisions, idempotency_keys
 
@@ -22,13 +24,21 @@ __all__ = [
     "ChainedDecision",
     "DecisionRow",
     "IdempotencyRecord",
+    "ListedDecision",
     "RulesetRow",
     "RulesetSummary",
     "StoredCheckpoint",
 ]
 
-_DECISION_FIELDS = tuple(field.name for field in fields(DecisionRow))
-_DECISION_COLUMNS = tuple(decisions.c[name] for name in _DECISION_FIELDS)
+_STORED_FIELDS = tuple(f.name for f in fields(DecisionRow) if f.name not in ("profile", "recommendation"))
+_STORED_COLUMNS = (
+    *(decisions.c[name] for name in _STORED_FIELDS),
+    decisions.c.profile_sha256,
+    decisions.c.recommendation_sha256,
+)
+_CREATED_AT = _STORED_FIELDS.index("created_at")
+_LISTED_FIELDS = tuple(f.name for f in fields(ListedDecision))
+_LISTED_COLUMNS = tuple(decisions.c[name] for name in _LISTED_FIELDS)
 _IDEMPOTENCY_FIELDS = tuple(field.name for field in fields(IdempotencyRecord))
 _IDEMPOTENCY_COLUMNS = tuple(idempotency_keys.c[name] for name in _IDEMPOTENCY_FIELDS)
 
@@ -52,9 +62,22 @@ class AuditRepository(RulesetQueries, ChainQueries):
     # --- decisions ------------------------------------------------------------------------------------------
 
     async def get_decision(self, decision_id: UUID) -> DecisionRow | None:
-        query = select(*_DECISION_COLUMNS).where(decisions.c.id == decision_id)
+        query = select(*_STORED_COLUMNS).where(decisions.c.id == decision_id)
         row = (await self._conn.execute(query)).first()
-        return None if row is None else DecisionRow(**row._asdict())
+        return None if row is None else (await self._with_texts([row]))[0]
+
+    async def _with_texts(self, rows: Sequence[Sequence[Any]]) -> list[DecisionRow]:
+        """Selected ``_STORED_COLUMNS`` rows as decisions, with their profiles and answers read and decoded."""
+        keyed = [(document_keys(row[_CREATED_AT], row[-2], row[-1]), row) for row in rows]
+        texts = await load_texts(self._conn, (key for pair, _ in keyed for key in pair))
+        return [
+            DecisionRow(
+                **dict(zip(_STORED_FIELDS, row, strict=False)),
+                profile=texts[profile],
+                recommendation=texts[recommendation],
+            )
+            for (profile, recommendation), row in keyed
+        ]
 
     async def list_decisions(
         self,
@@ -66,8 +89,8 @@ class AuditRepository(RulesetQueries, ChainQueries):
         ruleset_version: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> list[DecisionRow]:
-        """Up to ``limit`` decisions, newest first (``created_at`` then ``id``, both descending).
+    ) -> list[ListedDecision]:
+        """Up to ``limit`` decisions without their texts, newest first (``created_at`` then ``id``, both descending).
 
         ``after`` is the ``(created_at, id)`` of the last row of the previous page: only rows strictly after
         it in that order are returned. ``since`` is inclusive, ``until`` exclusive; the other filters are
@@ -96,12 +119,12 @@ class AuditRepository(RulesetQueries, ChainQueries):
         if until is not None:
             conditions.append(decisions.c.created_at < until)
         query = (
-            select(*_DECISION_COLUMNS)
+            select(*_LISTED_COLUMNS)
             .where(*conditions)
             .order_by(decisions.c.created_at.desc(), decisions.c.id.desc())
             .limit(limit)
         )
-        return [DecisionRow(**row._asdict()) for row in await self._conn.execute(query)]
+        return [ListedDecision(*row) for row in await self._conn.execute(query)]
 
     # --- idempotency keys -----------------------------------------------------------------------------------
 
@@ -114,13 +137,14 @@ class AuditRepository(RulesetQueries, ChainQueries):
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             query = (
-                select(*_IDEMPOTENCY_COLUMNS, *_DECISION_COLUMNS)
+                select(*_IDEMPOTENCY_COLUMNS, *_STORED_COLUMNS)
                 .join_from(idempotency_keys, decisions, decisions.c.id == idempotency_keys.c.decision_id)
                 .where(tuple_(idempotency_keys.c.caller, idempotency_keys.c.key).in_(chunk))
             )
-            for row in await self._conn.execute(query):
-                record = IdempotencyRecord(*row[: len(_IDEMPOTENCY_FIELDS)])
-                decision = DecisionRow(*row[len(_IDEMPOTENCY_FIELDS) :])
+            selected = (await self._conn.execute(query)).all()
+            records = [IdempotencyRecord(*row[: len(_IDEMPOTENCY_FIELDS)]) for row in selected]
+            stored = [tuple(row[len(_IDEMPOTENCY_FIELDS) :]) for row in selected]
+            for record, decision in zip(records, await self._with_texts(stored), strict=True):
                 found[(record.caller, record.key)] = (record, decision)
         return found
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from service.db.chain import ChainHead
 
-__all__ = ["ChainedDecision", "DecisionRow", "IdempotencyRecord"]
+__all__ = ["ChainedDecision", "DecisionRow", "IdempotencyRecord", "ListedDecision", "StoredCheckpoint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,24 @@ class DecisionRow:
     # kept (migration 0006), or by a release that does not record them.
     engine_version: str | None = None
     # The X-Request-ID the client sent, if well-formed (migration 0007); ``request_id`` is always the service's own.
+    client_request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedDecision:
+    """A decision as the list shows it: everything but its profile and answer (which are not read)."""
+
+    id: UUID
+    created_at: datetime
+    ruleset_sha256: str
+    ruleset_version: str
+    caller: str
+    request_id: str
+    family: str | None
+    instance_type: str | None
+    scaling_method: str | None
+    instances: int | None
+    engine_version: str | None = None
     client_request_id: str | None = None
 
 

@@ -37,6 +37,9 @@ EXPECTED = {
     "idempotency_keys": {"SELECT", "INSERT", "DELETE"},
     "rulesets": {"SELECT", "INSERT"},
     "ruleset_activations": {"SELECT", "INSERT"},
+    "audit_documents": {"SELECT", "INSERT"},
+    "audit_dictionaries": {"SELECT", "INSERT"},
+    "audit_archives": {"SELECT"},
     "alembic_version": {"SELECT"},
 }
 
@@ -82,7 +85,14 @@ def _as(url: str, role: str) -> str:
 
 
 async def _privileges(conn: asyncpg.Connection, role: str) -> dict[str, set[str]]:
-    tables = [r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    # The month partitions are reached through their parents (and hold no privileges of their own).
+    tables = [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+        )
+    ]
     return {
         table: {p for p in PRIVILEGES if await conn.fetchval("SELECT has_table_privilege($1, $2, $3)", role, table, p)}
         for table in tables

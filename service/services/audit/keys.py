@@ -16,6 +16,7 @@ from service.db.connection import write_transaction
 from service.db.repository import AuditRepository, DecisionRow, IdempotencyRecord
 from service.observability import metrics
 from service.services.audit.batch import IdempotencyKey, Pending, WriterStats
+from service.services.audit.compression import DocumentCompression
 from service.services.audit.errors import IdempotencyConflict, translate_unavailable
 
 __all__ = ["IdempotencyKeys"]
@@ -33,6 +34,7 @@ class IdempotencyKeys:
     purge_interval_s: float
     stats: WriterStats
     idempotency_ttl: timedelta
+    documents: DocumentCompression
 
     async def recall(self, key: IdempotencyKey) -> DecisionRow | None:
         """The decision already answering ``key`` (not expired), if any; ``IdempotencyConflict`` if it was for
@@ -116,7 +118,9 @@ class IdempotencyKeys:
             to_store.append(pending.row)
         if expired:
             await repo.delete_idempotency_keys(expired, expired_at=now)
-        chained = await repo.append_decisions(to_store, head)
+        chained = await repo.append_decisions(
+            to_store, head, encoder=self.documents.encoder, written=self.documents.written
+        )
         await repo.add_idempotency_keys(
             [
                 IdempotencyRecord(

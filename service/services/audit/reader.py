@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.repository import AuditRepository, DecisionRow, RulesetRow, RulesetSummary
+from service.db.repository import AuditRepository, DecisionRow, ListedDecision, RulesetRow, RulesetSummary
 from service.services.audit.errors import DEFAULT_RETRY_AFTER_S, translate_unavailable
 
 
@@ -36,7 +36,7 @@ class AuditReader:
         ruleset_version: str | None,
         since: datetime | None,
         until: datetime | None,
-    ) -> list[DecisionRow]:
+    ) -> list[ListedDecision]:
         with translate_unavailable(self.retry_after_s):
             async with self.engine.connect() as conn:
                 return await AuditRepository(conn).list_decisions(

@@ -59,6 +59,7 @@ from service.services.audit.batch import (
 )
 from service.services.audit.checkpoints import Checkpoints
 from service.services.audit.claim import ChainClaim
+from service.services.audit.compression import DocumentCompression
 from service.services.audit.errors import (
     DEFAULT_RETRY_AFTER_S,
     AuditUnavailable,
@@ -97,6 +98,7 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
         anchor_every_s: float = 60.0,
         max_chains: int = 128,
         checkpoint_every_s: float = 60.0,
+        dictionary_samples: int = 256,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if max_rows < 1:
@@ -114,6 +116,8 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
         # The chain head, logged every so many rows or seconds: tamper evidence outside the database (anchors.py).
         self.anchors = ChainAnchors(every_rows=anchor_every_rows, every_s=anchor_every_s)
         self.checkpoints = Checkpoints(engine, every_s=checkpoint_every_s, clock=clock)
+        # Profiles and answers stored once per month, zstd-compressed with a dictionary it trains (compression.py).
+        self.documents = DocumentCompression(engine, samples=dictionary_samples, clock=clock)
         self.max_chains = max_chains
         self.chain = 1  # the chain this writer appends to (Postgres: claimed with _direct; SQLite: always 1)
         self._chain_claimed = False  # Postgres: _direct holds the advisory lock of self.chain
@@ -147,6 +151,7 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
             anchor_every_s=settings.audit_anchor_every_s,
             max_chains=settings.audit_max_chains,
             checkpoint_every_s=settings.audit_checkpoint_every_s,
+            dictionary_samples=settings.audit_dictionary_samples,
         )
 
     # --- lifecycle --------------------------------------------------------------------------------------------
@@ -169,6 +174,7 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
         if self._flusher is not None:
             await self._flusher
         await self.checkpoints.stop()  # one more checkpoint: this writer's chain as it leaves it
+        await self.documents.stop()
         await self._drop_direct()
         await self.anchors.stop()
         # Should the flusher have died, nobody may wait forever.
@@ -259,6 +265,7 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
         try:
             answers = await self._commit_once(batch)
         except IntegrityError:
+            self.documents.rolled_back()
             # A unique key taken by another writer meanwhile: an idempotency key sent to two workers at once (the
             # other transaction committed it), or a seq of a chain appended to without its head lock (a release
             # before 0.2.0 during a rolling deploy): once more, re-reading the head and the keys.
@@ -266,12 +273,15 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
             try:
                 answers = await self._commit_once(batch)
             except Exception as exc:
+                self.documents.rolled_back()
                 self._fail_batch(batch, exc)
                 return
         except Exception as exc:
+            self.documents.rolled_back()
             self._fail_batch(batch, exc)
             return
 
+        self.documents.committed([p.row for p in batch])
         self.outage.succeeded()
         self.stats.batches += 1
         self.stats.batch_sizes[len(batch)] += 1
@@ -293,6 +303,9 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
                 pending.future.set_result(answer)
 
     async def _commit_once(self, batch: list[Pending]) -> list[DecisionRow | IdempotencyConflict]:
+        if not self.documents.loaded:
+            with translate_unavailable(self.retry_after_s):
+                await self.documents.load()
         if self._postgres and self._direct is None:
             await self._claim_chain()
         if self._postgres and self._head is not None and all(p.key is None for p in batch):
@@ -331,7 +344,9 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
             with translate_unavailable(self.retry_after_s):
                 if self._direct is None:  # pragma: no cover - _commit_once claims a chain first
                     raise AuditUnavailable("no connection kept", retry_after_s=self.retry_after_s)
-                chained = await AuditRepository(self._direct).append_decisions_if_head(rows, head)
+                chained = await AuditRepository(self._direct).append_decisions_if_head(
+                    rows, head, encoder=self.documents.encoder, written=self.documents.written
+                )
         except BaseException:
             await self._drop_direct()
             raise

@@ -1,0 +1,111 @@
+"""The SQL of stored documents and dictionaries (``service.db.documents`` says how they are encoded)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.db.documents import (
+    Dictionary,
+    DocumentDecodeError,
+    DocumentEncoder,
+    StoredDocument,
+    TextCache,
+    WrittenDocuments,
+    decode_document,
+    digest,
+    month_of,
+)
+from service.db.rows import DecisionRow
+from service.db.tables import audit_dictionaries, audit_documents
+
+__all__ = ["DocumentsMissing", "add_dictionary", "documents_to_store", "latest_dictionary", "load_texts"]
+
+DocumentKey = tuple[int, bytes]
+_CHUNK = 500
+
+
+class DocumentsMissing(DocumentDecodeError):
+    """A decision names a document that is not stored."""
+
+
+def documents_to_store(
+    rows: Sequence[DecisionRow], encoder: DocumentEncoder, written: WrittenDocuments | None
+) -> tuple[list[tuple[DocumentKey, DocumentKey]], list[StoredDocument]]:
+    """For each row the keys of its profile and recommendation, and the documents to insert: each new one once,
+    none that ``written`` says is committed already."""
+    keys: list[tuple[DocumentKey, DocumentKey]] = []
+    new: dict[DocumentKey, StoredDocument] = {}
+    for row in rows:
+        month = month_of(row.created_at)
+        pair = []
+        for text in (row.profile, row.recommendation):
+            key = (month, digest(text))
+            pair.append(key)
+            if key not in new and (written is None or key not in written):
+                new[key] = encoder.encode(text, month=month, sha256=key[1])
+        keys.append((pair[0], pair[1]))
+    return keys, list(new.values())
+
+
+async def load_texts(
+    conn: AsyncConnection, wanted: Iterable[DocumentKey], cache: TextCache | None = None
+) -> dict[DocumentKey, str]:
+    """The texts of these documents, decoded and checked; ``DocumentsMissing`` if one is not stored,
+    ``DocumentDecodeError`` if one was changed."""
+    found: dict[DocumentKey, str] = {}
+    missing: list[DocumentKey] = []
+    for key in dict.fromkeys(wanted):
+        cached = None if cache is None else cache.get(key)
+        if cached is None:
+            missing.append(key)
+        else:
+            found[key] = cached
+    for start in range(0, len(missing), _CHUNK):
+        chunk = missing[start : start + _CHUNK]
+        query = (
+            select(
+                audit_documents.c.month,
+                audit_documents.c.sha256,
+                audit_documents.c.codec,
+                audit_documents.c.body,
+                audit_dictionaries.c.content,
+            )
+            .join_from(
+                audit_documents,
+                audit_dictionaries,
+                audit_dictionaries.c.id == audit_documents.c.dictionary,
+                isouter=True,
+            )
+            .where(tuple_(audit_documents.c.month, audit_documents.c.sha256).in_(chunk))
+        )
+        for month, sha256, codec, body, content in await conn.execute(query):
+            key = (int(month), bytes(sha256))
+            text = decode_document(key[1], int(codec), bytes(body), None if content is None else bytes(content))
+            found[key] = text
+            if cache is not None:
+                cache.put(key, text)
+    absent = [key for key in missing if key not in found]
+    if absent:
+        month, sha256 = absent[0]
+        raise DocumentsMissing(f"document {sha256.hex()} of month {month} is not stored ({len(absent)} missing)")
+    return found
+
+
+async def latest_dictionary(conn: AsyncConnection) -> Dictionary | None:
+    query = select(audit_dictionaries.c.id, audit_dictionaries.c.content).order_by(audit_dictionaries.c.id.desc())
+    row = (await conn.execute(query.limit(1))).first()
+    return None if row is None else Dictionary(int(row.id), bytes(row.content))
+
+
+async def add_dictionary(conn: AsyncConnection, content: bytes, *, now: datetime) -> Dictionary:
+    """Store a dictionary under the next number (an ``IntegrityError`` if another writer took it first)."""
+    number = int(await conn.scalar(select(func.coalesce(func.max(audit_dictionaries.c.id), 0))) or 0) + 1
+    dictionary = Dictionary(number, content)
+    await conn.execute(
+        audit_dictionaries.insert().values(id=number, sha256=dictionary.sha256, content=content, created_at=now)
+    )
+    return dictionary
