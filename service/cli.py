@@ -340,7 +340,14 @@ def db_upgrade() -> None:
     settings = get_settings()
     role = settings.database_service_role
     try:
-        asyncio.run(upgrade(settings.database_url, migrations_dir=settings.migrations_dir, service_role=role))
+        asyncio.run(
+            upgrade(
+                settings.database_url,
+                migrations_dir=settings.migrations_dir,
+                service_role=role,
+                partition_months_ahead=settings.audit_partition_months_ahead,
+            )
+        )
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -139,7 +139,7 @@ class DecisionController(AuditReadController):
         description="The profile as received, the recommendation as answered (byte for byte), the ruleset "
         "version and sha256 and the engine version (advisor release) that made it, the caller, the request id (the "
         "service's own) and the X-Request-ID the client sent, if any.",
-        responses=error_responses(400, 401, 403, 404, 422, 429, 503),
+        responses=error_responses(400, 401, 403, 404, 410, 422, 429, 503),
     )
     async def get_decision(
         self,
@@ -149,6 +149,16 @@ class DecisionController(AuditReadController):
         parsed = decision_uuid(decision_id)
         row = await reader.decision(parsed)
         if row is None:
+            archived = await reader.archive_holding(parsed)
+            if archived is not None:
+                month = f"{archived.month // 100:04d}-{archived.month % 100:02d}"
+                raise Problem(
+                    410,
+                    "decision-archived",
+                    "Decision archived",
+                    f"decision {parsed} was made in {month}, which was archived to {archived.file} "
+                    f"(sha256 {archived.sha256}); it is no longer in the database.",
+                )
             raise Problem(404, "decision-not-found", "Unknown decision", f"no decision has id {parsed}.")
         return DecisionRecord(
             decision_id=row.id,

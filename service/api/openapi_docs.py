@@ -54,6 +54,8 @@ _DESCRIPTIONS = {
     403: "The API key lacks the scope this operation needs (named in `required_scope`, and as the role in the "
     "operation's security requirement).",
     404: "Not found (unknown decision, or unknown ruleset version).",
+    410: "The decision was in a month that has been archived (`decision-archived`): `detail` names the archive "
+    "file; `advisor audit verify --archives DIR` and the file itself hold it.",
     413: "Request body larger than the configured limit (`body-too-large`; the limit in bytes is stated in "
     "`detail` and in `limit_bytes`).",
     415: "Content-Type is not application/json (in local mode, where no API keys are configured, every POST must "

@@ -7,10 +7,11 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import fields
 from datetime import datetime
+from typing import Any
 
 import asyncpg
+from sqlalchemy import Row, func, insert, select, text, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,7 +22,14 @@ from service.db.errors import is_database_unavailable
 from service.db.rows import ChainedDecision, DecisionRow, StoredCheckpoint
 from service.db.tables import audit_chain_head, audit_checkpoints, audit_documents, decisions
 
-__all__ = ["CHAIN_CLAIM_LOCK_CLASS", "PG_APPEND_ROW_TYPE", "ChainQueries", "document_keys"]
+__all__ = [
+    "CHAIN_CLAIM_LOCK_CLASS",
+    "PG_APPEND_ROW_TYPE",
+    "STREAM_COLUMNS",
+    "ChainQueries",
+    "chained_with_texts",
+    "document_keys",
+]
 
 DocumentKey = tuple[int, bytes]
 _PLAIN = DocumentEncoder()  # no dictionary: for callers that bring no encoder of their own
@@ -32,6 +40,8 @@ _STORED_FIELDS = tuple(
 _CHAIN_COLUMNS = (decisions.c.chain, decisions.c.seq, decisions.c.prev_hash, decisions.c.row_hash)
 _DOCUMENT_COLUMNS = (decisions.c.profile_sha256, decisions.c.recommendation_sha256)
 _STORED_COLUMNS = tuple(decisions.c[name] for name in _STORED_FIELDS)
+# A decision with its place in its chain and its documents' names: what a chain walk selects.
+STREAM_COLUMNS = (*_CHAIN_COLUMNS, *_DOCUMENT_COLUMNS, *_STORED_COLUMNS)
 _INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
 _INSERT_DOCUMENTS_SQLITE = sqlite_insert(audit_documents).on_conflict_do_nothing()
 # The composite type the writer sends decisions as (migration 0009: the types of 0005 to 0007 stay for the releases
@@ -317,23 +327,14 @@ class ChainQueries:
         server-side cursor on Postgres), so the table is never held in memory. Run it in one transaction
         (``read_snapshot``). A missing or changed document raises ``DocumentDecodeError``."""
         query = (
-            select(*_CHAIN_COLUMNS, *_DOCUMENT_COLUMNS, *_STORED_COLUMNS)
-            .order_by(decisions.c.chain, decisions.c.seq)
-            .execution_options(yield_per=batch_size)
+            select(*STREAM_COLUMNS).order_by(decisions.c.chain, decisions.c.seq).execution_options(yield_per=batch_size)
         )
         texts_cache = cache if cache is not None else TextCache()
         result = await self._conn.stream(query)
         try:
             async for batch in result.partitions(batch_size):
-                keyed = [(document_keys(row.created_at, row[4], row[5]), row) for row in batch]
-                texts = await load_texts(self._conn, (k for pair, _ in keyed for k in pair), texts_cache)
-                for (profile, recommendation), row in keyed:
-                    chain, seq, prev_hash, row_hash, _, _, *values = row
-                    stored = dict(zip(_STORED_FIELDS, values, strict=True))
-                    decision = DecisionRow(**stored, profile=texts[profile], recommendation=texts[recommendation])
-                    yield ChainedDecision(
-                        seq=int(seq), prev_hash=prev_hash, row_hash=row_hash, decision=decision, chain=int(chain)
-                    )
+                for link in await chained_with_texts(self._conn, batch, texts_cache):
+                    yield link
         finally:
             await result.close()
 
@@ -360,6 +361,23 @@ class ChainQueries:
 
     async def count_checkpoints(self) -> int:
         return int((await self._conn.execute(select(func.count()).select_from(audit_checkpoints))).scalar_one())
+
+
+async def chained_with_texts(
+    conn: AsyncConnection, batch: Sequence[Row[Any]], cache: TextCache
+) -> list[ChainedDecision]:
+    """Rows selected as ``STREAM_COLUMNS`` as chained decisions, their profiles and answers read and decoded."""
+    keyed = [(document_keys(row.created_at, row.profile_sha256, row.recommendation_sha256), row) for row in batch]
+    texts = await load_texts(conn, (k for pair, _ in keyed for k in pair), cache)
+    links = []
+    for (profile, recommendation), row in keyed:
+        chain, seq, prev_hash, row_hash, _, _, *values = tuple(row)
+        stored = dict(zip(_STORED_FIELDS, values, strict=True))
+        decision = DecisionRow(**stored, profile=texts[profile], recommendation=texts[recommendation])
+        links.append(
+            ChainedDecision(seq=int(seq), prev_hash=prev_hash, row_hash=row_hash, decision=decision, chain=int(chain))
+        )
+    return links
 
 
 def document_keys(

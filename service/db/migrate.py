@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.connection import create_single_use_engine, is_postgres_url, sqlite_database_path
 from service.db.grants import grant_service_role
+from service.db.partitions import ensure_months, is_partitioned
 from service.settings import get_settings
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "upgrade",
 ]
 
+# Month partitions kept ready beyond the current one unless ADVISOR_AUDIT_PARTITION_MONTHS_AHEAD says otherwise.
+MONTHS_AHEAD_DEFAULT = 12
 # Key of the Postgres advisory lock serialising migrations (first 8 bytes of sha256(b"advisor:migrations")).
 MIGRATION_LOCK_KEY = 4071953280453403638
 
@@ -69,11 +73,14 @@ async def upgrade(
     *,
     migrations_dir: Path | None = None,
     service_role: str | None = None,
+    partition_months_ahead: int = MONTHS_AHEAD_DEFAULT,
 ) -> None:
     """``alembic upgrade <revision>`` on ``database_url``; a no-op when already there.
 
     ``service_role`` (Postgres only): then, in the same transaction, grant that role what the running service needs
     and nothing more (``service.db.grants``), whether or not a migration ran, so every upgrade covers new tables.
+    Postgres, once the audit tables are partitioned (0009): the month partitions up to ``partition_months_ahead``
+    months ahead are created in the same transaction (``service.db.partitions``).
     """
     if service_role is not None and not is_postgres_url(database_url):
         raise ValueError("a service role needs Postgres: SQLite has no roles (unset ADVISOR_DATABASE_SERVICE_ROLE)")
@@ -83,7 +90,7 @@ async def upgrade(
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
-    await _run_locked(database_url, run, service_role=service_role)
+    await _run_locked(database_url, run, service_role=service_role, months_ahead=partition_months_ahead)
 
 
 async def downgrade(database_url: str, revision: str = "base", *, migrations_dir: Path | None = None) -> None:
@@ -147,11 +154,13 @@ async def _current_heads(database_url: str) -> set[str]:
         await engine.dispose()
 
 
-async def _run_locked(database_url: str, run: Callable[[Connection], None], *, service_role: str | None = None) -> None:
+async def _run_locked(
+    database_url: str, run: Callable[[Connection], None], *, service_role: str | None = None, months_ahead: int = 0
+) -> None:
     if is_postgres_url(database_url):
         engine = create_single_use_engine(database_url)
         try:
-            await _run_postgres(engine, run, service_role)
+            await _run_postgres(engine, run, service_role, months_ahead)
         finally:
             await engine.dispose()
     else:
@@ -162,7 +171,9 @@ async def _run_locked(database_url: str, run: Callable[[Connection], None], *, s
             await engine.dispose()
 
 
-async def _run_postgres(engine: AsyncEngine, run: Callable[[Connection], None], service_role: str | None) -> None:
+async def _run_postgres(
+    engine: AsyncEngine, run: Callable[[Connection], None], service_role: str | None, months_ahead: int = 0
+) -> None:
     lock = {"key": MIGRATION_LOCK_KEY}
     # The lock lives on its own connection (session-level, outside any transaction) for the whole migration,
     # so replicas starting together run one after another; the losers then find the schema at head. If this
@@ -173,6 +184,8 @@ async def _run_postgres(engine: AsyncEngine, run: Callable[[Connection], None], 
         try:
             async with engine.begin() as connection:  # DDL is transactional: all or nothing
                 await connection.run_sync(run)
+                if months_ahead and await is_partitioned(connection):
+                    await ensure_months(connection, now=datetime.now(UTC), ahead=months_ahead)
                 if service_role is not None:  # with the migrations: the grants cover every table they made
                     await grant_service_role(connection, service_role)
         finally:

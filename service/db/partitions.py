@@ -23,9 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = [
     "PARTITIONED_TABLES",
+    "create_month",
     "create_month_sql",
     "ensure_months",
+    "existing_months",
     "is_partition_name",
+    "is_partitioned",
     "month_bounds",
     "month_range",
     "next_month",
@@ -91,6 +94,14 @@ def create_default_sql() -> list[str]:
     return [f"CREATE TABLE IF NOT EXISTS {table}_default PARTITION OF {table} DEFAULT" for table in PARTITIONED_TABLES]
 
 
+async def is_partitioned(conn: AsyncConnection) -> bool:
+    """Whether ``decisions`` is a partitioned table here (Postgres, migration 0009 or later)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    found = await conn.scalar(text("SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass('decisions')"))
+    return found is not None
+
+
 async def existing_months(conn: AsyncConnection) -> list[int]:
     """The months that have a partition of ``decisions``, oldest first."""
     found = await conn.execute(
@@ -116,11 +127,11 @@ async def ensure_months(conn: AsyncConnection, *, now: datetime, ahead: int) -> 
     have = set(await existing_months(conn))
     created = [month for month in wanted if month not in have]
     for month in created:
-        await _create_month(conn, month)
+        await create_month(conn, month)
     return created
 
 
-async def _create_month(conn: AsyncConnection, month: int) -> None:
+async def create_month(conn: AsyncConnection, month: int) -> None:
     """A month's partitions, taking over the rows the default partitions hold for it (Postgres refuses to attach a
     range the default partition has rows of)."""
     start, end = month_bounds(month)

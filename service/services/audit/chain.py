@@ -10,14 +10,17 @@ recorded lost its tail, a chain a checkpoint names that is gone lost all of it. 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.archive_store import archived_months
 from service.db.chain import ChainHead, chain_hash, genesis_hash
 from service.db.connection import read_snapshot
 from service.db.repository import AuditRepository, ChainedDecision
+from service.services.audit.archive_walk import archived_runs, check_archive_files, merge_links
 from service.services.audit.checkpoints import CHECKPOINT_CHAIN, verify_checkpoints
 
 
@@ -88,6 +91,8 @@ class _Walk:
     recorded: dict[int, ChainHead]
     last: dict[int, ChainHead] = field(default_factory=dict)
     count: int = 0
+    # Archived months not walked (no --archives): per chain, the runs of seq their manifests record.
+    archived: dict[int, list[dict[str, object]]] = field(default_factory=dict)
 
     def start(self, chain: int) -> ChainHead:
         head = ChainHead(0, genesis_hash(chain), chain)
@@ -101,6 +106,7 @@ async def verify_chain(
     batch_size: int = 1000,
     anchor: ChainHead | None = None,
     anchors: Iterable[ChainHead] = (),
+    archives: Sequence[Path] = (),
 ) -> ChainReport:
     """Walk every chain in ``seq`` order, recompute each hash, and report the first broken link.
 
@@ -113,6 +119,11 @@ async def verify_chain(
 
     ``anchor`` and ``anchors``: heads recorded outside the database (printed by an earlier verify, or logged by the
     writers: ``anchors.read_anchors``); an anchor on chain 0 is a checkpoint's hash.
+
+    ``archives``: the files ``advisor audit archive`` wrote; their rows are walked with the live ones, merged in
+    ``(chain, seq)`` order, after each is checked against the SHA-256 the database recorded for it. Without them,
+    archived months are taken as their manifests (in ``audit_archives``) record them: the live rows must continue
+    each chain where an archived run ends, but the archived rows themselves are not checked.
     """
     expected: dict[tuple[int, int], set[str]] = {}
     for head in (*anchors, *(() if anchor is None else (anchor,))):
@@ -122,9 +133,18 @@ async def verify_chain(
     async with read_snapshot(engine) as conn:
         repo = AuditRepository(conn)
         walk = _Walk(expected, await repo.get_chain_heads())
-        checked, broken = await verify_checkpoints(repo.stream_checkpoints(batch_size=batch_size), expected)
+        records = await archived_months(conn)
+        broken = check_archive_files(records, archives)
+        checked = 0
         if broken is None:
-            broken = await _walk_chains(repo.stream_chain(batch_size=batch_size), walk)
+            checked, broken = await verify_checkpoints(repo.stream_checkpoints(batch_size=batch_size), expected)
+        if broken is None:
+            links = repo.stream_chain(batch_size=batch_size)
+            if archives:
+                links = merge_links(links, archives)
+            else:
+                walk.archived = archived_runs(records)
+            broken = await _walk_chains(links, walk)
     uncovered = sum(
         head.seq - max((seq for chain, seq in expected if chain == head.chain and seq <= head.seq), default=0)
         for head in walk.last.values()
@@ -173,6 +193,12 @@ def _link_break(link: ChainedDecision, last: ChainHead, walk: _Walk) -> Found | 
     recorded = walk.recorded.get(chain)
     if recorded is None:
         return (None, None, "its audit_chain_head row is missing — it was deleted", chain)
+    if link.seq > expected and (bridged := _archived_before(walk, chain, expected, link.seq - 1)) is not None:
+        if bridged and link.prev_hash != bridged:
+            reason = f"prev_hash does not match seq {link.seq - 1}, the last of an archived run — rows were changed"
+            return (link.seq, decision_id, reason, chain)
+        last = ChainHead(link.seq - 1, link.prev_hash, chain)
+        seq, expected = last.seq, link.seq
     if link.seq > expected:
         missing = f"seq {expected}" if link.seq == expected + 1 else f"seq {expected}..{link.seq - 1}"
         return (link.seq, decision_id, f"gap in seq: {missing} missing — a row was deleted", chain)
@@ -199,6 +225,20 @@ def _link_break(link: ChainedDecision, last: ChainHead, walk: _Walk) -> Found | 
     return None
 
 
+def _archived_before(walk: _Walk, chain: int, first: int, last: int) -> str | None:
+    """When seq ``first``..``last`` of ``chain`` are all in archived runs (not walked): the row_hash recorded for
+    ``last`` if a run ends there ("" if it does not), else None."""
+    runs = walk.archived.get(chain, [])
+    seq, ends = first, ""
+    while seq <= last:
+        run = next((r for r in runs if int(str(r["first_seq"])) <= seq <= int(str(r["last_seq"]))), None)
+        if run is None:
+            return None
+        seq = int(str(run["last_seq"])) + 1
+        ends = str(run["last_row_hash"]) if int(str(run["last_seq"])) == last else ""
+    return ends
+
+
 def _tail_break(last: ChainHead, walk: _Walk) -> Found | None:
     """What is wrong at the end of ``last.chain``, once every row up to ``last`` checked out."""
     seq, chain = last.seq, last.chain
@@ -212,6 +252,8 @@ def _tail_break(last: ChainHead, walk: _Walk) -> Found | None:
     recorded = walk.recorded.get(chain)
     if recorded is None:
         return (None, None, "its audit_chain_head row is missing — it was deleted", chain)
+    if recorded.seq > seq and _archived_before(walk, chain, seq + 1, recorded.seq) == recorded.row_hash:
+        return None  # the chain's end is in an archived month
     if recorded.seq > seq:
         missing = f"seq {seq + 1}" if recorded.seq == seq + 1 else f"seq {seq + 1}..{recorded.seq}"
         reason = (

@@ -7,7 +7,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.archive_store import ArchiveRecord, archived_months
+from service.db.partitions import next_month
 from service.db.repository import AuditRepository, DecisionRow, ListedDecision, RulesetRow, RulesetSummary
+from service.services.audit.archive import month_of_decision_id
 from service.services.audit.errors import DEFAULT_RETRY_AFTER_S, translate_unavailable
 
 
@@ -25,6 +28,19 @@ class AuditReader:
         with translate_unavailable(self.retry_after_s):
             async with self.engine.connect() as conn:
                 return await AuditRepository(conn).get_decision(decision_id)
+
+    async def archive_holding(self, decision_id: uuid.UUID) -> ArchiveRecord | None:
+        """The archive of the month a decision not in the database was made in, if that month was archived.
+
+        A UUIDv7 carries the millisecond it was made; the decision's ``created_at`` (its partition) was taken
+        just after, so it is that month or, across midnight of a month's last day, the next one."""
+        month = month_of_decision_id(decision_id)
+        if month is None:
+            return None
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                archived = {record.month: record for record in await archived_months(conn)}
+        return archived.get(month) or archived.get(next_month(month))
 
     async def decisions(
         self,
