@@ -51,9 +51,9 @@ PG_APPEND_ROW_TYPE = "decision_append_row_v4"
 _PG_APPEND_COLUMNS = (
     "created_at",
     "id",
-    "chain",
     "seq",
     "instances",
+    "chain",
     "ruleset_sha256",
     "prev_hash",
     "row_hash",
@@ -394,9 +394,9 @@ def _pg_row(c: ChainedDecision, profile: bytes, recommendation: bytes) -> tuple[
     return (
         d.created_at,
         d.id,
-        c.chain,
         c.seq,
         d.instances,
+        c.chain,
         bytes.fromhex(d.ruleset_sha256),
         bytes.fromhex(c.prev_hash),
         bytes.fromhex(c.row_hash),

@@ -16,7 +16,6 @@ from service.db.documents import (
     TextCache,
     WrittenDocuments,
     decode_document,
-    digest,
     month_of,
 )
 from service.db.rows import DecisionRow
@@ -43,7 +42,7 @@ def documents_to_store(
         month = month_of(row.created_at)
         pair = []
         for text in (row.profile, row.recommendation):
-            key = (month, digest(text))
+            key = encoder.key(text, month)
             pair.append(key)
             if key not in new and (written is None or key not in written):
                 new[key] = encoder.encode(text, month=month, sha256=key[1])

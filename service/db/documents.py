@@ -46,9 +46,10 @@ __all__ = [
 
 CODEC_TEXT = 0
 CODEC_ZSTD = 1
-# Level 3 is zstd's default: measured several times faster than level 9 for a few hundred bytes more per answer.
-ZSTD_LEVEL = 3
-DICTIONARY_BYTES = 112_640  # zstd's own default dictionary size (110 KiB)
+# Level 9 with the dictionary: about a third smaller than level 3 for a few times the CPU, spent off the event loop
+# (DocumentEncoder.prepare); bench/README.md ("audit_bench.py") has both.
+ZSTD_LEVEL = 9
+DICTIONARY_BYTES = 262_144  # 256 KiB: measured ~7 % smaller answers than zstd's default 110 KiB (bench/README.md)
 
 
 class DocumentDecodeError(ValueError):
@@ -99,9 +100,13 @@ class StoredDocument:
 
 
 class DocumentEncoder:
-    """Compresses texts for storage, with ``dictionary`` when there is one (zstd, level ``ZSTD_LEVEL``)."""
+    """Compresses texts for storage, with ``dictionary`` when there is one (zstd, level ``ZSTD_LEVEL``).
 
-    __slots__ = ("_compressor", "dictionary")
+    ``prepare`` does the hashing and compressing of a batch ahead, off the event loop (zstd releases the GIL), so
+    ``key`` and ``encode`` then only look the results up.
+    """
+
+    __slots__ = ("_compressor", "_prepared", "dictionary")
 
     def __init__(self, dictionary: Dictionary | None = None) -> None:
         self.dictionary = dictionary
@@ -111,11 +116,34 @@ class DocumentEncoder:
         self._compressor = zstandard.ZstdCompressor(
             level=ZSTD_LEVEL, dict_data=data, write_checksum=False, write_dict_id=False, write_content_size=True
         )
+        # By (id(text), month): the text itself (so a reused id cannot match), its name, its document if made.
+        self._prepared: dict[tuple[int, int], tuple[str, bytes, StoredDocument | None]] = {}
+
+    def prepare(self, texts: list[tuple[str, int]], written: WrittenDocuments | None) -> None:
+        """Hash ``(text, month)`` pairs and compress those ``written`` does not know; safe to run in a thread."""
+        for text, month in texts:
+            if (id(text), month) in self._prepared:
+                continue
+            name = digest(text)
+            stored = written is not None and written.knows((month, name))
+            document = None if stored else self._compress(text, month, name)
+            self._prepared[(id(text), month)] = (text, name, document)
+
+    def forget_prepared(self) -> None:
+        self._prepared.clear()
+
+    def key(self, text: str, month: int) -> tuple[int, bytes]:
+        found = self._prepared.get((id(text), month))
+        return (month, found[1] if found is not None and found[0] is text else digest(text))
 
     def encode(self, text: str, *, month: int, sha256: bytes | None = None) -> StoredDocument:
-        raw = text.encode("utf-8", "surrogatepass")
-        name = sha256 if sha256 is not None else hashlib.sha256(raw).digest()
-        body = self._compressor.compress(raw)
+        found = self._prepared.get((id(text), month))
+        if found is not None and found[0] is text and found[2] is not None:
+            return found[2]
+        return self._compress(text, month, sha256 if sha256 is not None else digest(text))
+
+    def _compress(self, text: str, month: int, name: bytes) -> StoredDocument:
+        body = self._compressor.compress(text.encode("utf-8", "surrogatepass"))
         dictionary = None if self.dictionary is None else self.dictionary.id
         return StoredDocument(month=month, sha256=name, codec=CODEC_ZSTD, dictionary=dictionary, body=body)
 
@@ -184,6 +212,10 @@ class WrittenDocuments:
 
     def rollback(self) -> None:
         self._staged = []
+
+    def knows(self, key: tuple[int, bytes]) -> bool:
+        """Like ``in``, without marking the key as recently used (safe to call from another thread)."""
+        return key in self._keys
 
     def __contains__(self, key: tuple[int, bytes]) -> bool:
         if key in self._keys:

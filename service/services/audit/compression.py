@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.connection import write_transaction
 from service.db.document_store import add_dictionary, latest_dictionary
-from service.db.documents import Dictionary, DocumentEncoder, WrittenDocuments, train_dictionary
+from service.db.documents import Dictionary, DocumentEncoder, WrittenDocuments, month_of, train_dictionary
 from service.db.rows import DecisionRow
 from service.services.audit.batch import cancel_and_wait
 
@@ -66,8 +66,14 @@ class DocumentCompression:
         if found is not None:
             self._use(found)
 
+    async def prepare(self, rows: Sequence[DecisionRow]) -> None:
+        """Hash and compress the batch's texts in a worker thread before its transaction opens."""
+        texts = [(text, month_of(row.created_at)) for row in rows for text in (row.profile, row.recommendation)]
+        await asyncio.to_thread(self.encoder.prepare, texts, self.written)
+
     def committed(self, rows: Sequence[DecisionRow]) -> None:
         """The batch holding ``rows`` committed: its documents are stored; collect answers to train on."""
+        self.encoder.forget_prepared()
         self.written.commit()
         if self.dictionary is not None or self.samples == 0 or self._training is not None or not self._loaded:
             return
@@ -81,6 +87,7 @@ class DocumentCompression:
             self._training = asyncio.create_task(self._train(), name="audit-dictionary-training")
 
     def rolled_back(self) -> None:
+        self.encoder.forget_prepared()
         self.written.rollback()
 
     async def stop(self) -> None:

@@ -306,6 +306,7 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
         if not self.documents.loaded:
             with translate_unavailable(self.retry_after_s):
                 await self.documents.load()
+        await self.documents.prepare([p.row for p in batch])
         if self._postgres and self._direct is None:
             await self._claim_chain()
         if self._postgres and self._head is not None and all(p.key is None for p in batch):
