@@ -358,6 +358,26 @@ def db_upgrade() -> None:
         )
 
 
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Take ADVISOR_DATABASE_URL back to migration REVISION (e.g. 0008), as the role that owns the tables: before
+    rolling back to a release that needs it. A migration that cannot be undone without losing data refuses
+    (exit 2) and changes nothing."""
+    from alembic.util import CommandError
+
+    from service.db.migrate import downgrade
+    from service.settings import get_settings
+
+    settings = get_settings()
+    try:
+        asyncio.run(downgrade(settings.database_url, revision, migrations_dir=settings.migrations_dir))
+    except (CommandError, RuntimeError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"database is at migration {revision}")
+
+
 main.add_command(audit)
 main.add_command(export)
 main.add_command(load_tests)
