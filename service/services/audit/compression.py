@@ -3,8 +3,10 @@
 Answers are JSON with the same keys and much of the same prose every time, so a zstd dictionary trained on a few
 hundred of them shrinks each one several times further than zstd alone (bench/README.md, "audit_bench.py").
 A database starts without one: a writer compresses with plain zstd and keeps the first ``samples`` answers it
-stores; once it has them it trains a dictionary in a worker thread, stores it in ``audit_dictionaries`` (unless
-another writer stored one first: then it uses that one) and compresses with it from then on. Documents name the
+stores (more while they are too small to train on: ``MIN_TRAINING_BYTES``; none once eight times as many still
+are, since answers that small gain nothing); once it has them it trains a dictionary in a worker thread, stores
+it in ``audit_dictionaries`` (unless another writer stored one first: then it uses that one) and compresses with
+it from then on. Documents name the
 dictionary they were compressed with, so a newer dictionary never changes how an older document decodes.
 
 ``samples = 0`` turns training off (plain zstd only). What a writer has committed is remembered
@@ -23,13 +25,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.connection import write_transaction
 from service.db.document_store import add_dictionary, latest_dictionary
-from service.db.documents import Dictionary, DocumentEncoder, WrittenDocuments, month_of, train_dictionary
+from service.db.documents import (
+    DICTIONARY_BYTES,
+    Dictionary,
+    DocumentEncoder,
+    WrittenDocuments,
+    month_of,
+    train_dictionary,
+)
 from service.db.rows import DecisionRow
 from service.services.audit.batch import cancel_and_wait
 
 __all__ = ["DocumentCompression"]
 
 logger = logging.getLogger("service.audit")
+# zstd's trainer wants samples many times the dictionary's size: below this, keep collecting (up to 8 x samples).
+MIN_TRAINING_BYTES = 8 * DICTIONARY_BYTES
 
 
 class DocumentCompression:
@@ -44,6 +55,7 @@ class DocumentCompression:
         self.encoder = DocumentEncoder()
         self.written = WrittenDocuments()
         self._collected: list[str] = []
+        self._collected_bytes = 0
         self._seen: set[int] = set()  # ids of the answer texts collected (the engine's memo hands out the same one)
         self._loaded = False
         self._training: asyncio.Task[None] | None = None
@@ -78,13 +90,16 @@ class DocumentCompression:
         if self.dictionary is not None or self.samples == 0 or self._training is not None or not self._loaded:
             return
         for row in rows:
-            if len(self._collected) >= self.samples:
-                break
             if id(row.recommendation) not in self._seen:
                 self._seen.add(id(row.recommendation))
                 self._collected.append(row.recommendation)
-        if len(set(self._collected)) >= self.samples:
+                self._collected_bytes += len(row.recommendation)
+        if len(self._collected) < self.samples:
+            return
+        if self._collected_bytes >= MIN_TRAINING_BYTES:
             self._training = asyncio.create_task(self._train(), name="audit-dictionary-training")
+        elif len(self._collected) >= self.samples * 8:  # answers this small gain nothing from a dictionary
+            self.samples, self._collected, self._seen = 0, [], set()
 
     def rolled_back(self) -> None:
         self.encoder.forget_prepared()
@@ -94,7 +109,8 @@ class DocumentCompression:
         await cancel_and_wait(self._training)
 
     async def _train(self) -> None:
-        samples, self._collected, self._seen = list(dict.fromkeys(self._collected)), [], set()
+        samples = list(dict.fromkeys(self._collected))
+        self._collected, self._seen, self._collected_bytes = [], set(), 0
         stored: Dictionary | None
         try:
             content = await asyncio.to_thread(train_dictionary, samples)
@@ -112,4 +128,4 @@ class DocumentCompression:
 
     def _use(self, dictionary: Dictionary) -> None:
         self.encoder = DocumentEncoder(dictionary)
-        self._collected, self._seen = [], set()
+        self._collected, self._seen, self._collected_bytes = [], set(), 0
