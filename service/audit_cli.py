@@ -5,9 +5,17 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from typing import TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import click
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from service.services.audit import ChainReport
+    from service.services.audit.external import ExternalCopies
+    from service.services.audit.signing import TrustedKeys
 
 __all__ = ["audit"]
 
@@ -47,7 +55,34 @@ def audit() -> None:
     "by someone able to move the chain head (the database owner). Decisions after the newest anchor in the log are "
     "covered by no anchor.",
 )
-def verify(batch_size: int, anchor: str | None, anchors_from: TextIO | None) -> None:
+@click.option(
+    "--checkpoints",
+    "checkpoint_sources",
+    multiple=True,
+    metavar="SOURCE",
+    help="The witness the service copies its signed checkpoints to (ADVISOR_AUDIT_CHECKPOINT_WITNESS): a file of "
+    "JSON lines or s3://bucket/prefix (every version of every object is read; AWS credentials from the usual "
+    "places). Repeatable (e.g. the old and the new witness). The copies are the trust root: each must be signed by "
+    "a --public-key, they must link without a hole, and the stored checkpoints and rows must match them. Catches a "
+    "truncated tail, a rewritten row, a history re-hashed and signed again, a forged or a missing checkpoint; "
+    "decisions after the newest copy are covered by none (the output says how many).",
+)
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="PEM",
+    help="A trusted Ed25519 public key of the checkpoints (`openssl pkey -in key.pem -pubout`); repeat it for every "
+    "key in use since the oldest copy (key rotation). Needed with --checkpoints.",
+)
+def verify(
+    batch_size: int,
+    anchor: str | None,
+    anchors_from: TextIO | None,
+    checkpoint_sources: tuple[str, ...],
+    public_keys: tuple[Path, ...],
+) -> None:
     """Walk every chain of decisions of ADVISOR_DATABASE_URL in seq order and check the hash chains.
 
     Every worker appends to a chain of its own; checkpoints bind their heads together. Prints `ok: N decisions,
@@ -62,7 +97,7 @@ def verify(batch_size: int, anchor: str | None, anchors_from: TextIO | None) -> 
     """
     from service.db.chain import ChainHead
     from service.db.readonly import DatabaseNotReady, existing_database, one_line
-    from service.services.audit import ChainReport, read_anchors, verify_chain
+    from service.services.audit import read_anchors, verify_chain
     from service.settings import get_settings
 
     expected: ChainHead | None = None
@@ -80,10 +115,19 @@ def verify(batch_size: int, anchor: str | None, anchors_from: TextIO | None) -> 
             click.echo(f"error: no `chain head` lines in {anchors_from.name}: nothing to check against", err=True)
             sys.exit(2)
 
+    external = _external_copies(checkpoint_sources, public_keys) if checkpoint_sources else None
+    if external is not None:
+        logged.extend(external[0].anchors())
+    window: str | None = None
+
     async def run() -> ChainReport:
+        nonlocal window
         # Never creates the database: a missing or unmigrated one is DatabaseNotReady.
         async with existing_database(get_settings().database_url) as engine:
-            return await verify_chain(engine, batch_size=batch_size, anchor=expected, anchors=logged)
+            report = await verify_chain(engine, batch_size=batch_size, anchor=expected, anchors=logged)
+            if external is not None and report.ok:
+                window = await _check_stored(engine, report, *external, checkpoint_sources)
+            return report
 
     try:
         report = asyncio.run(run())
@@ -97,4 +141,43 @@ def verify(batch_size: int, anchor: str | None, anchors_from: TextIO | None) -> 
         click.echo(f"audit chain BROKEN after {report.decisions} good decision(s); first broken link:", err=True)
         click.echo(str(report.broken), err=True)
         sys.exit(1)
-    click.echo(str(report))
+    if window is not None and window.startswith("broken: "):
+        click.echo(f"audit checkpoints BROKEN against the external copy: {window.removeprefix('broken: ')}", err=True)
+        sys.exit(1)
+    click.echo(str(report) if window is None else f"{report}; {window}")
+
+
+def _external_copies(sources: tuple[str, ...], public_keys: tuple[Path, ...]) -> tuple[ExternalCopies, TrustedKeys]:
+    """The copies on the witness, checked on their own (exit 1 if one is forged, 2 if none can be read)."""
+    from service.services.audit.external import check_copies
+    from service.services.audit.signing import CheckpointKeyError, TrustedKeys, load_public_key
+    from service.services.audit.witness import WitnessError, open_witness
+
+    if not public_keys:
+        raise click.BadParameter("give the trusted key(s) with --public-key", param_hint="--checkpoints")
+    try:
+        trusted = TrustedKeys(load_public_key(path) for path in public_keys)
+        found = [copy for source in sources for copy in open_witness(source).read_all()]
+    except (CheckpointKeyError, WitnessError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if not found:
+        click.echo(f"error: no checkpoint copies in {', '.join(sources)}: nothing to check against", err=True)
+        sys.exit(2)
+    copies = check_copies(found, trusted)
+    if copies.problem is not None:
+        click.echo(f"audit checkpoints BROKEN in the external copy: {copies.problem}", err=True)
+        sys.exit(1)
+    return copies, trusted
+
+
+async def _check_stored(
+    engine: AsyncEngine, report: ChainReport, copies: ExternalCopies, trusted: TrustedKeys, sources: tuple[str, ...]
+) -> str:
+    """The stored checkpoints against the copies: ``broken: <why>``, or the line stating the window."""
+    from service.services.audit.external import check_stored, describe, uncovered
+
+    problem, unpublished = await check_stored(engine, copies, trusted)
+    if problem is not None:
+        return f"broken: {problem}"
+    return describe(copies, sources, uncovered(report.heads, copies.newest), unpublished)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.repository import AuditRepository, DecisionRow, RulesetRow, RulesetSummary
+from service.db.repository import AuditRepository, DecisionRow, RulesetRow, RulesetSummary, StoredCheckpoint
 from service.services.audit.errors import DEFAULT_RETRY_AFTER_S, translate_unavailable
 
 
@@ -48,6 +48,12 @@ class AuditReader:
                     since=since,
                     until=until,
                 )
+
+    async def checkpoints(self, *, after: int, limit: int) -> list[StoredCheckpoint]:
+        """Up to ``limit`` checkpoints after seq ``after``, oldest first."""
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                return await AuditRepository(conn).checkpoints_after(after, limit=limit)
 
     async def rulesets(self) -> list[RulesetSummary]:
         with translate_unavailable(self.retry_after_s):
