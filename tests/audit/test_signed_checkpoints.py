@@ -162,6 +162,22 @@ async def test_a_forged_checkpoint_is_caught(
     assert_broken(await verify(database_url, witness, *keys), "external checkpoint seq 3", "does not verify", "forged")
 
 
+async def test_a_line_cut_short_is_named_but_hides_nothing(
+    database_url: str, engine: AsyncEngine, witness: Path, keys: tuple[KeyPair, KeyPair]
+) -> None:
+    """A crash in the middle of an append leaves half a line; the next copy starts on a line of its own."""
+    lines = read_lines(witness)
+    with open(witness, "w", encoding="utf-8") as file:  # noqa: ASYNC230 - a small local file, in a test
+        file.write(lines[0] + "\n" + lines[1][:40])
+    FileWitness(witness).publish(2, lines[1].encode())
+    assert read_lines(witness)[1:] == [lines[1][:40], lines[1]]
+    result = await verify(database_url, witness, *keys)
+    assert result.exit_code == 0, result.output
+    assert f"1 unreadable entry(ies) ignored, the first at {witness}:2" in result.output
+    write_lines(witness, [lines[1][:40], lines[1]])  # but the copy of checkpoint 1 cannot be replaced by one
+    assert_broken(await verify(database_url, witness, *keys), "checkpoint seq 1 is stored and signed but missing")
+
+
 async def test_a_checkpoint_signed_by_an_untrusted_key_is_caught(
     database_url: str, engine: AsyncEngine, witness: Path, keys: tuple[KeyPair, KeyPair]
 ) -> None:

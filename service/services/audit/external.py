@@ -6,9 +6,11 @@ already on the witness (an S3 Object Lock bucket in COMPLIANCE mode, an append-o
 sign new ones with a key the verifier trusts without holding it. So the verifier trusts the copies, and only
 copies signed by a trusted key (``--public-key``, several during a rotation), and holds the database to them:
 
-1. Every copy (every line of a file, every version of every object) must be readable, its ``row_hash`` must be
-   the hash of its own fields (``checkpoint_hash``), and its signature valid by a trusted key: otherwise it is
-   forged (or signed by a key not trusted). Two different copies of one seq are a forgery too.
+1. Every copy (every line of a file, every version of every object) must have a ``row_hash`` that is the hash of
+   its own fields (``checkpoint_hash``), and a signature valid by a trusted key: otherwise it is forged (or signed
+   by a key not trusted). Two different copies of one seq are a forgery too. An entry that is not a JSON copy at
+   all (a line cut short by a crash) is counted and named in the output, not trusted and not fatal: it can hide
+   nothing, as every checkpoint still needs a valid copy.
 2. The copies must link: each one's ``prev_hash`` is the ``row_hash`` of the copy of the seq before, when there is
    one. Every signed stored checkpoint up to the newest copy must have a copy (the publisher copies every signed
    checkpoint, in order, from the first, to an empty witness too): a copy missing there was deleted from the
@@ -56,6 +58,7 @@ class ExternalCopies:
 
     by_seq: dict[int, CheckpointCopy] = field(default_factory=dict)
     problem: str | None = None
+    unreadable: list[str] = field(default_factory=list)  # where entries that are not JSON copies were found
 
     @property
     def newest(self) -> CheckpointCopy | None:
@@ -92,9 +95,11 @@ def check_copies(found: Iterable[tuple[str, bytes]], trusted: TrustedKeys) -> Ex
     for where, data in found:
         try:
             copy = _decode.decode(data)
-        except msgspec.DecodeError as exc:
-            copies.problem = f"{where}: not a checkpoint copy ({exc}) — the external copy was altered"
-            return copies
+        except msgspec.DecodeError:
+            # A write cut short by a crash leaves such a line (the publisher writes that copy again on a line of its
+            # own). It hides nothing: every copy is still checked, and a missing one is found by seq.
+            copies.unreadable.append(where)
+            continue
         problem = _copy_problem(copy, trusted)
         if problem is not None:
             copies.problem = f"external checkpoint seq {copy.seq} ({where}): {problem}"
@@ -157,4 +162,6 @@ def describe(copies: ExternalCopies, sources: Sequence[str], uncovered_decisions
     )
     if unpublished:
         text += f" ({unpublished} newer stored checkpoint(s) not published yet)"
+    if copies.unreadable:
+        text += f"; {len(copies.unreadable)} unreadable entry(ies) ignored, the first at {copies.unreadable[0]}"
     return text

@@ -116,9 +116,12 @@ class FileWitness:
 
     def publish(self, seq: int, copy: bytes) -> None:
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
             try:
-                os.write(fd, copy + b"\n")
+                size = os.fstat(fd).st_size
+                # A line cut short (a crash during a write) must not swallow this one: start on a line of its own.
+                lead = b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b""
+                os.write(fd, lead + copy + b"\n")
                 os.fsync(fd)
             finally:
                 os.close(fd)
