@@ -19,9 +19,7 @@ from litestar.params import QueryParameter
 
 from service.api.decisions import AuditReadController
 from service.api.openapi_docs import error_responses
-from service.db.chain import canonical_timestamp
 from service.services.audit import AuditReader
-from service.services.audit.checkpoints import decode_heads
 from service.services.audit.signing import CheckpointSigner, public_key_pem
 
 __all__ = [
@@ -77,7 +75,7 @@ class CheckpointController(AuditReadController):
         self,
         reader: NamedDependency[AuditReader],
         checkpoint_keys: NamedDependency[CheckpointKeys],
-        after: Annotated[int, QueryParameter(ge=0, le=2**62, description="Checkpoints with a greater seq.")] = 0,
+        after: Annotated[int, QueryParameter(ge=0, le=10**15, description="Checkpoints with a greater seq.")] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=500, description="Page size.")] = 100,
     ) -> CheckpointPage:
         rows = await reader.checkpoints(after=after, limit=limit + 1)
@@ -85,8 +83,8 @@ class CheckpointController(AuditReadController):
         items = [
             SignedCheckpoint(
                 seq=c.seq,
-                time=canonical_timestamp(c.created_at),
-                heads=[(h.chain, h.seq, h.row_hash) for h in decode_heads(c.heads)],
+                time=c.time,
+                heads=c.heads,
                 prev_hash=c.prev_hash,
                 row_hash=c.row_hash,
                 key_id=c.key_id,

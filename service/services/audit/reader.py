@@ -7,8 +7,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.repository import AuditRepository, DecisionRow, RulesetRow, RulesetSummary, StoredCheckpoint
+from service.db.repository import AuditRepository, DecisionRow, RulesetRow, RulesetSummary
 from service.services.audit.errors import DEFAULT_RETRY_AFTER_S, translate_unavailable
+from service.services.audit.witness import CheckpointCopy, as_copy
 
 
 class AuditReader:
@@ -49,11 +50,12 @@ class AuditReader:
                     until=until,
                 )
 
-    async def checkpoints(self, *, after: int, limit: int) -> list[StoredCheckpoint]:
-        """Up to ``limit`` checkpoints after seq ``after``, oldest first."""
+    async def checkpoints(self, *, after: int, limit: int) -> list[CheckpointCopy]:
+        """Up to ``limit`` checkpoints after seq ``after``, oldest first, as the witness holds them."""
         with translate_unavailable(self.retry_after_s):
             async with self.engine.connect() as conn:
-                return await AuditRepository(conn).checkpoints_after(after, limit=limit)
+                stored = await AuditRepository(conn).checkpoints_after(after, limit=limit)
+        return [as_copy(checkpoint) for checkpoint in stored]
 
     async def rulesets(self) -> list[RulesetSummary]:
         with translate_unavailable(self.retry_after_s):

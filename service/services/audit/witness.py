@@ -45,6 +45,7 @@ __all__ = [
     "S3Witness",
     "Witness",
     "WitnessError",
+    "as_copy",
     "open_witness",
     "to_copy",
 ]
@@ -75,10 +76,15 @@ _encode = msgspec.json.Encoder().encode
 
 def to_copy(checkpoint: StoredCheckpoint) -> bytes:
     """The external copy of ``checkpoint``, as bytes (no newline)."""
+    return _encode(as_copy(checkpoint))
+
+
+def as_copy(checkpoint: StoredCheckpoint) -> CheckpointCopy:
+    """``checkpoint`` as published (and as ``GET /v1/audit/checkpoints`` lists it)."""
     from service.services.audit.checkpoints import CHECKPOINT_FORMAT, decode_heads
 
     heads = [(h.chain, h.seq, h.row_hash) for h in decode_heads(checkpoint.heads)]
-    copy = CheckpointCopy(
+    return CheckpointCopy(
         format=CHECKPOINT_FORMAT,
         seq=checkpoint.seq,
         time=canonical_timestamp(checkpoint.created_at),
@@ -88,7 +94,6 @@ def to_copy(checkpoint: StoredCheckpoint) -> bytes:
         key_id=checkpoint.key_id,
         signature=checkpoint.signature,
     )
-    return _encode(copy)
 
 
 class Witness(Protocol):
@@ -180,8 +185,12 @@ class S3Witness:
     def client(self) -> Any:
         if self._client is None:
             import boto3  # only a service publishing to S3 loads it
+            from botocore.config import Config
 
-            self._client = boto3.client("s3")
+            # Bounded waits: a checkpoint is published again later, a hung request only delays that.
+            self._client = boto3.client(
+                "s3", config=Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard"})
+            )
         return self._client
 
     def describe(self) -> str:
