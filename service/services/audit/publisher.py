@@ -27,6 +27,7 @@ __all__ = ["CheckpointPublisher"]
 
 logger = logging.getLogger("service.audit.anchor")
 _PAGE = 100
+TIMEOUT_S = 60.0
 
 
 class CheckpointPublisher:
@@ -62,13 +63,16 @@ class CheckpointPublisher:
             return count
 
     async def try_publish(self) -> None:
-        """``publish_pending``, a failure logged and counted instead of raised."""
+        """``publish_pending``, a failure logged and counted instead of raised; given up after ``TIMEOUT_S`` (a
+        writer stopping waits no longer for a hung witness; what is left is published by the next attempt)."""
         try:
-            await self.publish_pending()
+            async with asyncio.timeout(TIMEOUT_S):
+                await self.publish_pending()
         except Exception as exc:
             metrics.checkpoint_publish_failed()
+            why = f"no answer within {TIMEOUT_S:g} s" if isinstance(exc, TimeoutError) else str(exc)
             logger.warning(
                 "publishing audit checkpoints to %s failed (retried at the next checkpoint): %s",
                 self.witness.describe(),
-                exc,
+                why,
             )
