@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db import AuditRepository
 from service.services.audit.checkpoints import checkpoint_hash
-from service.services.audit.witness import FileWitness
+from service.services.audit.witness import FileWitness, WitnessError
 
 
 @pytest.fixture
@@ -146,6 +146,29 @@ async def test_a_history_rewritten_rehashed_and_signed_again_is_caught(
     plain = await advisor(database_url, "audit", "verify")
     assert plain.exit_code == 0, plain.output
     assert_broken(await verify(database_url, witness, *keys), "checkpoint seq 1", "differs from the anchor")
+
+
+async def test_checkpoints_not_published_yet_widen_the_window(
+    database_url: str, engine: AsyncEngine, witness: Path, keys: tuple[KeyPair, KeyPair], tmp_path: Path
+) -> None:
+    """The witness was unreachable for checkpoint 3: the history verifies, up to the newest copy (seq 2)."""
+    unreachable = FileWitness(tmp_path / "missing-dir" / "witness.jsonl")
+    with pytest.raises(WitnessError):
+        await checkpoint(engine, T1 + timedelta(minutes=2), keys[1].signer, unreachable)
+    result = await verify(database_url, witness, *keys)
+    assert result.exit_code == 0, result.output
+    assert "the newest, seq 2 at 2026-12-03T12:01:00.250000Z" in result.output
+    assert "1 decision(s) after it are covered by no external checkpoint" in result.output
+    assert "(1 newer stored checkpoint(s) not published yet)" in result.output
+
+
+async def test_a_stored_checkpoint_signed_by_another_key_is_caught(
+    database_url: str, engine: AsyncEngine, witness: Path, keys: tuple[KeyPair, KeyPair], tmp_path: Path
+) -> None:
+    """A checkpoint stored after the newest copy, signed by a key nobody trusts (never published)."""
+    rogue = make_key(tmp_path, "rogue")
+    await checkpoint(engine, T1 + timedelta(minutes=2), rogue.signer, FileWitness(tmp_path / "rogue.jsonl"))
+    assert_broken(await verify(database_url, witness, *keys), "stored checkpoint seq 3", "not trusted")
 
 
 async def test_a_forged_checkpoint_is_caught(
