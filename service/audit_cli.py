@@ -13,6 +13,7 @@ import click
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from service.db.chain import ChainHead
     from service.services.audit import ChainReport
     from service.services.audit.external import ExternalCopies
     from service.services.audit.signing import TrustedKeys
@@ -92,13 +93,49 @@ def verify(
     missing or changed checkpoint, a row whose hash differs from an anchor, an anchor beyond the last row. Without
     anchors this proves the rows agree with each other, with the head rows and with the checkpoints, which someone
     with the database owner's rights can rewrite together; anchors kept outside the database prove the history up
-    to the newest of them. Exit 2 when the database cannot be read (a missing one is never created), or LOGFILE
-    holds no `chain head` line.
+    to the newest of them; signed checkpoint copies on a witness (--checkpoints) prove it up to the newest copy, and
+    the output states that window. Exit 2 when the database cannot be read (a missing one is never created), LOGFILE
+    holds no `chain head` line, or SOURCE no checkpoint copy.
     """
-    from service.db.chain import ChainHead
     from service.db.readonly import DatabaseNotReady, existing_database, one_line
-    from service.services.audit import read_anchors, verify_chain
+    from service.services.audit import verify_chain
     from service.settings import get_settings
+
+    expected, logged = _given_anchors(anchor, anchors_from)
+    external = _external_copies(checkpoint_sources, public_keys) if checkpoint_sources else None
+    if external is not None:
+        logged.extend(external[0].anchors())
+
+    async def run() -> tuple[ChainReport, str | None]:
+        # Never creates the database: a missing or unmigrated one is DatabaseNotReady.
+        async with existing_database(get_settings().database_url) as engine:
+            report = await verify_chain(engine, batch_size=batch_size, anchor=expected, anchors=logged)
+            if external is None or not report.ok:
+                return report, None
+            return report, await _check_stored(engine, report, *external, checkpoint_sources)
+
+    try:
+        report, window = asyncio.run(run())
+    except DatabaseNotReady as exc:
+        click.echo(f"error: cannot verify the audit chain: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        click.echo(f"error: cannot verify the audit chain: {one_line(exc)}", err=True)
+        sys.exit(2)
+    if not report.ok:
+        click.echo(f"audit chain BROKEN after {report.decisions} good decision(s); first broken link:", err=True)
+        click.echo(str(report.broken), err=True)
+        sys.exit(1)
+    if window is not None and window.startswith("broken: "):
+        click.echo(f"audit checkpoints BROKEN against the external copy: {window.removeprefix('broken: ')}", err=True)
+        sys.exit(1)
+    click.echo(str(report) if window is None else f"{report}; {window}")
+
+
+def _given_anchors(anchor: str | None, anchors_from: TextIO | None) -> tuple[ChainHead | None, list[ChainHead]]:
+    """The head given with --anchor, and those read from --anchors-from (exit 2 if it holds none)."""
+    from service.db.chain import ChainHead
+    from service.services.audit import read_anchors
 
     expected: ChainHead | None = None
     if anchor is not None:
@@ -114,37 +151,7 @@ def verify(
         if not logged:
             click.echo(f"error: no `chain head` lines in {anchors_from.name}: nothing to check against", err=True)
             sys.exit(2)
-
-    external = _external_copies(checkpoint_sources, public_keys) if checkpoint_sources else None
-    if external is not None:
-        logged.extend(external[0].anchors())
-    window: str | None = None
-
-    async def run() -> ChainReport:
-        nonlocal window
-        # Never creates the database: a missing or unmigrated one is DatabaseNotReady.
-        async with existing_database(get_settings().database_url) as engine:
-            report = await verify_chain(engine, batch_size=batch_size, anchor=expected, anchors=logged)
-            if external is not None and report.ok:
-                window = await _check_stored(engine, report, *external, checkpoint_sources)
-            return report
-
-    try:
-        report = asyncio.run(run())
-    except DatabaseNotReady as exc:
-        click.echo(f"error: cannot verify the audit chain: {exc}", err=True)
-        sys.exit(2)
-    except Exception as exc:
-        click.echo(f"error: cannot verify the audit chain: {one_line(exc)}", err=True)
-        sys.exit(2)
-    if not report.ok:
-        click.echo(f"audit chain BROKEN after {report.decisions} good decision(s); first broken link:", err=True)
-        click.echo(str(report.broken), err=True)
-        sys.exit(1)
-    if window is not None and window.startswith("broken: "):
-        click.echo(f"audit checkpoints BROKEN against the external copy: {window.removeprefix('broken: ')}", err=True)
-        sys.exit(1)
-    click.echo(str(report) if window is None else f"{report}; {window}")
+    return expected, logged
 
 
 def _external_copies(sources: tuple[str, ...], public_keys: tuple[Path, ...]) -> tuple[ExternalCopies, TrustedKeys]:
