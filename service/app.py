@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, Server, Tag
 
 from service.api.auth import access_control_middleware, log_access_mode, security_schemes
 from service.api.body_schema import BodySchemaPlugin
+from service.api.checkpoints import CheckpointController, signing_keys
 from service.api.decisions import DecisionController
 from service.api.docs_ui import docs_render_plugins, docs_router, docs_static_router
 from service.api.exports import ExportController
@@ -126,11 +127,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
 
     lifespan = _lifespan(settings, startup, writer, engine.dispose)
+    checkpoint_keys = signing_keys(writer.checkpoints.signer)  # GET /v1/audit/checkpoints lists them
 
     return Litestar(
         route_handlers=[
             RecommendationController,
             DecisionController,
+            CheckpointController,
             ExportController,
             WhatIfController,
             RulesetController,
@@ -147,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "rules_dir": Provide(lambda: settings.rules_dir, sync_to_thread=False),
             "impact": Provide(lambda: impact, sync_to_thread=False),
             "startup": Provide(lambda: startup, sync_to_thread=False),
+            "checkpoint_keys": Provide(lambda: checkpoint_keys, sync_to_thread=False),
         },
         # The decision service is read from the state by POST /v1/recommendations, the hot path, instead of being
         # injected: Litestar's dependency resolution cost about 3 % of that route's CPU time.

@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from service.db.chain import ChainHead
+    from service.services.audit import ChainReport
+    from service.services.audit.external import ExternalCopies
+    from service.services.audit.signing import TrustedKeys
     from service.settings import Settings
 
 __all__ = ["audit"]
@@ -59,7 +65,35 @@ def audit() -> None:
     "as one chain per chain number, each file checked against the SHA-256 recorded for it. Without it, archived "
     "months are taken as their manifests in the database record them.",
 )
-def verify(batch_size: int, anchor: str | None, anchors_from: TextIO | None, archives: Path | None) -> None:
+@click.option(
+    "--checkpoints",
+    "checkpoint_sources",
+    multiple=True,
+    metavar="SOURCE",
+    help="The witness the service copies its signed checkpoints to (ADVISOR_AUDIT_CHECKPOINT_WITNESS): a file of "
+    "JSON lines or s3://bucket/prefix (every version of every object is read; AWS credentials from the usual "
+    "places). Repeatable (e.g. the old and the new witness). The copies are the trust root: each must be signed by "
+    "a --public-key, they must link without a hole, and the stored checkpoints and rows must match them. Catches a "
+    "truncated tail, a rewritten row, a history re-hashed and signed again, a forged or a missing checkpoint; "
+    "decisions after the newest copy are covered by none (the output says how many).",
+)
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="PEM",
+    help="A trusted Ed25519 public key of the checkpoints (`openssl pkey -in key.pem -pubout`); repeat it for every "
+    "key in use since the oldest copy (key rotation). Needed with --checkpoints.",
+)
+def verify(
+    batch_size: int,
+    anchor: str | None,
+    anchors_from: TextIO | None,
+    checkpoint_sources: tuple[str, ...],
+    public_keys: tuple[Path, ...],
+    archives: Path | None,
+) -> None:
     """Walk every chain of decisions of ADVISOR_DATABASE_URL in seq order and check the hash chains.
 
     Every worker appends to a chain of its own; checkpoints bind their heads together. Prints `ok: N decisions,
@@ -69,13 +103,53 @@ def verify(batch_size: int, anchor: str | None, anchors_from: TextIO | None, arc
     missing or changed checkpoint, a row whose hash differs from an anchor, an anchor beyond the last row. Without
     anchors this proves the rows agree with each other, with the head rows and with the checkpoints, which someone
     with the database owner's rights can rewrite together; anchors kept outside the database prove the history up
-    to the newest of them. Exit 2 when the database cannot be read (a missing one is never created), or LOGFILE
-    holds no `chain head` line.
+    to the newest of them; signed checkpoint copies on a witness (--checkpoints) prove it up to the newest copy, and
+    the output states that window. Exit 2 when the database cannot be read (a missing one is never created), LOGFILE
+    holds no `chain head` line, or SOURCE no checkpoint copy.
     """
-    from service.db.chain import ChainHead
     from service.db.readonly import DatabaseNotReady, existing_database, one_line
-    from service.services.audit import ChainReport, read_anchors, verify_chain
+    from service.services.audit import verify_chain
     from service.settings import get_settings
+
+    expected, logged = _given_anchors(anchor, anchors_from)
+    external = _external_copies(checkpoint_sources, public_keys) if checkpoint_sources else None
+    if external is not None:
+        logged.extend(external[0].anchors())
+
+    archive_files = sorted(archives.glob("decisions-*.jsonl.gz")) if archives is not None else []
+
+    async def run() -> tuple[ChainReport, str | None]:
+        # Never creates the database: a missing or unmigrated one is DatabaseNotReady.
+        async with existing_database(get_settings().database_url) as engine:
+            report = await verify_chain(
+                engine, batch_size=batch_size, anchor=expected, anchors=logged, archives=archive_files
+            )
+            if external is None or not report.ok:
+                return report, None
+            return report, await _check_stored(engine, report, *external, checkpoint_sources)
+
+    try:
+        report, window = asyncio.run(run())
+    except DatabaseNotReady as exc:
+        click.echo(f"error: cannot verify the audit chain: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        click.echo(f"error: cannot verify the audit chain: {one_line(exc)}", err=True)
+        sys.exit(2)
+    if not report.ok:
+        click.echo(f"audit chain BROKEN after {report.decisions} good decision(s); first broken link:", err=True)
+        click.echo(str(report.broken), err=True)
+        sys.exit(1)
+    if window is not None and window.startswith("broken: "):
+        click.echo(f"audit checkpoints BROKEN against the external copy: {window.removeprefix('broken: ')}", err=True)
+        sys.exit(1)
+    click.echo(str(report) if window is None else f"{report}; {window}")
+
+
+def _given_anchors(anchor: str | None, anchors_from: TextIO | None) -> tuple[ChainHead | None, list[ChainHead]]:
+    """The head given with --anchor, and those read from --anchors-from (exit 2 if it holds none)."""
+    from service.db.chain import ChainHead
+    from service.services.audit import read_anchors
 
     expected: ChainHead | None = None
     if anchor is not None:
@@ -91,29 +165,43 @@ def verify(batch_size: int, anchor: str | None, anchors_from: TextIO | None, arc
         if not logged:
             click.echo(f"error: no `chain head` lines in {anchors_from.name}: nothing to check against", err=True)
             sys.exit(2)
+    return expected, logged
 
-    archive_files = sorted(archives.glob("decisions-*.jsonl.gz")) if archives is not None else []
 
-    async def run() -> ChainReport:
-        # Never creates the database: a missing or unmigrated one is DatabaseNotReady.
-        async with existing_database(get_settings().database_url) as engine:
-            return await verify_chain(
-                engine, batch_size=batch_size, anchor=expected, anchors=logged, archives=archive_files
-            )
+def _external_copies(sources: tuple[str, ...], public_keys: tuple[Path, ...]) -> tuple[ExternalCopies, TrustedKeys]:
+    """The copies on the witness, checked on their own (exit 1 if one is forged, 2 if none can be read)."""
+    from service.services.audit.external import check_copies
+    from service.services.audit.signing import CheckpointKeyError, TrustedKeys, load_public_key
+    from service.services.audit.witness import WitnessError, open_witness
 
+    if not public_keys:
+        raise click.BadParameter("give the trusted key(s) with --public-key", param_hint="--checkpoints")
     try:
-        report = asyncio.run(run())
-    except DatabaseNotReady as exc:
-        click.echo(f"error: cannot verify the audit chain: {exc}", err=True)
+        trusted = TrustedKeys(load_public_key(path) for path in public_keys)
+        found = [copy for source in sources for copy in open_witness(source).read_all()]
+    except (CheckpointKeyError, WitnessError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except Exception as exc:
-        click.echo(f"error: cannot verify the audit chain: {one_line(exc)}", err=True)
+    if not found:
+        click.echo(f"error: no checkpoint copies in {', '.join(sources)}: nothing to check against", err=True)
         sys.exit(2)
-    if not report.ok:
-        click.echo(f"audit chain BROKEN after {report.decisions} good decision(s); first broken link:", err=True)
-        click.echo(str(report.broken), err=True)
+    copies = check_copies(found, trusted)
+    if copies.problem is not None:
+        click.echo(f"audit checkpoints BROKEN in the external copy: {copies.problem}", err=True)
         sys.exit(1)
-    click.echo(str(report))
+    return copies, trusted
+
+
+async def _check_stored(
+    engine: AsyncEngine, report: ChainReport, copies: ExternalCopies, trusted: TrustedKeys, sources: tuple[str, ...]
+) -> str:
+    """The stored checkpoints against the copies: ``broken: <why>``, or the line stating the window."""
+    from service.services.audit.external import check_stored, describe, uncovered
+
+    problem, unpublished = await check_stored(engine, copies, trusted)
+    if problem is not None:
+        return f"broken: {problem}"
+    return describe(copies, sources, uncovered(report.heads, copies.newest), unpublished)
 
 
 @audit.command("archive")

@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["AccessScope", "ApiKey", "Settings", "get_settings", "shipped_dir"]
@@ -30,8 +30,8 @@ def shipped_dir(name: str) -> Path:
 
 # access control
 # What a key may do: `decide` (POST /v1/recommendations), `audit:read` (GET /v1/decisions*, GET /v1/rulesets*,
-# POST /v1/decisions/{id}/replay, the what-if), `admin` (POST /v1/rulesets/reload and /v1/rulesets/impact).
-# No scope implies another: a key holds exactly the scopes listed for it.
+# POST /v1/decisions/{id}/replay, the what-if, GET /v1/audit/checkpoints), `admin` (POST /v1/rulesets/reload and
+# /v1/rulesets/impact). No scope implies another: a key holds exactly the scopes listed for it.
 AccessScope = Literal["decide", "audit:read", "admin"]
 
 
@@ -183,6 +183,33 @@ class Settings(BaseSettings):
         description="`advisor audit archive` without --before archives the months older than this many (the "
         "current month counts as one).",
     )
+    audit_checkpoint_every_rows: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Also record a checkpoint once a worker committed this many decisions since its last one. Unset: "
+        "by time only (audit_checkpoint_every_s).",
+    )
+    audit_checkpoint_signing_key_file: Path | None = Field(
+        default=None,
+        description="PEM file of the Ed25519 private key that signs each checkpoint (`openssl genpkey -algorithm "
+        "ed25519`); read once at start-up, never logged (only this path is a setting). Unset: checkpoints are "
+        "stored unsigned and nothing is published.",
+    )
+    audit_checkpoint_witness: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Where signed checkpoints are copied, out of the service's reach: `s3://bucket/prefix` (a bucket "
+        "with Object Lock enabled; one object per checkpoint, retention mode COMPLIANCE) or a file path (one JSON "
+        "line appended per checkpoint; keep it on append-only storage, e.g. `chattr +a`). Needs the signing key. "
+        "`advisor audit verify --checkpoints` reads it.",
+    )
+    audit_checkpoint_witness_retain_days: int = Field(
+        default=365 * 7,
+        ge=1,
+        le=36_500,
+        description="S3 witness: each checkpoint object is locked (COMPLIANCE) for this many days from its upload.",
+    )
     idempotency_ttl_s: int = Field(
         default=86_400, ge=1, le=30 * 86_400, description="How long an Idempotency-Key is remembered, s."
     )
@@ -246,6 +273,15 @@ class Settings(BaseSettings):
         description="Send the HTML pages' session and CSRF cookies only over HTTPS (not in local mode, which serves "
         "plain HTTP on loopback). Off only to sign in over plain HTTP, e.g. in a test.",
     )
+
+    @model_validator(mode="after")
+    def _witness_needs_a_key(self) -> Settings:
+        if self.audit_checkpoint_witness is not None and self.audit_checkpoint_signing_key_file is None:
+            raise ValueError(
+                "audit_checkpoint_witness needs audit_checkpoint_signing_key_file: only signed checkpoints are "
+                "published"
+            )
+        return self
 
     @field_validator("api_keys")
     @classmethod

@@ -359,6 +359,16 @@ class ChainQueries:
         finally:
             await result.close()
 
+    async def checkpoints_after(self, after: int, *, limit: int) -> list[StoredCheckpoint]:
+        """Up to ``limit`` checkpoints with ``seq > after``, oldest first (the API's pages, the witness's catch-up)."""
+        query = (
+            select(*audit_checkpoints.c)
+            .where(audit_checkpoints.c.seq > after)
+            .order_by(audit_checkpoints.c.seq)
+            .limit(limit)
+        )
+        return [StoredCheckpoint(**row._asdict()) for row in await self._conn.execute(query)]
+
     async def count_checkpoints(self) -> int:
         return int((await self._conn.execute(select(func.count()).select_from(audit_checkpoints))).scalar_one())
 

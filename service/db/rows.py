@@ -90,6 +90,8 @@ class StoredCheckpoint:
     heads: str
     prev_hash: str
     row_hash: str
+    key_id: str | None = None  # the signing key's id and the signature (migration 0010); None: unsigned
+    signature: str | None = None
 
     def as_values(self) -> dict[str, object]:
         return {
@@ -98,4 +100,6 @@ class StoredCheckpoint:
             "heads": self.heads,
             "prev_hash": self.prev_hash,
             "row_hash": self.row_hash,
+            "key_id": self.key_id,
+            "signature": self.signature,
         }

@@ -216,6 +216,19 @@ audit_checkpoints = Table(
     Column("heads", Text, nullable=False, comment="JSON [[chain, seq, row_hash], ...] by chain: the heads bound"),
     Column("prev_hash", CHAR(64), nullable=False, comment="row_hash of checkpoint seq - 1 (zeros for seq 1)"),
     Column("row_hash", CHAR(64), nullable=False, comment="sha256 of this checkpoint's canonical encoding"),
+    # Migration 0010: the Ed25519 signature and the key that made it (service/services/audit/signing.py).
+    Column(
+        "key_id",
+        CHAR(64),
+        nullable=True,
+        comment="sha256 (hex) of the raw Ed25519 public key that signed the checkpoint; NULL: unsigned",
+    ),
+    Column(
+        "signature",
+        Text,
+        nullable=True,
+        comment="base64 Ed25519 signature of the checkpoint's signed bytes (signing.py); NULL: unsigned",
+    ),
 )
 
 # Idempotency-Key of POST /v1/recommendations, per caller, written in the transaction of the decision it names.

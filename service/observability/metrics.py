@@ -9,6 +9,8 @@ Hot-path metrics are module-level prometheus-client objects, so a hook is one ca
   (``count_decision``, from ``DecisionService.decide``; idempotent replays are not new decisions).
 - ``advisor_audit_batch_size`` and ``advisor_audit_commit_duration_seconds`` {outcome}: each group commit of the
   audit writer (``timed_audit_commit``, a decorator on ``AuditWriter._commit``).
+- ``advisor_audit_checkpoints_published_total`` and ``advisor_audit_checkpoint_publish_failures_total``: signed
+  checkpoints copied to the witness, and attempts that failed (``service.services.audit.publisher``).
 
 Live values are read from the running objects (``LiveSource``) instead of being pushed by them:
 ``advisor_audit_queue_depth`` (decisions waiting for a batch), ``advisor_db_pool_connections_in_use`` and
@@ -58,6 +60,8 @@ __all__ = [
     "LiveSource",
     "LiveValues",
     "add_live_source",
+    "checkpoint_publish_failed",
+    "checkpoint_published",
     "count_decision",
     "mark_process_dead",
     "observe_request",
@@ -111,6 +115,16 @@ AUDIT_CHAIN_WAIT_SECONDS = Counter(
     "Time audit batches spent waiting for their chain: locking its head row (SELECT ... FOR UPDATE), and appends "
     "that found the head moved by another writer and were redone. Near zero while every writer has a chain of its "
     "own.",
+)
+AUDIT_CHECKPOINTS_PUBLISHED = Counter(
+    "advisor_audit_checkpoints_published",
+    "Signed audit checkpoints copied to the witness (ADVISOR_AUDIT_CHECKPOINT_WITNESS: an S3 Object Lock bucket or an "
+    "append-only file).",
+)
+AUDIT_CHECKPOINT_PUBLISH_FAILURES = Counter(
+    "advisor_audit_checkpoint_publish_failures",
+    "Attempts to copy audit checkpoints to the witness that failed (each retried at the next checkpoint; decisions "
+    "are not affected). A rising count means the external copies lag behind.",
 )
 
 # --- the request path -----------------------------------------------------------------------------------------
@@ -181,6 +195,14 @@ def timed_audit_commit(
 def waited_for_chain(seconds: float) -> None:
     """An audit batch waited this long for its chain (the lock on its head, or a contended append redone)."""
     AUDIT_CHAIN_WAIT_SECONDS.inc(seconds)
+
+
+def checkpoint_published() -> None:
+    AUDIT_CHECKPOINTS_PUBLISHED.inc()
+
+
+def checkpoint_publish_failed() -> None:
+    AUDIT_CHECKPOINT_PUBLISH_FAILURES.inc()
 
 
 # --- live values ----------------------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ def test_every_operation_is_generated_without_a_warning(generated: tuple[str, Mo
         "get_decision_what_if",
         "get_decision_cloud_formation",
         "list_decisions",
+        "list_audit_checkpoints",
         "replay_decision",
         "get_active_ruleset",
         "get_ruleset",

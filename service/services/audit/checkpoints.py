@@ -8,6 +8,15 @@ at that moment, unless none moved since the checkpoint before; each writer recor
 checkpoints form a hash chain of their own (``checkpoint_hash``: SHA-256 of the compact JSON array
 ``["advisor-audit-checkpoint/1", seq, prev_hash, created_at, heads]``, ``prev_hash`` 64 zeros for seq 1).
 
+**Rows or seconds.** With ``every_rows`` set, a writer also records one as soon as it committed that many decisions
+since its last (``committed``, called by the writer after each batch; the checkpoint is taken by the timer task,
+never on the decisions' path).
+
+**Signed, and copied out of reach.** With a ``CheckpointSigner`` (``signing.py``) each checkpoint is stored with its
+Ed25519 signature and key id; with a witness (``witness.py``: an S3 Object Lock bucket or an append-only file) every
+signed checkpoint is then copied there, in order (``publisher.py``), and ``audit verify --checkpoints`` takes those
+copies as its trust root (``external.py``).
+
 ``verify_checkpoints`` walks them and hands their heads to the chain walk (``chain.py``), where a chain that ends
 before a recorded head, or a recorded chain that is gone, is reported. Each checkpoint is also logged (event
 ``audit checkpoint``, logger ``service.audit.anchor``), so ``audit verify --anchors-from`` holds the checkpoints
@@ -17,12 +26,14 @@ themselves (as chain 0) and their heads to what left the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +43,11 @@ from service.db.chain import GENESIS_HASH, ChainHead, canonical_timestamp
 from service.db.connection import write_transaction
 from service.db.repository import AuditRepository, StoredCheckpoint
 from service.services.audit.batch import cancel_and_wait
+
+if TYPE_CHECKING:
+    from service.services.audit.publisher import CheckpointPublisher
+    from service.services.audit.signing import CheckpointSigner
+    from service.settings import Settings
 
 __all__ = [
     "CHECKPOINT_CHAIN",
@@ -114,16 +130,52 @@ async def verify_checkpoints(
 
 class Checkpoints:
     """A writer's part in checkpointing: every ``every_s`` seconds, a checkpoint if none was recorded for that long
-    (by any writer) and a head moved; one more at ``stop``."""
+    (by any writer) and a head moved; one once this writer committed ``every_rows`` decisions since its last; one
+    more at ``stop``. Signed with ``signer`` and copied by ``publisher``, if given."""
 
-    def __init__(self, engine: AsyncEngine, *, every_s: float, clock: Callable[[], datetime]) -> None:
-        if every_s <= 0:
-            raise ValueError(f"checkpoint every_s must be > 0, got {every_s}")
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        every_s: float,
+        clock: Callable[[], datetime],
+        every_rows: int | None = None,
+        signer: CheckpointSigner | None = None,
+        publisher: CheckpointPublisher | None = None,
+    ) -> None:
+        if every_s <= 0 or (every_rows is not None and every_rows < 1):
+            raise ValueError(f"checkpoint every_s must be > 0 and every_rows >= 1, got {every_s}, {every_rows}")
         self.engine = engine
         self.every_s = every_s
+        self.every_rows = every_rows
         self.clock = clock
+        self.signer = signer
+        self.publisher = publisher
         self.written = 0  # checkpoints this writer recorded
+        self._rows = 0  # decisions this writer committed since its last checkpoint
+        self._rows_due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(cls, engine: AsyncEngine, settings: Settings, *, clock: Callable[[], datetime]) -> Checkpoints:
+        """As the settings say; reads the signing key (a missing or wrong key file fails here, at start-up)."""
+        from service.services.audit.publisher import CheckpointPublisher
+        from service.services.audit.signing import CheckpointSigner
+        from service.services.audit.witness import open_witness
+
+        key_file, witness = settings.audit_checkpoint_signing_key_file, settings.audit_checkpoint_witness
+        return cls(
+            engine,
+            every_s=settings.audit_checkpoint_every_s,
+            every_rows=settings.audit_checkpoint_every_rows,
+            clock=clock,
+            signer=None if key_file is None else CheckpointSigner.from_file(key_file),
+            publisher=None
+            if witness is None
+            else CheckpointPublisher(
+                engine, open_witness(witness, retain_days=settings.audit_checkpoint_witness_retain_days)
+            ),
+        )
 
     def start(self) -> None:
         if self._task is None:
@@ -135,10 +187,19 @@ class Checkpoints:
         self._task = None
         await self._try(due_after_s=0)
 
+    def committed(self, rows: int) -> None:
+        """The writer committed ``rows`` decisions: wake the timer task once ``every_rows`` are reached."""
+        if self.every_rows is None or rows <= 0:
+            return
+        self._rows += rows
+        if self._rows >= self.every_rows:
+            self._rows_due.set()
+
     async def record(self, *, due_after_s: float) -> StoredCheckpoint | None:
         """A checkpoint of every chain's head, unless the newest is younger than ``due_after_s`` or no head moved
         since it; None then, or when another writer recorded the same seq first."""
         now = self.clock()
+        self._rows = 0
         try:
             async with write_transaction(self.engine) as conn:
                 repo = AuditRepository(conn)
@@ -149,7 +210,9 @@ class Checkpoints:
                 if heads == (last.heads if last is not None else "[]"):
                     return None
                 seq, prev_hash = (1, GENESIS_HASH) if last is None else (last.seq + 1, last.row_hash)
-                checkpoint = StoredCheckpoint(seq, now, heads, prev_hash, checkpoint_hash(seq, prev_hash, now, heads))
+                row_hash = checkpoint_hash(seq, prev_hash, now, heads)
+                key_id, signature = (None, None) if self.signer is None else self.signer.identify(seq, row_hash)
+                checkpoint = StoredCheckpoint(seq, now, heads, prev_hash, row_hash, key_id, signature)
                 await repo.add_checkpoint(checkpoint)
         except IntegrityError:  # another writer recorded this seq first: theirs covers the same moment
             return None
@@ -161,17 +224,28 @@ class Checkpoints:
                 "row_hash": checkpoint.row_hash,
                 "time": canonical_timestamp(now),
                 "heads": json.loads(checkpoint.heads),
+                "key_id": key_id,
+                "signature": signature,
             },
         )
         return checkpoint
 
     async def _try(self, *, due_after_s: float) -> None:
+        recorded = None
         try:
-            await self.record(due_after_s=due_after_s)
+            recorded = await self.record(due_after_s=due_after_s)
         except Exception as exc:  # an outage: the next one will bind the heads
             logger.warning("recording an audit checkpoint failed: %s", exc)
+        if self.publisher is not None and (recorded is not None or self.publisher.behind):
+            await self.publisher.try_publish()
 
     async def _checkpoint_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.every_s)
-            await self._try(due_after_s=self.every_s * 0.9)  # timers of several writers drift: do not skip a turn
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.every_s):
+                    await self._rows_due.wait()
+            if self._rows_due.is_set():  # every_rows decisions committed: due now, whenever the last one was
+                self._rows_due.clear()
+                await self._try(due_after_s=0)
+            else:
+                await self._try(due_after_s=self.every_s * 0.9)  # timers of several writers drift: skip no turn

@@ -12,6 +12,7 @@ from service.db.partitions import next_month
 from service.db.repository import AuditRepository, DecisionRow, ListedDecision, RulesetRow, RulesetSummary
 from service.services.audit.archive import month_of_decision_id
 from service.services.audit.errors import DEFAULT_RETRY_AFTER_S, translate_unavailable
+from service.services.audit.witness import CheckpointCopy, as_copy
 
 
 class AuditReader:
@@ -64,6 +65,13 @@ class AuditReader:
                     since=since,
                     until=until,
                 )
+
+    async def checkpoints(self, *, after: int, limit: int) -> list[CheckpointCopy]:
+        """Up to ``limit`` checkpoints after seq ``after``, oldest first, as the witness holds them."""
+        with translate_unavailable(self.retry_after_s):
+            async with self.engine.connect() as conn:
+                stored = await AuditRepository(conn).checkpoints_after(after, limit=limit)
+        return [as_copy(checkpoint) for checkpoint in stored]
 
     async def rulesets(self) -> list[RulesetSummary]:
         with translate_unavailable(self.retry_after_s):

@@ -139,7 +139,7 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
 
     @classmethod
     def from_settings(cls, engine: AsyncEngine, settings: Settings) -> AuditWriter:
-        return cls(
+        writer = cls(
             engine,
             max_rows=settings.audit_batch_max_rows,
             max_wait_ms=settings.audit_batch_max_wait_ms,
@@ -153,6 +153,9 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
             checkpoint_every_s=settings.audit_checkpoint_every_s,
             dictionary_samples=settings.audit_dictionary_samples,
         )
+        # Signed, every N rows too, copied to the witness: as the settings say (checkpoints.py).
+        writer.checkpoints = Checkpoints.from_settings(engine, settings, clock=writer.clock)
+        return writer
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
@@ -294,6 +297,7 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
         self.stats.rows += stored
         if self._head is not None:
             self.anchors.committed(self._head, stored)
+        self.checkpoints.committed(stored)
         for pending, answer in zip(batch, answers, strict=True):
             if pending.future.done():
                 continue
