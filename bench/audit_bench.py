@@ -143,6 +143,9 @@ async def seed(args: argparse.Namespace, dsn: str, url: str, record: dict[str, A
         record["fill"] = stats.summary() | {"write_s": round(seconds, 1), "decisions_per_s": round(fill / seconds)}
         print(f"fill: {fill:,} decisions in {seconds:.0f} s ({fill / seconds:,.0f}/s), {stats.summary()}", flush=True)
     record["total_size_bytes"] = sum((await sizes(dsn)).values())
+    stored = await _fetch(dsn, "SELECT count(*) FROM decisions")
+    if stored != args.rows:
+        fail(f"{stored} decisions stored, {args.rows} written", 1)
 
 
 # --- 3: list pages ----------------------------------------------------------------------------------------------

@@ -208,7 +208,10 @@ class Progress:
 
 async def write_rows(url: str, rows: Iterator[DecisionRow], n: int, label: str, chunk: int = 5000) -> float:
     """Write ``n`` rows through the audit writer (batches of up to 1,000), two chunks in flight; seconds taken."""
-    engine = create_engine(Settings(database_url=url))
+    # A batch of 1,000 answers is about 18 MB of SQL: on a busy 2-core host one statement can outlast the
+    # service's 10 s statement timeout, and a batch that committed just as the client gave up is then redone and
+    # fails on its own ids. The bench is a bulk load, so it allows a statement two minutes.
+    engine = create_engine(Settings(database_url=url, db_command_timeout_s=120))
     writer = AuditWriter(engine, max_rows=1000, max_wait_ms=5)
     await writer.start()
     progress = Progress(label, n)
