@@ -88,8 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.reuse_db is None and args.distinct_sample + args.repeated_sample > args.rows:
         parser.error("--rows must be at least --distinct-sample + --repeated-sample")
-    if min(args.rows, args.requests, args.pages, args.limit) < 1:
-        parser.error("--rows, --requests, --pages and --limit must be positive")
+    if min(args.rows, args.pages, args.limit) < 1 or args.requests < 2:
+        parser.error("--rows, --pages and --limit must be positive, --requests at least 2 (for percentiles)")
     return args
 
 
