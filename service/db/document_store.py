@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import LargeBinary, Select, any_, bindparam, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.documents import (
@@ -16,6 +18,7 @@ from service.db.documents import (
     TextCache,
     WrittenDocuments,
     decode_document,
+    has_decompressor,
     month_of,
 )
 from service.db.rows import DecisionRow
@@ -24,7 +27,7 @@ from service.db.tables import audit_dictionaries, audit_documents
 __all__ = ["DocumentsMissing", "add_dictionary", "documents_to_store", "latest_dictionary", "load_texts"]
 
 DocumentKey = tuple[int, bytes]
-_CHUNK = 500
+_CHUNK = 2000  # names per query: one array parameter on Postgres, an IN list on SQLite (under its 32766 limit)
 
 
 class DocumentsMissing(DocumentDecodeError):
@@ -63,35 +66,58 @@ async def load_texts(
             missing.append(key)
         else:
             found[key] = cached
-    for start in range(0, len(missing), _CHUNK):
-        chunk = missing[start : start + _CHUNK]
-        query = (
-            select(
-                audit_documents.c.month,
-                audit_documents.c.sha256,
-                audit_documents.c.codec,
-                audit_documents.c.body,
-                audit_dictionaries.c.content,
-            )
-            .join_from(
-                audit_documents,
-                audit_dictionaries,
-                audit_dictionaries.c.id == audit_documents.c.dictionary,
-                isouter=True,
-            )
-            .where(tuple_(audit_documents.c.month, audit_documents.c.sha256).in_(chunk))
-        )
-        for month, sha256, codec, body, content in await conn.execute(query):
-            key = (int(month), bytes(sha256))
-            text = decode_document(key[1], int(codec), bytes(body), None if content is None else bytes(content))
-            found[key] = text
-            if cache is not None:
-                cache.put(key, text)
+    by_month: dict[int, list[bytes]] = {}
+    for month, sha256 in missing:
+        by_month.setdefault(month, []).append(sha256)
+    for month, names in by_month.items():
+        for start in range(0, len(names), _CHUNK):
+            rows = (await conn.execute(_select(conn, month, names[start : start + _CHUNK]))).all()
+            contents = await _dictionaries(conn, {row.dictionary_sha256 for row in rows} - {None})
+            for _, sha256, codec, body, dictionary in rows:
+                key = (month, bytes(sha256))
+                text = decode_document(key[1], int(codec), bytes(body), contents.get(dictionary), dictionary)
+                found[key] = text
+                if cache is not None:
+                    cache.put(key, text)
     absent = [key for key in missing if key not in found]
     if absent:
         month, sha256 = absent[0]
         raise DocumentsMissing(f"document {sha256.hex()} of month {month} is not stored ({len(absent)} missing)")
     return found
+
+
+def _select(conn: AsyncConnection, month: int, names: list[bytes]) -> Select[Any]:
+    """The documents of one month with these names, and their dictionaries' content. Postgres: the names as one
+    array parameter (``= ANY``), compiled once, where an IN list of row values was compiled again for every batch
+    and dominated a history walk's CPU time."""
+    if conn.dialect.name == "postgresql":
+        named = audit_documents.c.sha256 == any_(bindparam("names", names, type_=postgresql.ARRAY(LargeBinary)))
+    else:
+        named = audit_documents.c.sha256.in_(names)
+    return (
+        select(
+            audit_documents.c.month,
+            audit_documents.c.sha256,
+            audit_documents.c.codec,
+            audit_documents.c.body,
+            audit_dictionaries.c.sha256.label("dictionary_sha256"),
+        )
+        .join_from(
+            audit_documents, audit_dictionaries, audit_dictionaries.c.id == audit_documents.c.dictionary, isouter=True
+        )
+        .where(audit_documents.c.month == month, named)
+    )
+
+
+async def _dictionaries(conn: AsyncConnection, wanted: set[str]) -> dict[str, bytes]:
+    """The content of the dictionaries with these SHA-256s that are not loaded yet."""
+    missing = [sha256 for sha256 in wanted if not has_decompressor(sha256)]
+    if not missing:
+        return {}
+    query = select(audit_dictionaries.c.sha256, audit_dictionaries.c.content).where(
+        audit_dictionaries.c.sha256.in_(missing)
+    )
+    return {row.sha256: bytes(row.content) for row in await conn.execute(query)}
 
 
 async def latest_dictionary(conn: AsyncConnection) -> Dictionary | None:

@@ -40,6 +40,7 @@ __all__ = [
     "WrittenDocuments",
     "decode_document",
     "digest",
+    "has_decompressor",
     "month_of",
     "train_dictionary",
 ]
@@ -153,10 +154,12 @@ _decompressors: OrderedDict[str | None, zstandard.ZstdDecompressor] = OrderedDic
 _KEPT_DECOMPRESSORS = 16
 
 
-def _decompressor(dictionary: bytes | None) -> zstandard.ZstdDecompressor:
-    key = None if dictionary is None else hashlib.sha256(dictionary).hexdigest()
+def _decompressor(dictionary: bytes | None, dictionary_sha256: str | None) -> zstandard.ZstdDecompressor:
+    key = dictionary_sha256 if dictionary_sha256 is not None else _sha256_hex(dictionary)
     found = _decompressors.get(key)
     if found is None:
+        if key is not None and dictionary is None:
+            raise DocumentDecodeError(f"dictionary {key} is not loaded")
         data = None if dictionary is None else zstandard.ZstdCompressionDict(dictionary)
         found = zstandard.ZstdDecompressor(dict_data=data)
         _decompressors[key] = found
@@ -165,16 +168,29 @@ def _decompressor(dictionary: bytes | None) -> zstandard.ZstdDecompressor:
     return found
 
 
-def decode_document(sha256: bytes, codec: int, body: bytes, dictionary: bytes | None) -> str:
+def _sha256_hex(content: bytes | None) -> str | None:
+    return None if content is None else hashlib.sha256(content).hexdigest()
+
+
+def has_decompressor(dictionary_sha256: str) -> bool:
+    """Whether the dictionary with this SHA-256 is loaded (``decode_document`` then needs only its SHA-256)."""
+    return dictionary_sha256 in _decompressors
+
+
+def decode_document(
+    sha256: bytes, codec: int, body: bytes, dictionary: bytes | None, dictionary_sha256: str | None = None
+) -> str:
     """The text of a stored document; ``DocumentDecodeError`` if it does not decode to what ``sha256`` names.
 
-    ``dictionary`` is the content of the dictionary the document names (None when it names none).
+    ``dictionary`` is the content of the dictionary the document names (None when it names none), or
+    ``dictionary_sha256`` names one already loaded (``has_decompressor``): hashing a 256 KiB dictionary for every
+    document would cost more than decoding it.
     """
     if codec == CODEC_TEXT:
         raw = body
     elif codec == CODEC_ZSTD:
         try:
-            raw = _decompressor(dictionary).decompress(body)
+            raw = _decompressor(dictionary, dictionary_sha256).decompress(body)
         except zstandard.ZstdError as exc:
             raise DocumentDecodeError(f"document {sha256.hex()} does not decompress: {exc}") from exc
     else:
