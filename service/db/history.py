@@ -62,7 +62,8 @@ async def stream_history(
             keyed = [(document_keys(row[2], row[3], row[4]), row) for row in partition]
             texts = await load_texts(conn, (key for pair, _ in keyed for key in pair), cache)
             for (profile, recommendation), row in keyed:
-                identity, ruleset_sha256, _, _, _, family, instance_type, scaling_method, instances, engine_version = row
+                identity, ruleset_sha256 = row[0], row[1]
+                family, instance_type, scaling_method, instances, engine_version = row[5:]
                 yield HistoryRow(
                     identity,
                     ruleset_sha256,

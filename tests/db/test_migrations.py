@@ -16,7 +16,6 @@ from sqlalchemy.engine import Connection
 from service.db import metadata
 from service.db.chain_store import _PG_APPEND_COLUMNS, PG_APPEND_ROW_TYPE
 from service.db.connection import create_single_use_engine
-from service.db.partitions import include_object, is_partition_name
 from service.db.migrate import (
     MIGRATION_LOCK_KEY,
     alembic_config,
@@ -27,6 +26,7 @@ from service.db.migrate import (
     missing_revisions,
     upgrade,
 )
+from service.db.partitions import include_object, is_partition_name
 
 TABLES = {
     "alembic_version",
