@@ -15,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.chain import ChainHead, chain_hash, genesis_hash
-from service.db.document_store import documents_to_store, load_texts
+from service.db.document_store import UnreadableDocument, documents_to_store, load_decision_texts
 from service.db.documents import DocumentEncoder, StoredDocument, TextCache, WrittenDocuments, month_of
 from service.db.errors import is_database_unavailable
 from service.db.rows import ChainedDecision, DecisionRow, StoredCheckpoint
@@ -315,7 +315,8 @@ class ChainQueries:
     ) -> AsyncIterator[ChainedDecision]:
         """Every decision in ``(chain, seq)`` order with its texts, fetched ``batch_size`` rows at a time (a
         server-side cursor on Postgres), so the table is never held in memory. Run it in one transaction
-        (``read_snapshot``). A missing or changed document raises ``DocumentDecodeError``."""
+        (``read_snapshot``). A missing or changed document raises ``UnreadableDocument`` naming the decision, once
+        the decisions before it are yielded."""
         query = (
             select(*_CHAIN_COLUMNS, *_DOCUMENT_COLUMNS, *_STORED_COLUMNS)
             .order_by(decisions.c.chain, decisions.c.seq)
@@ -326,10 +327,17 @@ class ChainQueries:
         try:
             async for batch in result.partitions(batch_size):
                 keyed = [(document_keys(row.created_at, row[4], row[5]), row) for row in batch]
-                texts = await load_texts(self._conn, (k for pair, _ in keyed for k in pair), texts_cache)
-                for (profile, recommendation), row in keyed:
+                try:
+                    texts = await load_decision_texts(self._conn, [pair for pair, _ in keyed], texts_cache)
+                    unreadable = None
+                except UnreadableDocument as exc:
+                    texts, unreadable = exc.texts, exc
+                for index, ((profile, recommendation), row) in enumerate(keyed):
                     chain, seq, prev_hash, row_hash, _, _, *values = row
                     stored = dict(zip(_STORED_FIELDS, values, strict=True))
+                    if unreadable is not None and index == unreadable.index:
+                        unreadable.decision = (int(chain), int(seq), stored["id"])
+                        raise unreadable
                     decision = DecisionRow(**stored, profile=texts[profile], recommendation=texts[recommendation])
                     yield ChainedDecision(
                         seq=int(seq), prev_hash=prev_hash, row_hash=row_hash, decision=decision, chain=int(chain)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from uuid import UUID
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,7 +23,15 @@ from service.db.documents import (
 from service.db.rows import DecisionRow
 from service.db.tables import audit_dictionaries, audit_documents
 
-__all__ = ["DocumentsMissing", "add_dictionary", "documents_to_store", "latest_dictionary", "load_texts"]
+__all__ = [
+    "DocumentsMissing",
+    "UnreadableDocument",
+    "add_dictionary",
+    "documents_to_store",
+    "latest_dictionary",
+    "load_decision_texts",
+    "load_texts",
+]
 
 DocumentKey = tuple[int, bytes]
 _CHUNK = 500
@@ -30,6 +39,20 @@ _CHUNK = 500
 
 class DocumentsMissing(DocumentDecodeError):
     """A decision names a document that is not stored."""
+
+
+class UnreadableDocument(DocumentDecodeError):
+    """The first decision, in the order asked for, whose profile or recommendation is missing or was changed:
+    ``index`` into the decisions asked for, ``which`` of its documents, and the texts read before it. ``decision``
+    is its ``(chain, seq, id)`` where the caller knows them."""
+
+    def __init__(self, index: int, which: str, cause: DocumentDecodeError, texts: dict[DocumentKey, str]) -> None:
+        super().__init__(f"the {which} document of decision #{index}: {cause}")
+        self.index = index
+        self.which = which
+        self.missing = isinstance(cause, DocumentsMissing)
+        self.texts = texts
+        self.decision: tuple[int, int, UUID] | None = None
 
 
 def documents_to_store(
@@ -93,6 +116,27 @@ async def load_texts(
         month, sha256 = absent[0]
         raise DocumentsMissing(f"document {sha256.hex()} of month {month} is not stored ({len(absent)} missing)")
     return found
+
+
+async def load_decision_texts(
+    conn: AsyncConnection, pairs: Sequence[tuple[DocumentKey, DocumentKey]], cache: TextCache | None = None
+) -> dict[DocumentKey, str]:
+    """The texts of each decision's ``(profile, recommendation)`` documents, as ``load_texts`` reads them; if one is
+    missing or was changed, ``UnreadableDocument`` names the first decision of ``pairs`` it belongs to (found by
+    reading them again one by one: only then)."""
+    try:
+        return await load_texts(conn, (key for pair in pairs for key in pair), cache)
+    except DocumentDecodeError:
+        pass
+    texts: dict[DocumentKey, str] = {}
+    for index, pair in enumerate(pairs):
+        for which, key in zip(("profile", "recommendation"), pair, strict=True):
+            if key not in texts:
+                try:
+                    texts.update(await load_texts(conn, [key], cache))
+                except DocumentDecodeError as exc:
+                    raise UnreadableDocument(index, which, exc, texts) from exc
+    return texts
 
 
 async def latest_dictionary(conn: AsyncConnection) -> Dictionary | None:
