@@ -60,7 +60,7 @@ async def test_a_worker_stays_unready_on_a_database_missing_its_migrations_until
         assert ready.status_code == 503
         checks = ready.json()["checks"]
         assert checks["database"] == "ok"
-        assert checks["migrations"] == "missing 0005, 0006, 0007, 0008: run `advisor db upgrade`"
+        assert checks["migrations"] == "missing 0005, 0006, 0007, 0008, 0009: run `advisor db upgrade`"
         assert checks["ruleset"] == "none active: waiting for the migrations"
         refused = await client.post("/v1/recommendations", json=WORKED_EXAMPLE)
         assert refused.status_code == 503, refused.text
