@@ -54,7 +54,7 @@ async def execute(engine: AsyncEngine, sql: str, **params: object) -> None:
 
 
 async def shift(engine: AsyncEngine, *, after: int, by: int) -> None:
-    """Renumber the rows with seq > ``after`` by ``by`` (through negative numbers: seq is unique)."""
+    """Renumber the rows with seq > ``after`` by ``by`` (through negative numbers: no seq shared)."""
     await execute(engine, "UPDATE decisions SET seq = -(seq + :by) WHERE seq > :after", by=by, after=after)
     await execute(engine, "UPDATE decisions SET seq = -seq WHERE seq < 0")
 

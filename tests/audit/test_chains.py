@@ -75,7 +75,7 @@ async def test_a_gap_planted_in_one_chain_is_reported(three_chains: AsyncEngine)
 
 
 async def test_two_rows_of_a_chain_swapped_are_reported(three_chains: AsyncEngine) -> None:
-    """Reordering: seq 3 and 4 of chain 2 exchange places (through a free number: (chain, seq) is unique)."""
+    """Reordering: seq 3 and 4 of chain 2 exchange places (through a free number: no seq shared)."""
     await execute(three_chains, "UPDATE decisions SET seq = 1000 WHERE chain = 2 AND seq = 3")
     await execute(three_chains, "UPDATE decisions SET seq = 3 WHERE chain = 2 AND seq = 4")
     await execute(three_chains, "UPDATE decisions SET seq = 4 WHERE chain = 2 AND seq = 1000")
