@@ -146,3 +146,8 @@ async def recorded_statements(engine: AsyncEngine) -> AsyncIterator[list[str]]:
 
 def decision_inserts(statements: list[str]) -> list[str]:
     return [s for s in statements if "INSERT INTO DECISIONS" in s.upper()]
+
+
+def document_inserts(statements: list[str]) -> list[str]:
+    """The statements that store profiles and answers (on Postgres the same one that inserts the decisions)."""
+    return [s for s in statements if "INSERT INTO AUDIT_DOCUMENTS" in s.upper()]

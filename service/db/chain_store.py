@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.chain import ChainHead, chain_hash, genesis_hash
-from service.db.document_store import documents_to_store, load_texts
+from service.db.document_store import UnreadableDocument, documents_to_store, load_decision_texts
 from service.db.documents import DocumentEncoder, StoredDocument, TextCache, WrittenDocuments, month_of
 from service.db.errors import is_database_unavailable
 from service.db.rows import ChainedDecision, DecisionRow, StoredCheckpoint
@@ -325,7 +325,8 @@ class ChainQueries:
     ) -> AsyncIterator[ChainedDecision]:
         """Every decision in ``(chain, seq)`` order with its texts, fetched ``batch_size`` rows at a time (a
         server-side cursor on Postgres), so the table is never held in memory. Run it in one transaction
-        (``read_snapshot``). A missing or changed document raises ``DocumentDecodeError``."""
+        (``read_snapshot``). A missing or changed document raises ``UnreadableDocument`` naming the decision, once
+        the decisions before it are yielded."""
         query = (
             select(*STREAM_COLUMNS).order_by(decisions.c.chain, decisions.c.seq).execution_options(yield_per=batch_size)
         )
@@ -333,7 +334,13 @@ class ChainQueries:
         result = await self._conn.stream(query)
         try:
             async for batch in result.partitions(batch_size):
-                for link in await chained_with_texts(self._conn, batch, texts_cache):
+                try:
+                    links = await chained_with_texts(self._conn, batch, texts_cache)
+                except UnreadableDocument as exc:
+                    for link in exc.links:
+                        yield link
+                    raise
+                for link in links:
                     yield link
         finally:
             await result.close()
@@ -376,13 +383,23 @@ class ChainQueries:
 async def chained_with_texts(
     conn: AsyncConnection, batch: Sequence[Row[Any]], cache: TextCache
 ) -> list[ChainedDecision]:
-    """Rows selected as ``STREAM_COLUMNS`` as chained decisions, their profiles and answers read and decoded."""
+    """Rows selected as ``STREAM_COLUMNS`` as chained decisions, their profiles and answers read and decoded. A
+    missing or changed document raises ``UnreadableDocument`` naming its decision, with the decisions before it in
+    ``links``."""
     keyed = [(document_keys(row.created_at, row.profile_sha256, row.recommendation_sha256), row) for row in batch]
-    texts = await load_texts(conn, (k for pair, _ in keyed for k in pair), cache)
-    links = []
-    for (profile, recommendation), row in keyed:
+    try:
+        texts = await load_decision_texts(conn, [pair for pair, _ in keyed], cache)
+        unreadable = None
+    except UnreadableDocument as exc:
+        texts, unreadable = exc.texts, exc
+    links: list[ChainedDecision] = []
+    for index, ((profile, recommendation), row) in enumerate(keyed):
         chain, seq, prev_hash, row_hash, _, _, *values = tuple(row)
         stored = dict(zip(_STORED_FIELDS, values, strict=True))
+        if unreadable is not None and index == unreadable.index:
+            unreadable.decision = (int(chain), int(seq), stored["id"])
+            unreadable.links = links
+            raise unreadable
         decision = DecisionRow(**stored, profile=texts[profile], recommendation=texts[recommendation])
         links.append(
             ChainedDecision(seq=int(seq), prev_hash=prev_hash, row_hash=row_hash, decision=decision, chain=int(chain))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import LargeBinary, Select, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql
@@ -24,7 +25,15 @@ from service.db.documents import (
 from service.db.rows import DecisionRow
 from service.db.tables import audit_dictionaries, audit_documents
 
-__all__ = ["DocumentsMissing", "add_dictionary", "documents_to_store", "latest_dictionary", "load_texts"]
+__all__ = [
+    "DocumentsMissing",
+    "UnreadableDocument",
+    "add_dictionary",
+    "documents_to_store",
+    "latest_dictionary",
+    "load_decision_texts",
+    "load_texts",
+]
 
 DocumentKey = tuple[int, bytes]
 _CHUNK = 2000  # names per query: one array parameter on Postgres, an IN list on SQLite (under its 32766 limit)
@@ -32,6 +41,21 @@ _CHUNK = 2000  # names per query: one array parameter on Postgres, an IN list on
 
 class DocumentsMissing(DocumentDecodeError):
     """A decision names a document that is not stored."""
+
+
+class UnreadableDocument(DocumentDecodeError):
+    """The first decision, in the order asked for, whose profile or recommendation is missing or was changed:
+    ``index`` into the decisions asked for, ``which`` of its documents, and the texts read before it. ``decision``
+    is its ``(chain, seq, id)`` where the caller knows them."""
+
+    def __init__(self, index: int, which: str, cause: DocumentDecodeError, texts: dict[DocumentKey, str]) -> None:
+        super().__init__(f"the {which} document of decision #{index}: {cause}")
+        self.index = index
+        self.which = which
+        self.missing = isinstance(cause, DocumentsMissing)
+        self.texts = texts
+        self.decision: tuple[int, int, UUID] | None = None
+        self.links: list[Any] = []  # the chained decisions before it, where the caller built them
 
 
 def documents_to_store(
@@ -118,6 +142,27 @@ async def _dictionaries(conn: AsyncConnection, wanted: set[str]) -> dict[str, by
         audit_dictionaries.c.sha256.in_(missing)
     )
     return {row.sha256: bytes(row.content) for row in await conn.execute(query)}
+
+
+async def load_decision_texts(
+    conn: AsyncConnection, pairs: Sequence[tuple[DocumentKey, DocumentKey]], cache: TextCache | None = None
+) -> dict[DocumentKey, str]:
+    """The texts of each decision's ``(profile, recommendation)`` documents, as ``load_texts`` reads them; if one is
+    missing or was changed, ``UnreadableDocument`` names the first decision of ``pairs`` it belongs to (found by
+    reading them again one by one: only then)."""
+    try:
+        return await load_texts(conn, (key for pair in pairs for key in pair), cache)
+    except DocumentDecodeError:
+        pass
+    texts: dict[DocumentKey, str] = {}
+    for index, pair in enumerate(pairs):
+        for which, key in zip(("profile", "recommendation"), pair, strict=True):
+            if key not in texts:
+                try:
+                    texts.update(await load_texts(conn, [key], cache))
+                except DocumentDecodeError as exc:
+                    raise UnreadableDocument(index, which, exc, texts) from exc
+    return texts
 
 
 async def latest_dictionary(conn: AsyncConnection) -> Dictionary | None:

@@ -87,11 +87,28 @@ def create_month_sql(month: int) -> list[str]:
         f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')",
         f"CREATE TABLE IF NOT EXISTS {partition_name('audit_documents', month)} PARTITION OF audit_documents "
         f"FOR VALUES FROM ({month}) TO ({next_month(month)})",
+        *(_refuse_truncate_sql(partition_name(table, month)) for table in PARTITIONED_TABLES),
     ]
 
 
 def create_default_sql() -> list[str]:
-    return [f"CREATE TABLE IF NOT EXISTS {table}_default PARTITION OF {table} DEFAULT" for table in PARTITIONED_TABLES]
+    return [
+        *(f"CREATE TABLE IF NOT EXISTS {table}_default PARTITION OF {table} DEFAULT" for table in PARTITIONED_TABLES),
+        *(_refuse_truncate_sql(f"{table}_default") for table in PARTITIONED_TABLES),
+    ]
+
+
+def _refuse_truncate_sql(partition: str) -> str:
+    """The append-only trigger against TRUNCATE on one partition (unless it has it): a partition inherits the row
+    triggers of its table, but not the statement triggers, so without its own a TRUNCATE of the partition alone
+    would empty the month."""
+    trigger = f"{partition}_no_truncate"
+    return (
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_trigger "
+        f"WHERE tgrelid = '{partition}'::regclass AND tgname = '{trigger}') THEN "
+        f"CREATE TRIGGER {trigger} BEFORE TRUNCATE ON {partition} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION decisions_append_only(); END IF; END $$"
+    )
 
 
 async def is_partitioned(conn: AsyncConnection) -> bool:

@@ -19,6 +19,7 @@ from uuid_utils.compat import uuid7
 
 from service.app import create_app
 from service.db import AuditRepository, DecisionRow
+from service.db.documents import digest, month_of
 from service.services.audit import AuditWriter, verify_chain
 from service.settings import Settings
 
@@ -95,13 +96,47 @@ class CommitCounter:
 
 
 async def unprotect(engine: AsyncEngine) -> None:
-    """Lift the append-only triggers, as someone with the database's owner rights could."""
+    """Lift the append-only triggers of the decisions and their documents, as someone with the database's owner
+    rights could."""
     async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            await conn.execute(text("ALTER TABLE decisions DISABLE TRIGGER USER"))
-        else:
-            await conn.execute(text("DROP TRIGGER IF EXISTS decisions_no_update"))
-            await conn.execute(text("DROP TRIGGER IF EXISTS decisions_no_delete"))
+        for table in ("decisions", "audit_documents"):
+            if engine.dialect.name == "postgresql":
+                await conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+            else:
+                await conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_update"))
+                await conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_delete"))
+
+
+def hex_sql(engine: AsyncEngine, column: str) -> str:
+    """SQL for the lowercase hex of a binary hash column (``decisions.row_hash`` and the like are 32 bytes; the
+    chain heads and checkpoints keep hex text)."""
+    if engine.dialect.name == "postgresql":
+        return f"encode({column}, 'hex')"
+    return f"lower(hex({column}))"
+
+
+async def document_of(engine: AsyncEngine, seq: int, which: str, chain: int = 1) -> tuple[int, bytes]:
+    """The ``(month, sha256)`` of the ``which`` ("profile" or "recommendation") document of decision ``seq``."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(f"SELECT created_at, {which}_sha256 FROM decisions WHERE chain = :chain AND seq = :seq"),
+                {"chain": chain, "seq": seq},
+            )
+        ).one()
+    created_at = row[0] if isinstance(row[0], datetime) else datetime.fromisoformat(row[0]).replace(tzinfo=UTC)
+    return month_of(created_at), bytes(row[1])
+
+
+async def store_document(engine: AsyncEngine, month: int, body: str) -> bytes:
+    """Store ``body`` as a plain (codec 0) document of ``month``, as someone writing to the table could; its name."""
+    sha256 = digest(body)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO audit_documents (month, sha256, codec, dictionary, body) VALUES (:m, :s, 0, NULL, :b)"),
+            {"m": month, "s": sha256, "b": body.encode()},
+        )
+    return sha256
 
 
 async def assert_edit_is_caught(engine: AsyncEngine, column: str, value: str, seq: int) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auditutil import MakeClient, MakeWriter, decision, unprotect
+from auditutil import MakeClient, MakeWriter, decision, hex_sql, unprotect
 from click.testing import CliRunner, Result
 from profiles import WORKED_EXAMPLE
 from sqlalchemy import text
@@ -148,9 +148,10 @@ async def test_a_truncated_tail_with_the_head_moved_back_is_caught_by_the_logged
 ) -> None:
     log = tmp_path / "advisor.log"
     await write_and_log(make_writer, 18, log)
+    row_hash = hex_sql(engine, "row_hash")
     cut_tail = [
         ("DELETE FROM decisions WHERE seq > 15", {}),
-        ("UPDATE audit_chain_head SET seq = 15, row_hash = (SELECT row_hash FROM decisions WHERE seq = 15)", {}),
+        (f"UPDATE audit_chain_head SET seq = 15, row_hash = (SELECT {row_hash} FROM decisions WHERE seq = 15)", {}),
     ]
     await tamper(engine, cut_tail)
     # The checkpoint the writer recorded as it stopped still names seq 18.
@@ -191,7 +192,7 @@ async def test_a_rewritten_and_rechained_history_is_caught_by_the_logged_anchors
         statements.append(
             (
                 "UPDATE decisions SET instance_type = :it, prev_hash = :p, row_hash = :h WHERE seq = :s",
-                {"it": row.instance_type, "p": prev_hash, "h": row_hash, "s": link.seq},
+                {"it": row.instance_type, "p": bytes.fromhex(prev_hash), "h": bytes.fromhex(row_hash), "s": link.seq},
             )
         )
         prev_hash = row_hash
@@ -230,7 +231,11 @@ async def test_verify_reports_the_anchors_it_checked_and_the_window_they_leave(
         engine,
         [
             ("DELETE FROM decisions WHERE seq > 12", {}),
-            ("UPDATE audit_chain_head SET seq = 12, row_hash = (SELECT row_hash FROM decisions WHERE seq = 12)", {}),
+            (
+                "UPDATE audit_chain_head SET seq = 12, row_hash = "
+                f"(SELECT {hex_sql(engine, 'row_hash')} FROM decisions WHERE seq = 12)",
+                {},
+            ),
             ("DELETE FROM audit_checkpoints WHERE seq > 1", {}),  # the one recorded after the first log
         ],
     )

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from auditutil import SHA, MakeWriter, decision, frozen_row, seed, unprotect
+from auditutil import SHA, MakeWriter, decision, document_of, frozen_row, seed, store_document, unprotect
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.db import AuditRepository, DecisionRow, create_engine
 from service.db.chain import GENESIS_HASH, ChainHead, canonical_timestamp, chain_hash
 from service.db.chain import _encode as chain_encode
+from service.db.documents import month_of
 from service.services.audit import AuditWriter, ChainReport, verify_chain
 from service.settings import Settings
 
@@ -37,10 +38,10 @@ async def fill(writer: AuditWriter, n: int) -> list[DecisionRow]:
 
 
 async def links(engine: AsyncEngine) -> list[tuple[int, str, str, uuid.UUID]]:
-    """(seq, prev_hash, row_hash, id) of every decision, in seq order."""
+    """(seq, prev_hash, row_hash, id) of every decision, in seq order (the hashes as hex; stored as 32 bytes)."""
     async with engine.connect() as conn:
         result = await conn.execute(text("SELECT seq, prev_hash, row_hash, id FROM decisions ORDER BY seq"))
-        return [(int(r[0]), r[1], r[2], uuid.UUID(str(r[3]))) for r in result]
+        return [(int(r[0]), bytes(r[1]).hex(), bytes(r[2]).hex(), uuid.UUID(str(r[3]))) for r in result]
 
 
 def id_param(engine: AsyncEngine, decision_id: uuid.UUID) -> object:
@@ -53,7 +54,7 @@ async def execute(engine: AsyncEngine, sql: str, **params: object) -> None:
 
 
 async def shift(engine: AsyncEngine, *, after: int, by: int) -> None:
-    """Renumber the rows with seq > ``after`` by ``by`` (through negative numbers: seq is unique)."""
+    """Renumber the rows with seq > ``after`` by ``by`` (through negative numbers: no seq shared)."""
     await execute(engine, "UPDATE decisions SET seq = -(seq + :by) WHERE seq > :after", by=by, after=after)
     await execute(engine, "UPDATE decisions SET seq = -seq WHERE seq < 0")
 
@@ -214,8 +215,49 @@ async def test_an_updated_row_is_reported_at_its_seq(engine: AsyncEngine, chain:
 
 
 async def test_an_updated_recommendation_is_reported(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
-    await execute(engine, "UPDATE decisions SET recommendation = :r WHERE seq = 1", r='{"instances":1000}')
-    assert_broken(await verify_chain(engine), 1, "row hash mismatch")
+    """The answer's stored bytes rewritten in place (plain text now): they no longer hash to the name the row
+    stores, and the row's hash covers that name's text."""
+    month, sha256 = await document_of(engine, 1, "recommendation")
+    await execute(
+        engine,
+        "UPDATE audit_documents SET codec = 0, dictionary = NULL, body = :b WHERE month = :m AND sha256 = :s",
+        b=b'{"instances":1000}',
+        m=month,
+        s=sha256,
+    )
+    assert_broken(await verify_chain(engine), 1, "its recommendation document was changed", f"(decision {chain[0][3]})")
+
+
+async def test_an_updated_profile_is_reported_at_its_seq(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    month, sha256 = await document_of(engine, 12, "profile")
+    changed = b'{"n":11,"name":"mallory"}'
+    await execute(
+        engine,
+        "UPDATE audit_documents SET codec = 0, body = :b WHERE month = :m AND sha256 = :s",
+        b=changed,
+        m=month,
+        s=sha256,
+    )
+    report = await verify_chain(engine)
+    assert_broken(report, 12, "its profile document was changed")
+    assert report.decisions == 11  # every row before it checked out
+
+
+async def test_a_row_pointed_at_another_recommendation_is_reported(
+    engine: AsyncEngine, chain: list[tuple[int, ...]]
+) -> None:
+    """A new, well-formed document and the row renamed to it: the text decodes, but the row's hash covered the
+    answer it had."""
+    month, _ = await document_of(engine, 4, "recommendation")
+    forged = await store_document(engine, month, '{"instances":1000}')
+    await execute(engine, "UPDATE decisions SET recommendation_sha256 = :s WHERE seq = 4", s=forged)
+    assert_broken(await verify_chain(engine), 4, "row hash mismatch — the row was changed")
+
+
+async def test_a_deleted_document_is_reported(engine: AsyncEngine, chain: list[tuple[int, ...]]) -> None:
+    month, sha256 = await document_of(engine, 9, "profile")
+    await execute(engine, "DELETE FROM audit_documents WHERE month = :m AND sha256 = :s", m=month, s=sha256)
+    assert_broken(await verify_chain(engine, batch_size=5), 9, "its profile document is missing — it was deleted")
 
 
 async def test_an_updated_row_with_a_recomputed_hash_breaks_the_next_link(
@@ -229,7 +271,7 @@ async def test_an_updated_row_with_a_recomputed_hash_breaks_the_next_link(
     await execute(
         engine,
         "UPDATE decisions SET instances = 99, row_hash = :h WHERE seq = 7",
-        h=chain_hash(7, str(chain[6][1]), forged),
+        h=bytes.fromhex(chain_hash(7, str(chain[6][1]), forged)),
     )
     assert_broken(await verify_chain(engine), 8, "prev_hash does not match seq 7 — a row was deleted or inserted")
 
@@ -298,8 +340,8 @@ async def test_an_appended_row_with_a_made_up_hash_is_reported(
 async def test_a_row_inserted_with_a_repeated_seq_is_reported(
     engine: AsyncEngine, chain: list[tuple[int, ...]]
 ) -> None:
-    """With the unique index on (chain, seq) dropped too, a forged row can sit between two others."""
-    await execute(engine, "DROP INDEX ix_decisions_chain_seq")
+    """(chain, seq) is not unique in the schema (a partitioned table's unique index must hold its partition key;
+    the chain heads keep it unique): a forged row can sit between two others."""
     await _insert_forged(engine, seq=7, prev_hash=str(chain[5][2]))
     report = await verify_chain(engine)
     assert_broken(report, 7, "seq 7 again after seq 7")
@@ -318,24 +360,31 @@ async def test_a_deleted_head_row_is_reported(engine: AsyncEngine, chain: list[t
 
 
 async def _insert_forged(engine: AsyncEngine, *, seq: int, prev_hash: str, row_hash: str | None = None) -> None:
+    """A decision inserted behind the writer's back, its profile and answer stored as documents beside it."""
     forged = decision(9999, caller="mallory")
+    month = month_of(forged.created_at)
+    texts = {"profile_sha256": forged.profile, "recommendation_sha256": forged.recommendation}
+    names = {column: await store_document(engine, month, body) for column, body in texts.items()}
     async with engine.begin() as conn:
         await conn.execute(
             text(
                 "INSERT INTO decisions (id, created_at, ruleset_sha256, ruleset_version, caller, request_id, family, "
-                "instance_type, scaling_method, instances, profile, recommendation, seq, prev_hash, row_hash) VALUES "
-                "(:id, :created_at, :ruleset_sha256, :ruleset_version, :caller, :request_id, :family, "
-                ":instance_type, :scaling_method, :instances, :profile, :recommendation, :seq, :prev_hash, :row_hash)"
+                "instance_type, scaling_method, instances, profile_sha256, recommendation_sha256, seq, prev_hash, "
+                "row_hash) VALUES (:id, :created_at, :ruleset_sha256, :ruleset_version, :caller, :request_id, "
+                ":family, :instance_type, :scaling_method, :instances, :profile_sha256, :recommendation_sha256, "
+                ":seq, :prev_hash, :row_hash)"
             ),
-            {f: getattr(forged, f) for f in DecisionRow.__slots__}
+            {f: getattr(forged, f) for f in DecisionRow.__slots__ if f not in ("profile", "recommendation")}
+            | names
             | {
                 "id": id_param(engine, forged.id),
                 "created_at": forged.created_at
                 if engine.dialect.name == "postgresql"
                 else forged.created_at.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                "ruleset_sha256": bytes.fromhex(forged.ruleset_sha256),
                 "seq": seq,
-                "prev_hash": prev_hash,
-                "row_hash": row_hash or chain_hash(seq, prev_hash, forged),
+                "prev_hash": bytes.fromhex(prev_hash),
+                "row_hash": bytes.fromhex(row_hash or chain_hash(seq, prev_hash, forged)),
             },
         )
 

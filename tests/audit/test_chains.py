@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from auditutil import decision, seed, unprotect
+from auditutil import decision, hex_sql, seed, unprotect
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -75,7 +75,7 @@ async def test_a_gap_planted_in_one_chain_is_reported(three_chains: AsyncEngine)
 
 
 async def test_two_rows_of_a_chain_swapped_are_reported(three_chains: AsyncEngine) -> None:
-    """Reordering: seq 3 and 4 of chain 2 exchange places (through a free number: (chain, seq) is unique)."""
+    """Reordering: seq 3 and 4 of chain 2 exchange places (through a free number: no seq shared)."""
     await execute(three_chains, "UPDATE decisions SET seq = 1000 WHERE chain = 2 AND seq = 3")
     await execute(three_chains, "UPDATE decisions SET seq = 3 WHERE chain = 2 AND seq = 4")
     await execute(three_chains, "UPDATE decisions SET seq = 4 WHERE chain = 2 AND seq = 1000")
@@ -88,9 +88,13 @@ async def test_a_writers_tail_cut_with_its_head_moved_back_is_caught_by_the_chec
     await execute(three_chains, "DELETE FROM decisions WHERE chain = 3 AND seq > 4")
     await execute(
         three_chains,
-        "UPDATE audit_chain_head SET seq = 4, row_hash = "
-        "(SELECT row_hash FROM decisions WHERE chain = 3 AND seq = 4) WHERE id = 3",
+        f"UPDATE audit_chain_head SET seq = 4, row_hash = (SELECT {hex_sql(three_chains, 'row_hash')} "
+        "FROM decisions WHERE chain = 3 AND seq = 4) WHERE id = 3",
     )
+    async with three_chains.connect() as conn:  # the head row now names seq 4 as the chain's end, as it should
+        assert await AuditRepository(conn).get_chain_head(3) == ChainHead(
+            4, (await chain_hashes(three_chains, 3))[3], 3
+        )
     assert_broken(
         await verify_chain(three_chains), 3, None, "the checkpoint or anchor seq 6 is beyond the last decision (seq 4)"
     )
@@ -102,8 +106,9 @@ async def test_rows_after_the_newest_checkpoint_are_covered_by_the_head_rows_onl
     """The window, at its boundary: a tail cut back exactly to the checkpointed head goes unnoticed; one row more
     is caught."""
     await append_on(three_chains, 3, [decision(900), decision(901)])  # seq 7 and 8, after the checkpoint
-    cut_to = "UPDATE audit_chain_head SET seq = :seq, row_hash = (SELECT row_hash FROM decisions WHERE chain = 3 " + (
-        "AND seq = :seq) WHERE id = 3"
+    cut_to = (
+        f"UPDATE audit_chain_head SET seq = :seq, row_hash = (SELECT {hex_sql(three_chains, 'row_hash')} "
+        "FROM decisions WHERE chain = 3 AND seq = :seq) WHERE id = 3"
     )
     await execute(three_chains, "DELETE FROM decisions WHERE chain = 3 AND seq > 6")
     await execute(three_chains, cut_to, seq=6)
@@ -166,7 +171,7 @@ async def chain_hashes(engine: AsyncEngine, chain: int) -> list[str]:
         found = await conn.execute(
             text("SELECT row_hash FROM decisions WHERE chain = :chain ORDER BY seq"), {"chain": chain}
         )
-        return list(found.scalars())
+        return [bytes(row_hash).hex() for row_hash in found.scalars()]
 
 
 async def test_an_empty_chains_head_starts_at_its_genesis(engine: AsyncEngine) -> None:

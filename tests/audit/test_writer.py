@@ -96,7 +96,8 @@ async def test_a_failed_commit_fails_every_waiter_of_its_batch_and_stores_nothin
 ) -> None:
     writer = make_writer(max_rows=100, max_wait_ms=300)
     await writer.start()
-    rows = [decision(i) for i in range(10)] + [decision(99, ruleset_sha256="f" * 64)]  # unknown ruleset: FK error
+    rows = [decision(i) for i in range(10)]
+    rows.append(decision(0, id=rows[0].id))  # the same (created_at, id) twice: the primary key refuses the batch
     async with CommitCounter(engine) as counter:
         results = await asyncio.gather(*(writer.write(row) for row in rows), return_exceptions=True)
     assert counter.commits == 0

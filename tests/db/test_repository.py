@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
-from dbutil import decision_inserts, recorded_statements
+from dbutil import decision_inserts, document_inserts, recorded_statements
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from storedrows import append_decisions, decision_count
 from uuid_utils.compat import uuid7
 
 from service.db import AuditRepository, DecisionRow, RulesetRow, RulesetSummary
-from service.db.repository import AmbiguousRulesetVersion
+from service.db.repository import AmbiguousRulesetVersion, ListedDecision
+from service.services.audit import verify_chain
 
 T0 = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
 SHA_A = "a" * 64
@@ -44,8 +46,10 @@ def decision(created_at: datetime = T0, **overrides: object) -> DecisionRow:
     return DecisionRow(**values)  # type: ignore[arg-type]
 
 
-def newest_first(rows: list[DecisionRow]) -> list[DecisionRow]:
-    return sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)
+def newest_first(rows: list[DecisionRow]) -> list[ListedDecision]:
+    """``rows`` as the list shows them (without their texts), newest first."""
+    ordered = sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)
+    return [ListedDecision(**{f.name: getattr(r, f.name) for f in dataclasses.fields(ListedDecision)}) for r in ordered]
 
 
 async def seed_rulesets(engine: AsyncEngine) -> None:
@@ -99,10 +103,21 @@ async def test_naive_datetime_is_rejected(engine: AsyncEngine) -> None:
         await add(engine, [decision(created_at=datetime(2026, 11, 29, 12, 0))])
 
 
-async def test_unknown_ruleset_is_rejected(engine: AsyncEngine) -> None:
+async def test_a_decision_naming_an_unknown_ruleset_is_reported_by_verify(engine: AsyncEngine) -> None:
+    """No foreign key since the decisions are partitioned (migration 0009): the writer stores what it decided with,
+    and verification reports a decision whose ruleset is not stored."""
     await seed_rulesets(engine)
-    with pytest.raises(IntegrityError):
-        await add(engine, [decision(ruleset_sha256="c" * 64)])
+    await add(engine, [decision(T0), decision(T0 + timedelta(seconds=1), ruleset_sha256=SHA_B)])
+    assert (await verify_chain(engine)).ok
+    unknown = [decision(T0 + timedelta(seconds=2 + i), ruleset_sha256="c" * 64) for i in range(2)]
+    await add(engine, [*unknown, decision(T0 + timedelta(seconds=5), ruleset_sha256="d" * 64)])
+    report = await verify_chain(engine)
+    assert report.broken is not None, str(report)
+    assert (report.broken.chain, report.broken.seq, report.broken.decision_id) == (1, 3, unknown[0].id)
+    assert str(report.broken) == (
+        f"chain 1 seq 3 (decision {unknown[0].id}): it names ruleset {'c' * 64}, which is not stored"
+    )
+    assert report.decisions == 5  # the walk itself found nothing wrong
 
 
 async def test_repository_never_commits(engine: AsyncEngine) -> None:
@@ -116,22 +131,30 @@ async def test_repository_never_commits(engine: AsyncEngine) -> None:
 
 
 async def test_append_decisions_is_one_insert_per_thousand_rows(engine: AsyncEngine) -> None:
-    """SQLite: multi-row VALUES of up to 1000 rows each. Postgres: one statement of column arrays, any count."""
+    """SQLite: decisions in multi-row VALUES of up to 1000 rows each, their new documents in one executemany per
+    append. Postgres: one statement of arrays, any count, storing the decisions and their documents both."""
     await seed_rulesets(engine)
-    few = [decision(T0 - timedelta(seconds=i + 1)) for i in range(50)]
-    many = [decision(T0 + timedelta(seconds=i)) for i in range(2500)]
-    per_many = 1 if engine.dialect.name == "postgresql" else 3
+    # Every profile different, every answer the same: documents are stored once per month by content.
+    few = [decision(T0 - timedelta(seconds=i + 1), profile=f'{{"few":{i}}}') for i in range(50)]
+    many = [decision(T0 + timedelta(seconds=i), profile=f'{{"many":{i}}}') for i in range(2500)]
+    postgres = engine.dialect.name == "postgresql"
+    per_many = 1 if postgres else 3
     async with recorded_statements(engine) as statements:
         await add(engine, few)
-        assert len(decision_inserts(statements)) == 1
+        assert (len(decision_inserts(statements)), len(document_inserts(statements))) == (1, 1)
         await add(engine, many)
-        assert len(decision_inserts(statements)) == 1 + per_many
+        assert (len(decision_inserts(statements)), len(document_inserts(statements))) == (1 + per_many, 2)
         await add(engine, [])
-        assert len(decision_inserts(statements)) == 1 + per_many
+        assert (len(decision_inserts(statements)), len(document_inserts(statements))) == (1 + per_many, 2)
+    if postgres:  # the documents go in with the decisions, in the same statement
+        assert decision_inserts(statements) == document_inserts(statements)
     async with engine.connect() as conn:
         repo = AuditRepository(conn)
         assert await decision_count(conn) == 2550
+        assert await conn.scalar(text("SELECT count(*) FROM audit_documents")) == 50 + 2500 + 1
         assert await repo.list_decisions(limit=3000) == newest_first(few + many)
+        for row in (few[0], few[-1], many[0], many[1234], many[-1]):
+            assert await repo.get_decision(row.id) == row
 
 
 async def test_keyset_pagination_returns_every_row_once(engine: AsyncEngine) -> None:
@@ -143,7 +166,7 @@ async def test_keyset_pagination_returns_every_row_once(engine: AsyncEngine) -> 
     await add(engine, rows)
 
     for page_size in (1, 4, 7, 25, 30):
-        pages: list[list[DecisionRow]] = []
+        pages: list[list[ListedDecision]] = []
         after: tuple[datetime, UUID] | None = None
         async with engine.connect() as conn:
             repo = AuditRepository(conn)
@@ -164,7 +187,7 @@ async def test_keyset_pagination_with_filter(engine: AsyncEngine) -> None:
     rows = [decision(T0 + timedelta(seconds=i % 3), family=FAMILIES[i % 3]) for i in range(24)]
     await add(engine, rows)
     expected = newest_first([r for r in rows if r.family == "ml.c7i"])
-    seen: list[DecisionRow] = []
+    seen: list[ListedDecision] = []
     after: tuple[datetime, UUID] | None = None
     async with engine.connect() as conn:
         repo = AuditRepository(conn)
@@ -275,38 +298,75 @@ async def test_ping(engine: AsyncEngine) -> None:
     "statement",
     [
         "UPDATE decisions SET caller = 'mallory'",
-        "UPDATE decisions SET recommendation = '{}' WHERE id = :id",
+        "UPDATE decisions SET recommendation_sha256 = profile_sha256 WHERE id = :id",
         "DELETE FROM decisions",
         "DELETE FROM decisions WHERE id = :id",
+        # The texts are documents: changing an answer means changing its document.
+        "UPDATE audit_documents SET codec = 0, body = :body WHERE sha256 = :answer",
+        "UPDATE audit_documents SET month = month + 1",
+        "DELETE FROM audit_documents",
+        "DELETE FROM audit_documents WHERE sha256 = :answer",
     ],
 )
-async def test_decisions_are_append_only(engine: AsyncEngine, statement: str) -> None:
+async def test_decisions_and_their_documents_are_append_only(engine: AsyncEngine, statement: str) -> None:
     await seed_rulesets(engine)
     row = decision()
     await add(engine, [row])
     key = row.id.hex if engine.dialect.name == "sqlite" else row.id
+    params = {"id": key, "body": b'{"family":"ml.c7i"}', "answer": hashlib.sha256(row.recommendation.encode()).digest()}
     with pytest.raises(DBAPIError, match="append-only"):
         async with engine.begin() as conn:
-            await conn.execute(text(statement), {"id": key} if ":id" in statement else {})
+            await conn.execute(
+                text(statement), {name: value for name, value in params.items() if f":{name}" in statement}
+            )
     async with engine.connect() as conn:
         assert await AuditRepository(conn).get_decision(row.id) == row
+    assert (await verify_chain(engine)).ok
 
 
-async def test_truncate_is_rejected_on_postgres(pg_engine: AsyncEngine) -> None:
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "TRUNCATE decisions",
+        "TRUNCATE decisions CASCADE",
+        "TRUNCATE audit_documents",
+        "TRUNCATE audit_documents CASCADE",
+        # A partition on its own: the one the row is in (the migration made months from the current one on) ...
+        "TRUNCATE decisions_default",
+        "TRUNCATE audit_documents_default",
+        "DELETE FROM decisions_default",
+        "UPDATE audit_documents_default SET codec = 0",
+        # ... or a month's.
+        f"TRUNCATE decisions_y{datetime.now(UTC):%Ym%m}",
+        f"TRUNCATE audit_documents_y{datetime.now(UTC):%Ym%m}",
+    ],
+)
+async def test_truncate_and_the_partitions_are_rejected_on_postgres(pg_engine: AsyncEngine, statement: str) -> None:
     await seed_rulesets(pg_engine)
     row = decision()
     await add(pg_engine, [row])
-    with pytest.raises(DBAPIError, match=r"append-only|referenced in a foreign key"):
-        async with pg_engine.begin() as conn:
-            await conn.execute(text("TRUNCATE decisions"))
     with pytest.raises(DBAPIError, match="append-only"):
         async with pg_engine.begin() as conn:
-            await conn.execute(text("TRUNCATE decisions CASCADE"))
-    with pytest.raises(DBAPIError, match="append-only"):
-        async with pg_engine.begin() as conn:
-            await conn.execute(text("TRUNCATE rulesets CASCADE"))
+            await conn.execute(text(statement))
     async with pg_engine.connect() as conn:
         assert await decision_count(conn) == 1
+        assert await AuditRepository(conn).get_decision(row.id) == row
+
+
+async def test_truncated_rulesets_leave_the_decisions_and_verify_reports_it(pg_engine: AsyncEngine) -> None:
+    """Without the foreign key (migration 0009) a TRUNCATE of rulesets no longer reaches the decisions (it used to
+    cascade into their append-only trigger): it goes through, and verification names the first decision whose
+    ruleset is gone."""
+    await seed_rulesets(pg_engine)
+    row = decision()
+    await add(pg_engine, [row])
+    async with pg_engine.begin() as conn:
+        await conn.execute(text("TRUNCATE rulesets CASCADE"))
+    async with pg_engine.connect() as conn:
+        assert await decision_count(conn) == 1
+    report = await verify_chain(pg_engine)
+    assert report.broken is not None and report.broken.decision_id == row.id, str(report)
+    assert f"it names ruleset {SHA_A}, which is not stored" in str(report)
 
 
 def test_decision_row_is_frozen() -> None:

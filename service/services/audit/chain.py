@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.db.archive_store import archived_months
 from service.db.chain import ChainHead, chain_hash, genesis_hash
 from service.db.connection import read_snapshot
+from service.db.document_store import UnreadableDocument
 from service.db.repository import AuditRepository, ChainedDecision
 from service.services.audit.archive_walk import archived_runs, check_archive_files, merge_links
 from service.services.audit.checkpoints import CHECKPOINT_CHAIN, verify_checkpoints
@@ -93,6 +94,8 @@ class _Walk:
     count: int = 0
     # Archived months not walked (no --archives): per chain, the runs of seq their manifests record.
     archived: dict[int, list[dict[str, object]]] = field(default_factory=dict)
+    # The rulesets the decisions name (few), each with the first decision naming it: (seq, id, chain).
+    rulesets: dict[str, tuple[int, uuid.UUID, int]] = field(default_factory=dict)
 
     def start(self, chain: int) -> ChainHead:
         head = ChainHead(0, genesis_hash(chain), chain)
@@ -113,9 +116,11 @@ async def verify_chain(
     Detects a changed row (its hash), a deleted or inserted one (a gap or repeat in ``seq``, or a ``prev_hash``
     that is not the previous row's hash), a row moved to another chain (its first link no longer starts from that
     chain's genesis), a deleted or appended tail (each chain's ``audit_chain_head`` row against its last decision),
-    and a tail cut below a checkpoint or an anchor. Rows are streamed, never all held in memory, in one read-only
-    snapshot, so decisions committed meanwhile neither confuse nor are part of the walk. The checkpoints' expected
-    heads are held in memory (one entry per chain that moved per checkpoint).
+    a tail cut below a checkpoint or an anchor, a profile or recommendation document changed or deleted (it no longer
+    decodes to the text its name hashes), and a decision naming a ruleset that is not stored. Rows are streamed,
+    never all held in memory, in one read-only snapshot, so decisions committed meanwhile neither confuse nor are
+    part of the walk. The checkpoints' expected heads are held in memory (one entry per chain that moved per
+    checkpoint), and so are the rulesets named (one entry each).
 
     ``anchor`` and ``anchors``: heads recorded outside the database (printed by an earlier verify, or logged by the
     writers: ``anchors.read_anchors``); an anchor on chain 0 is a checkpoint's hash.
@@ -145,6 +150,8 @@ async def verify_chain(
             else:
                 walk.archived = archived_runs(records)
             broken = await _walk_chains(links, walk)
+        if broken is None:
+            broken = _unknown_ruleset(walk, {r.sha256 for r in await repo.list_rulesets()})
     uncovered = sum(
         head.seq - max((seq for chain, seq in expected if chain == head.chain and seq <= head.seq), default=0)
         for head in walk.last.values()
@@ -164,6 +171,17 @@ Found = tuple[int | None, uuid.UUID | None, str, int]  # ChainBreak's fields
 
 
 async def _walk_chains(links: AsyncIterator[ChainedDecision], walk: _Walk) -> Found | None:
+    try:
+        return await _walk_links(links, walk)
+    except UnreadableDocument as exc:  # the rows before it were walked and checked out
+        if exc.decision is None:  # pragma: no cover - stream_chain always names the decision
+            raise
+        chain, seq, decision_id = exc.decision
+        what = "is missing — it was deleted" if exc.missing else "was changed — it no longer hashes to its name"
+        return (seq, decision_id, f"its {exc.which} document {what}", chain)
+
+
+async def _walk_links(links: AsyncIterator[ChainedDecision], walk: _Walk) -> Found | None:
     last: ChainHead | None = None
     async for link in links:
         if last is None or link.chain != last.chain:
@@ -176,6 +194,7 @@ async def _walk_chains(links: AsyncIterator[ChainedDecision], walk: _Walk) -> Fo
         last = link.head
         walk.last[link.chain] = last
         walk.count += 1
+        walk.rulesets.setdefault(link.decision.ruleset_sha256, (link.seq, link.decision.id, link.chain))
     if last is not None and (broken := _tail_break(last, walk)) is not None:
         return broken
     # Chains without a single row left: their head rows and every checkpoint or anchor naming them.
@@ -265,3 +284,15 @@ def _tail_break(last: ChainHead, walk: _Walk) -> Found | None:
         reason = f"chain head hash {recorded.row_hash} does not match seq {seq} ({last.row_hash}) — the head row was "
         return (None, None, reason + "changed", chain)
     return None
+
+
+def _unknown_ruleset(walk: _Walk, stored: set[str]) -> Found | None:
+    """The first decision (by chain, then seq) naming a ruleset that is not stored: no foreign key keeps them
+    stored since the decisions are partitioned (migration 0009), so verification does."""
+    unknown = sorted(
+        (chain, seq, decision_id, sha) for sha, (seq, decision_id, chain) in walk.rulesets.items() if sha not in stored
+    )
+    if not unknown:
+        return None
+    chain, seq, decision_id, sha = unknown[0]
+    return (seq, decision_id, f"it names ruleset {sha}, which is not stored", chain)
