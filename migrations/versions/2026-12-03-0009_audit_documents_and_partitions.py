@@ -7,10 +7,11 @@
 * Hashes (``ruleset_sha256``, ``prev_hash``, ``row_hash``) as 32 bytes instead of 64 hex characters.
 * Postgres: ``decisions`` and ``audit_documents`` partitioned by month (``service/db/partitions.py``). The primary
   key of a partitioned table must include the partition key, so ``decisions``' is ``(created_at, id)`` (the
-  list's newest-first order, read backwards; the separate ``ix_decisions_created_at_id`` goes) and
-  ``ix_decisions_id`` finds an id. ``(chain, seq)`` is no longer declared unique (a unique index of a partitioned
-  table must include its partition key): the chain heads' compare-and-set keeps it unique, and verify reports a
-  repeat. The per-filter indexes become ascending ``(column, created_at)``: a descending index filled by rising
+  list's newest-first order, read backwards; the separate ``ix_decisions_created_at_id`` goes) , which
+  also finds one decision: ids are UUIDv7s made just before ``created_at``, so the id's time bounds it. There is no
+  index of ``id`` alone nor of ``(chain, seq)`` any more (a chain walk sorts; ``(chain, seq)`` stays unique by the
+  chain heads' compare-and-set, and verify reports a repeat); ``idempotency_keys.decision_created_at`` (new)
+  completes the key a stored Idempotency-Key names. The per-filter indexes become ascending ``(column, created_at)``: a descending index filled by rising
   timestamps splits its pages half empty. ``idempotency_keys.decision_id`` and ``decisions.ruleset_sha256`` lose their foreign keys (a
   reference to a partitioned table must carry its partition key): both are written in the transaction of the
   decision, and ``advisor audit verify`` checks every ruleset a decision names is stored.
@@ -67,6 +68,7 @@ ROW_TYPE_ATTRIBUTES = (
 )
 TEXT_COLUMNS = ("ruleset_version", "caller", "request_id", "family", "instance_type", "scaling_method")
 HEX_COLUMNS = ("ruleset_sha256", "prev_hash", "row_hash")
+DECISION_CREATED_AT_COMMENT = "the decision's created_at (with id: its key)"
 MONTHS_AHEAD = 2  # `advisor db upgrade` then creates ADVISOR_AUDIT_PARTITION_MONTHS_AHEAD
 
 
@@ -167,8 +169,6 @@ def _side_tables() -> None:
 
 
 def _decision_indexes() -> None:
-    op.create_index("ix_decisions_id", "decisions", ["id"])
-    op.create_index("ix_decisions_chain_seq", "decisions", ["chain", "seq"])
     for column in NEWEST_FIRST:
         op.create_index(f"ix_decisions_{column}_created_at", "decisions", [column, "created_at"])
 
@@ -200,6 +200,14 @@ PG_MONTH = (
 
 def _upgrade_postgres() -> None:
     op.drop_constraint("fk_idempotency_keys_decision_id_decisions", "idempotency_keys", type_="foreignkey")
+    op.alter_column(
+        "idempotency_keys",
+        "decision_created_at",
+        existing_type=UTCDateTime(),
+        nullable=False,
+        comment=DECISION_CREATED_AT_COMMENT,
+        existing_comment=DECISION_CREATED_AT_COMMENT,
+    )
     op.execute("ALTER TABLE decisions RENAME TO decisions_0008")
     op.execute("ALTER TABLE decisions_0008 RENAME CONSTRAINT pk_decisions TO pk_decisions_0008")
     for name in ("chain_seq", "created_at_id", *(f"{c}_created_at" for c in NEWEST_FIRST)):
@@ -251,6 +259,7 @@ def _upgrade_postgres() -> None:
 def _upgrade_sqlite() -> None:
     with op.batch_alter_table("idempotency_keys", recreate="always") as batch:
         batch.drop_constraint("fk_idempotency_keys_decision_id_decisions", type_="foreignkey")
+        batch.alter_column("decision_created_at", existing_type=UTCDateTime(), nullable=False)
     op.execute("DROP TRIGGER IF EXISTS decisions_no_update")
     op.execute("DROP TRIGGER IF EXISTS decisions_no_delete")
     for name in ("chain_seq", "created_at_id", *(f"{c}_created_at" for c in NEWEST_FIRST)):
@@ -306,8 +315,22 @@ _COLUMNS_0008 = (
 )
 
 
+def _idempotency_decision_created_at() -> None:
+    """``idempotency_keys.decision_created_at``: with ``decision_id``, the key of the decision (from the table
+    before 0009, still named ``decisions``)."""
+    op.add_column(
+        "idempotency_keys",
+        sa.Column("decision_created_at", UTCDateTime(), nullable=True, comment=DECISION_CREATED_AT_COMMENT),
+    )
+    op.execute(
+        "UPDATE idempotency_keys SET decision_created_at = "
+        "(SELECT created_at FROM decisions WHERE decisions.id = idempotency_keys.decision_id)"
+    )
+
+
 def upgrade() -> None:
     _side_tables()
+    _idempotency_decision_created_at()
     if _postgres():
         _upgrade_postgres()
     else:
@@ -335,7 +358,7 @@ def downgrade() -> None:
     op.rename_table("decisions", "decisions_0009")
     if postgres:
         op.execute("ALTER TABLE decisions_0009 RENAME CONSTRAINT pk_decisions TO pk_decisions_0009")
-    for name in ("id", "chain_seq", *(f"{c}_created_at" for c in NEWEST_FIRST)):
+    for name in (f"{c}_created_at" for c in NEWEST_FIRST):
         op.drop_index(f"ix_decisions_{name}", table_name="decisions_0009")
     _old_decisions()
     _copy_back(bind)
@@ -430,6 +453,7 @@ def _old_indexes_and_triggers(postgres: bool) -> None:
         op.create_index(f"ix_decisions_{column}_created_at", "decisions", [column, *newest_first])
     op.create_index("ix_decisions_chain_seq", "decisions", ["chain", "seq"], unique=True)
     if postgres:
+        op.drop_column("idempotency_keys", "decision_created_at")
         op.create_foreign_key(
             "fk_idempotency_keys_decision_id_decisions", "idempotency_keys", "decisions", ["decision_id"], ["id"]
         )
@@ -448,6 +472,7 @@ def _old_indexes_and_triggers(postgres: bool) -> None:
         )
         return
     with op.batch_alter_table("idempotency_keys", recreate="always") as batch:
+        batch.drop_column("decision_created_at")
         batch.create_foreign_key("fk_idempotency_keys_decision_id_decisions", "decisions", ["decision_id"], ["id"])
     for event in ("UPDATE", "DELETE"):
         op.execute(

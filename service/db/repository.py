@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Uuid, bindparam, delete, literal, select, tuple_
+from sqlalchemy import ColumnElement, Uuid, and_, bindparam, delete, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.chain_store import PG_APPEND_ROW_TYPE, ChainQueries, document_keys
@@ -37,6 +37,17 @@ _STORED_COLUMNS = (
     decisions.c.recommendation_sha256,
 )
 _CREATED_AT = _STORED_FIELDS.index("created_at")
+# How far a decision's created_at may lie from the time its id carries (clock steps, uuid7's monotonic counter).
+ID_TIME_WINDOW = timedelta(seconds=5)
+
+
+def uuid7_time(value: UUID) -> datetime | None:
+    """The millisecond a UUIDv7 was made (its first 48 bits, Unix time); None for another version."""
+    if value.version != 7:
+        return None
+    return datetime.fromtimestamp((value.int >> 80) / 1000, tz=UTC)
+
+
 _LISTED_FIELDS = tuple(f.name for f in fields(ListedDecision))
 _LISTED_COLUMNS = tuple(decisions.c[name] for name in _LISTED_FIELDS)
 _IDEMPOTENCY_FIELDS = tuple(field.name for field in fields(IdempotencyRecord))
@@ -62,7 +73,17 @@ class AuditRepository(RulesetQueries, ChainQueries):
     # --- decisions ------------------------------------------------------------------------------------------
 
     async def get_decision(self, decision_id: UUID) -> DecisionRow | None:
-        query = select(*_STORED_COLUMNS).where(decisions.c.id == decision_id)
+        """The decision with this id, found through the primary key ``(created_at, id)``: the service makes each id
+        (a UUIDv7, which carries the millisecond it was made) just before it stamps ``created_at``, so
+        ``created_at`` lies within ``ID_TIME_WINDOW`` of the id's time. None for an id that is not a UUIDv7."""
+        made = uuid7_time(decision_id)
+        if made is None:
+            return None
+        query = select(*_STORED_COLUMNS).where(
+            decisions.c.id == decision_id,
+            decisions.c.created_at >= made - ID_TIME_WINDOW,
+            decisions.c.created_at < made + ID_TIME_WINDOW,
+        )
         row = (await self._conn.execute(query)).first()
         return None if row is None else (await self._with_texts([row]))[0]
 
@@ -140,7 +161,14 @@ class AuditRepository(RulesetQueries, ChainQueries):
             chunk = wanted[start : start + 500]
             query = (
                 select(*_IDEMPOTENCY_COLUMNS, *_STORED_COLUMNS)
-                .join_from(idempotency_keys, decisions, decisions.c.id == idempotency_keys.c.decision_id)
+                .join_from(
+                    idempotency_keys,
+                    decisions,
+                    and_(
+                        decisions.c.created_at == idempotency_keys.c.decision_created_at,
+                        decisions.c.id == idempotency_keys.c.decision_id,
+                    ),
+                )
                 .where(tuple_(idempotency_keys.c.caller, idempotency_keys.c.key).in_(chunk))
             )
             selected = (await self._conn.execute(query)).all()

@@ -76,8 +76,9 @@ class IdempotencyRecord:
     key: str
     request_sha256: str
     decision_id: UUID
+    decision_created_at: datetime  # the decision's created_at: with decision_id, the decision's primary key
     created_at: datetime
-    expires_at: datetime
+    expires_at: datetime  # the decision's created_at: with decision_id, the decision's primary key
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,7 @@ class Digest(TypeDecorator[str]):
 
 # Postgres: partitioned by month of created_at (service/db/partitions.py creates and archives the partitions, named
 # decisions_yYYYYmMM, plus decisions_default for anything outside them). The primary key must include the partition
-# key, so it is (created_at, id), which is also the newest-first order of the list; ix_decisions_id finds one id.
+# key, so it is (created_at, id): the newest-first order of the list, and with the time an id carries, one decision.
 decisions = Table(
     "decisions",
     metadata,
@@ -146,11 +146,9 @@ decisions = Table(
     Column("client_request_id", String, nullable=True, comment=CLIENT_REQUEST_ID_COMMENT),
     postgresql_partition_by="RANGE (created_at)",
 )
-Index("ix_decisions_id", decisions.c.id)
-# In (chain, seq) order for verification. Not unique: a unique index of a partitioned table must include its partition
-# key; the chain head's compare-and-set keeps seq unique per chain (an append names the head it follows), and
-# `advisor audit verify` reports a seq seen twice.
-Index("ix_decisions_chain_seq", decisions.c.chain, decisions.c.seq)
+# No index of id alone and none of (chain, seq): a decision is found by its primary key, the time its UUIDv7 id
+# carries bounding created_at (AuditRepository.get_decision), and a chain walk sorts its rows. Each index would cost
+# more bytes per decision than anything else of a repeated decision's row (bench/README.md, "audit_bench.py").
 # Newest-first keyset pagination per filter column (the unfiltered list reads the primary key backwards). Ascending,
 # so each value's new rows land at the end of its range and pages split there full (Postgres's split after the new
 # item; a descending index splits them half empty), and without id: ties of created_at are put in id order by an
@@ -241,6 +239,12 @@ idempotency_keys = Table(
     # No foreign key: decisions is partitioned by month, so a reference would have to carry created_at; the key is
     # written in the transaction of the decision it names, and expires long before that month can be archived.
     Column("decision_id", Uuid(as_uuid=True), nullable=False),
+    Column(
+        "decision_created_at",
+        UTCDateTime,
+        nullable=False,
+        comment="the decision's created_at (with id: its key)",
+    ),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False, comment="after this the key may be reused"),
 )

@@ -128,6 +128,7 @@ class IdempotencyKeys:
                     key=p.key.key,
                     request_sha256=p.key.request_sha256,
                     decision_id=p.row.id,
+                    decision_created_at=p.row.created_at,
                     created_at=now,
                     expires_at=now + self.idempotency_ttl,
                 )
