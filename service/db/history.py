@@ -4,7 +4,7 @@ contiguous ranges of its order (``created_at``, ``id``), so that several process
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -87,24 +87,25 @@ async def count_history(engine: AsyncEngine, *, since: datetime | None = None) -
         return int(await conn.scalar(query) or 0)
 
 
-async def history_keys(engine: AsyncEngine, offsets: list[int], *, since: datetime | None = None) -> list[HistoryKey]:
+async def history_keys(
+    engine: AsyncEngine, offsets: list[int], *, since: datetime | None = None
+) -> AsyncGenerator[HistoryKey, None]:
     """The keys of the decisions at ``offsets`` (ascending, 0 = the oldest) of ``stream_history(since=since)``'s
-    order; fewer when the history is shorter. Each step walks the index on from the key before, so the whole
-    costs one pass over the keys up to the last offset, not one per offset."""
-    keys: list[HistoryKey] = []
+    order, each as soon as it is found; fewer when the history is shorter. Each step walks the index on from the key
+    before, so the whole costs one pass over the keys up to the last offset, not one per offset."""
+    last: HistoryKey | None = None
     position = -1
     async with engine.connect() as conn:
         for offset in offsets:
             query = (
                 select(decisions.c.created_at, decisions.c.id)
-                .where(*_history_filter(since, keys[-1] if keys else None))
+                .where(*_history_filter(since, last))
                 .order_by(decisions.c.created_at, decisions.c.id)
                 .offset(offset - position - 1)
                 .limit(1)
             )
             row = (await conn.execute(query)).first()
             if row is None:
-                break
-            keys.append((row.created_at, row.id))
-            position = offset
-    return keys
+                return
+            last, position = (row.created_at, row.id), offset
+            yield last

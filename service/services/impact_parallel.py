@@ -16,8 +16,9 @@ import asyncio
 import multiprocessing
 import os
 import queue
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -60,29 +61,45 @@ class HistoryRange:
     rows: int
 
 
-async def plan_ranges(
-    database_url: str, *, since: datetime | None, limit: int | None, ranges: int, min_rows: int = 1
-) -> list[HistoryRange]:
-    """Up to ``ranges`` contiguous ranges of about equal size, of at least ``min_rows`` decisions each unless there
-    are fewer, covering the decisions ``stream_history(since=since, limit=limit)`` reads now; none when there are
-    none."""
+def _range_ends(total: int, parts: int) -> list[int]:
+    """The offset of the last decision of each of ``parts`` ranges of about equal size over ``total``."""
+    return [total * (i + 1) // parts - 1 for i in range(parts)]
+
+
+async def _count(database_url: str, since: datetime | None, limit: int | None) -> int:
     engine = create_single_use_engine(database_url)
     try:
         total = await count_history(engine, since=since)
-        if limit is not None:
-            total = min(total, limit)
-        if total == 0:
-            return []
-        parts = max(1, min(ranges, total // max(1, min_rows)))
-        ends = [total * (i + 1) // parts - 1 for i in range(parts)]
-        keys = await history_keys(engine, ends, since=since)
     finally:
         await engine.dispose()
-    planned, after, start = [], None, 0
-    for end, key in zip(ends, keys, strict=False):
-        planned.append(HistoryRange(after, key, end + 1 - start))
-        after, start = key, end + 1
-    return planned
+    return total if limit is None else min(total, limit)
+
+
+async def _walk_ranges(database_url: str, since: datetime | None, ends: list[int]) -> AsyncIterator[HistoryRange]:
+    """The ranges ending at the offsets ``ends``, each as soon as its last key is found."""
+    engine = create_single_use_engine(database_url)
+    try:
+        after, start = None, 0
+        async with aclosing(history_keys(engine, ends, since=since)) as keys:
+            for end in ends:
+                key = await anext(keys, None)
+                if key is None:
+                    return
+                yield HistoryRange(after, key, end + 1 - start)
+                after, start = key, end + 1
+    finally:
+        await engine.dispose()
+
+
+async def plan_ranges(
+    database_url: str, *, since: datetime | None, limit: int | None, ranges: int
+) -> list[HistoryRange]:
+    """Up to ``ranges`` contiguous ranges of about equal size covering the decisions ``stream_history(since=since,
+    limit=limit)`` reads now; none when there are none."""
+    total = await _count(database_url, since, limit)
+    if total == 0:
+        return []
+    return [r async for r in _walk_ranges(database_url, since, _range_ends(total, min(ranges, total)))]
 
 
 class _OwnRulesets:
@@ -149,9 +166,6 @@ async def _run_serial(
     from service.services.registry import RulesetRegistry
 
     async with existing_database(database_url) as engine:
-        if bar is not None:
-            total = await count_history(engine, since=since)
-            bar.set_total(total if limit is None else min(total, limit))
         # Decisions another engine version recorded are replayed under their own stored ruleset too.
         analysis = ImpactAnalysis(candidate, own_rulesets=RulesetRegistry(engine), sample_size=sample_size)
         await analysis.add_stream(
@@ -176,24 +190,19 @@ def run_impact(
     by ``jobs`` worker processes over ``ranges`` ranges (default: a few per job, none under ``MIN_RANGE_ROWS``;
     giving ``ranges`` splits the history even for one job). The caller checks first that the database exists
     (``existing_database``)."""
-    if jobs <= 1 and ranges is None:
-        return asyncio.run(_run_serial(database_url, candidate, since, limit, sample_size, bar))
-    planned = asyncio.run(
-        plan_ranges(
-            database_url,
-            since=since,
-            limit=limit,
-            ranges=jobs * RANGES_PER_JOB if ranges is None else ranges,
-            min_rows=MIN_RANGE_ROWS if ranges is None else 1,
-        )
-    )
+    serial = jobs <= 1 and ranges is None
+    total = None if serial and bar is None else asyncio.run(_count(database_url, since, limit))
     if bar is not None:
-        bar.set_total(sum(r.rows for r in planned))
-    if len(planned) <= 1 and ranges is None:
+        bar.set_total(total)
+    if total is not None and ranges is None:
+        serial = serial or total // MIN_RANGE_ROWS < 2
+    if serial or total is None:
         return asyncio.run(_run_serial(database_url, candidate, since, limit, sample_size, bar))
     analysis = ImpactAnalysis(candidate, sample_size=sample_size)
-    if planned:
-        analysis.tally = _replay_ranges(database_url, candidate_files, since, planned, jobs, sample_size, bar)
+    parts = min(total, ranges if ranges is not None else min(jobs * RANGES_PER_JOB, total // MIN_RANGE_ROWS))
+    if parts:
+        ends = _range_ends(total, parts)
+        analysis.tally = _replay_ranges(database_url, candidate_files, since, ends, jobs, sample_size, bar)
     return analysis.report()
 
 
@@ -201,11 +210,13 @@ def _replay_ranges(
     database_url: str,
     candidate_files: Mapping[str, str],
     since: datetime | None,
-    planned: list[HistoryRange],
+    ends: list[int],
     jobs: int,
     sample_size: int,
     bar: Progress | None,
 ) -> ImpactTally:
+    """Replay the ranges ending at ``ends`` in worker processes; their tallies merged. Each range is handed to the
+    pool as soon as its end is found, so finding the next ones overlaps with replaying the first."""
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if context.get_start_method() == "forkserver":
@@ -213,12 +224,16 @@ def _replay_ranges(
     progress = context.Queue()
     merged = ImpactTally(sample_size=sample_size)
     with ProcessPoolExecutor(
-        max_workers=max(1, min(jobs, len(planned))),
+        max_workers=max(1, min(jobs, len(ends))),
         mp_context=context,
         initializer=_start_worker,
         initargs=(database_url, dict(candidate_files), sample_size, progress),
     ) as pool:
-        futures = [pool.submit(_replay_range, since, r) for r in planned]
+
+        async def submit_each() -> list[Future[ImpactTally]]:
+            return [pool.submit(_replay_range, since, r) async for r in _walk_ranges(database_url, since, ends)]
+
+        futures = asyncio.run(submit_each())
         told = _follow(futures, progress, bar)
         for future in futures:
             merged.merge(future.result())

@@ -100,6 +100,8 @@ async def test_ranges_cover_the_history_in_order(database_url: str) -> None:
     await _history(database_url, 50)
     planned = await plan_ranges(database_url, since=None, limit=47, ranges=6)
     assert [r.rows for r in planned] == [7, 8, 8, 8, 8, 8]
+    whole = await plan_ranges(database_url, since=None, limit=None, ranges=1)
+    assert [r.rows for r in whole] == [50]
     assert planned[0].after is None
     assert all(later.after == earlier.through for earlier, later in itertools.pairwise(planned))
     assert await plan_ranges(database_url, since=START + timedelta(days=1), limit=None, ranges=4) == []
