@@ -62,7 +62,8 @@ def profile_for(i: int) -> dict[str, object]:
     }
 
 
-async def seed(url: str, n: int) -> float:
+async def seed(url: str, n: int, profiles: int | None = None) -> float:
+    """Store ``n`` decisions; every profile distinct, or ``profiles`` distinct ones in turn."""
     settings = Settings(database_url=url)
     engine = create_engine(settings)
     loaded = load_ruleset(ROOT / "rules")
@@ -75,7 +76,7 @@ async def seed(url: str, n: int) -> float:
         with progress("seed", total=n, unit="decisions") as bar:
             chunk = 2000
             for start in range(0, n, chunk):
-                rows = [_decision_row(i, ruleset) for i in range(start, min(n, start + chunk))]
+                rows = [_decision_row(i, ruleset, profiles) for i in range(start, min(n, start + chunk))]
                 await asyncio.gather(*(writer.write(row) for row in rows))
                 bar.advance(len(rows))
     finally:
@@ -84,8 +85,8 @@ async def seed(url: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-def _decision_row(i: int, ruleset: CompiledRuleset) -> DecisionRow:
-    body = _encoder.encode(profile_for(i))
+def _decision_row(i: int, ruleset: CompiledRuleset, profiles: int | None) -> DecisionRow:
+    body = _encoder.encode(profile_for(i if profiles is None else i % profiles))
     rec = evaluate(msgspec.json.decode(body, type=WorkloadProfile), ruleset)
     return DecisionRow(
         id=uuid.uuid4(),
@@ -218,6 +219,18 @@ async def drop_db(admin_url: str, name: str) -> None:
         await conn.close()
 
 
+async def vacuum(url: str) -> float:
+    """Vacuum the seeded table, as autovacuum would have by the time a table holds this many decisions: without it
+    the index of the history's order cannot be read without visiting the table (no visibility map yet)."""
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        started = time.perf_counter()
+        await conn.execute("VACUUM (ANALYZE) decisions")
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
 async def stored_decisions(url: str) -> int:
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
@@ -256,6 +269,9 @@ def main() -> None:
     kept = parser.add_mutually_exclusive_group()
     kept.add_argument("--keep-db", action="store_true", help="do not drop the seeded database; print its URL")
     kept.add_argument("--reuse-db", metavar="URL", help="replay a database a --keep-db run seeded (no seeding)")
+    parser.add_argument(
+        "--profiles", type=int, help="seed only this many distinct profiles, in turn (default: every one distinct)"
+    )
     parser.add_argument("--seed-only", action="store_true", help="seed (with --keep-db) and stop")
     args = parser.parse_args()
     jobs_list = [int(j) for j in args.jobs.split(",")]
@@ -268,8 +284,9 @@ def main() -> None:
     name, url = asyncio.run(create_db(args.admin_url))
     try:
         asyncio.run(upgrade(url))
-        seeded = asyncio.run(seed(url, args.decisions))
+        seeded = asyncio.run(seed(url, args.decisions, args.profiles))
         print(f"seeded {args.decisions} audited decisions in {seeded:.1f} s ({args.decisions / seeded:,.0f}/s)")
+        print(f"VACUUM (ANALYZE) decisions: {asyncio.run(vacuum(url)):.1f} s")
         if args.keep_db:
             print(f"kept: --reuse-db {url}")
         if not args.seed_only:
