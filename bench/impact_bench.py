@@ -150,12 +150,41 @@ def _tree_memory_kib(root: int) -> tuple[int, int]:
     return rss, pss
 
 
-class TreeMemory:
-    """Samples the memory of a process tree every ``interval`` seconds, in a thread, keeping the peaks."""
+_TICKS = os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, root: int, interval: float = 0.2) -> None:
-        self.root, self.interval = root, interval
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of ``pid`` so far (None: it has ended)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _backends_of(database: str) -> list[int]:
+    """The Postgres backends connected to ``database`` (their process title names it)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes()
+        except OSError:
+            continue
+        if title.startswith(b"postgres: ") and f" {database} ".encode() in title:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+class TreeMemory:
+    """Samples a process tree every ``interval`` seconds, in a thread: the peaks of its memory, and the CPU time its
+    processes and the Postgres backends serving ``database`` used (the last value seen of each process: one that
+    ends between two samples loses at most ``interval`` of it)."""
+
+    def __init__(self, root: int, database: str, interval: float = 0.2) -> None:
+        self.root, self.database, self.interval = root, database, interval
         self.peak_rss_kib = self.peak_pss_kib = 0
+        self.client_cpu: dict[int, float] = {}
+        self.postgres_cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -163,6 +192,13 @@ class TreeMemory:
         while not self._stop.is_set():
             rss, pss = _tree_memory_kib(self.root)
             self.peak_rss_kib, self.peak_pss_kib = max(self.peak_rss_kib, rss), max(self.peak_pss_kib, pss)
+            for pids, seen in (
+                (_descendants(self.root), self.client_cpu),
+                (_backends_of(self.database), self.postgres_cpu),
+            ):
+                for pid in pids:
+                    if (cpu := _cpu_seconds(pid)) is not None:
+                        seen[pid] = cpu
             self._stop.wait(self.interval)
 
     def __enter__(self) -> TreeMemory:
@@ -181,7 +217,7 @@ def run_impact(url: str, candidate: Path, limit: int, jobs: int) -> dict[str, ob
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     child = subprocess.Popen([*args, "--jobs", str(jobs)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    with TreeMemory(child.pid) as memory:
+    with TreeMemory(child.pid, url.rsplit("/", 1)[1]) as memory:
         stdout, stderr = child.communicate()
     elapsed = time.perf_counter() - started
     if child.returncode != 0:
@@ -193,6 +229,8 @@ def run_impact(url: str, candidate: Path, limit: int, jobs: int) -> dict[str, ob
         "changed": report["changed"],
         "seconds": round(elapsed, 2),
         "decisions_per_s": round(report["decisions"] / elapsed),
+        "client_cpu_s": round(sum(memory.client_cpu.values()), 1),
+        "postgres_cpu_s": round(sum(memory.postgres_cpu.values()), 1),
         "peak_tree_rss_mib": round(memory.peak_rss_kib / 1024, 1),
         "peak_tree_pss_mib": round(memory.peak_pss_kib / 1024, 1),
         "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
@@ -253,7 +291,10 @@ def measure(url: str, decisions: int, jobs_list: list[int]) -> None:
                     f"{result['changed']} changed, peak tree RSS {result['peak_tree_rss_mib']} MiB, "
                     f"PSS {result['peak_tree_pss_mib']} MiB, load 1m {result['load_1m'][0]} -> {result['load_1m'][1]}"
                 )
-                print(f"  stderr: {result['summary']}")
+                print(
+                    f"  stderr: {result['summary']}; CPU: advisor's processes {result['client_cpu_s']} s, "
+                    f"Postgres backends {result['postgres_cpu_s']} s"
+                )
             small, large = results
             marginal = (int(large["decisions"]) - int(small["decisions"])) / (
                 float(large["seconds"]) - float(small["seconds"])  # type: ignore[arg-type]
