@@ -14,6 +14,7 @@ report counts it apart (``changed_by_engine``, ``engine_changed_by_field``, each
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -122,10 +123,11 @@ _REFUSED = (None,) * len(FIELDS)  # the values of a refusal: every field differs
 PROGRESS_ROWS = 2000  # add_stream tells its progress this often
 
 
-def _remember(memo: dict[_K, _V], key: _K, value: _V, entries: int) -> None:
-    """Keep ``value`` under ``key``, forgetting the oldest entry when ``memo`` holds ``entries`` already."""
+def _remember(memo: OrderedDict[_K, _V], key: _K, value: _V, entries: int) -> None:
+    """Keep ``value`` under ``key``, forgetting the oldest entry when ``memo`` holds ``entries`` already (an
+    OrderedDict drops its first entry at once; a dict would step over the slots of those dropped before)."""
     if len(memo) >= entries:
-        del memo[next(iter(memo))]
+        memo.popitem(last=False)
     memo[key] = value
 
 
@@ -150,8 +152,9 @@ class ImpactAnalysis:
         self.engine_version = ENGINE_VERSION
         self.top = top
         self.tally = ImpactTally(sample_size=sample_size)
-        self._memo: dict[str, tuple[WorkloadProfile | UndecodableProfile, Decision | ProfileRejected | None]] = {}
-        self._own_memo: dict[tuple[str, str], Decision | ProfileRejected] = {}
+        self._memo: OrderedDict[str, tuple[WorkloadProfile | UndecodableProfile, Decision | ProfileRejected | None]]
+        self._memo = OrderedDict()
+        self._own_memo: OrderedDict[tuple[str, str], Decision | ProfileRejected] = OrderedDict()
         self._memo_entries = memo_entries
 
     @property
