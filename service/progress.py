@@ -46,29 +46,32 @@ class ProgressBar:
             self._live.update(self._task, total=total)
 
 
-def _live_progress(stream: TextIO, unit: str, with_total: bool) -> Progress:
+def _live_progress(stream: TextIO, unit: str) -> Progress:
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.text import Text
+
+    class CountColumn(ProgressColumn):
+        """``1,234/5,000 decisions``, or ``1,234 decisions`` while the total is unknown."""
+
+        def render(self, task: Task) -> Text:
+            total = "" if task.total is None else f"/{task.total:,.0f}"
+            return Text(f"{task.completed:,.0f}{total} {unit}")
 
     class RateColumn(ProgressColumn):
         def render(self, task: Task) -> Text:
             speed = task.finished_speed or task.speed
-            return Text("" if speed is None else f"{speed:,.0f} {unit}/s")
+            return Text("" if speed is None else f"{speed:,.0f}/s")
 
-    columns: list[ProgressColumn | str] = [TextColumn("{task.description}")]
-    if with_total:
-        columns += [BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn()]
-    else:
-        columns += [TextColumn("{task.completed:,.0f} " + unit), RateColumn(), TimeElapsedColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        CountColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),  # -:--:-- while the total is unknown
+    ]
     return Progress(*columns, console=Console(file=stream), transient=False)
 
 
@@ -90,7 +93,7 @@ def progress(
     is_live = out.isatty() if live is None else live
     started = time.perf_counter()
     if is_live:
-        with _live_progress(out, unit, with_total=total is not None) as bar:
+        with _live_progress(out, unit) as bar:
             task = bar.add_task(description, total=total)
             yield ProgressBar(bar, task)
         return

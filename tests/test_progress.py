@@ -55,6 +55,14 @@ def test_terminal_gets_a_bar_with_count_and_rate(total: int | None) -> None:
         bar.advance(200)
     drawn = stream.getvalue()
     assert "impact" in drawn
-    assert ("300/300" if total else "300 decisions") in drawn
-    assert "decisions/s" in drawn
+    assert ("300/300 decisions" if total else "300 decisions") in drawn
+    assert "/s" in drawn
     assert "impact: 300 decisions in" not in drawn  # the bar, not the summary line
+
+
+def test_a_total_told_later_shows_on_the_bar() -> None:
+    stream = io.StringIO()
+    with progress("impact", unit="decisions", stream=stream, live=True) as bar:
+        bar.set_total(50)
+        bar.advance(50)
+    assert "50/50 decisions" in stream.getvalue()
