@@ -27,7 +27,7 @@ from service.db.connection import create_single_use_engine
 from service.db.history import HistoryKey, count_history, history_keys, stream_history
 from service.engine import CompiledRuleset, compile_ruleset
 from service.rulebook.loader import parse_ruleset
-from service.services.impact import ImpactAnalysis, ImpactReport
+from service.services.impact import ImpactAnalysis, ImpactReport, RulesetSource
 from service.services.impact_tally import ImpactTally
 
 __all__ = ["HistoryRange", "Progress", "default_jobs", "plan_ranges", "run_impact"]
@@ -107,10 +107,11 @@ class _OwnRulesets:
 
     def __init__(self) -> None:
         self.compiled: dict[str, CompiledRuleset] = {}
-        self.registry: Any = None  # the RulesetRegistry of the range being replayed
+        self.registry: RulesetSource | None = None  # the RulesetRegistry of the range being replayed
 
     async def for_sha256(self, sha256: str) -> CompiledRuleset:
         if sha256 not in self.compiled:
+            assert self.registry is not None, "each range sets the registry of its connection"
             self.compiled[sha256] = await self.registry.for_sha256(sha256)
         return self.compiled[sha256]
 
