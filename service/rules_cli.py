@@ -17,7 +17,6 @@ import click
 import msgspec
 
 if TYPE_CHECKING:
-    from service.engine import CompiledRuleset
     from service.rulebook.loader import LoadedRuleset
     from service.services.activation import ActivationResult
     from service.services.impact import ImpactReport
@@ -191,30 +190,51 @@ def diff_command(old: str, new: str) -> None:
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), help="UTC.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many decisions, oldest first.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
-def impact_command(candidate: Path, since: datetime | None, limit: int | None, fmt: str) -> None:
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Worker processes replaying ranges of the history side by side (default: the cores this may use). The "
+    "report is the same for any number.",
+)
+def impact_command(candidate: Path, since: datetime | None, limit: int | None, fmt: str, jobs: int | None) -> None:
     """Replay the audited profiles of ADVISOR_DATABASE_URL under the CANDIDATE ruleset and report what would change.
 
     Changes that come from the engine (decisions recorded by another advisor release, whose own ruleset this engine
-    already answers differently) are counted apart from those that come from the candidate rules. Exit 2 when the
-    database cannot be read (it is never created)."""
+    already answers differently) are counted apart from those that come from the candidate rules. Progress goes to
+    stderr (a bar on a terminal, else one summary line), the report to stdout. Exit 2 when the database cannot be
+    read (it is never created)."""
+    from datetime import UTC
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from service.db.readonly import DatabaseNotReady, one_line, shown_url
     from service.engine import compile_ruleset
+    from service.progress import progress
     from service.rulebook.loader import RulesetInvalid, load_ruleset
+    from service.services.impact_parallel import default_jobs, run_impact
     from service.settings import get_settings
 
     try:
-        compiled = compile_ruleset(load_ruleset(candidate))
+        loaded = load_ruleset(candidate)
+        compiled = compile_ruleset(loaded)
     except RulesetInvalid as exc:
         raise click.ClickException(f"candidate {candidate} is invalid:\n{exc}") from exc
     database_url = get_settings().database_url
+    aware = since.replace(tzinfo=UTC) if since is not None else None
     try:
-        report = asyncio.run(_impact(database_url, compiled, since, limit))
+        asyncio.run(_check_database(database_url))
+        with progress("impact", unit="decisions") as bar:
+            report = run_impact(
+                database_url, compiled, loaded.files, since=aware, limit=limit, jobs=jobs or default_jobs(), bar=bar
+            )
     except DatabaseNotReady as exc:
         _fail(str(exc), status=2)
     except SQLAlchemyError as exc:  # e.g. a schema that lacks a later migration
         _fail(f"cannot read {shown_url(database_url)}: {one_line(exc)} (`advisor db upgrade` migrates it)", status=2)
+    _print_impact(report, fmt)
+
+
+def _print_impact(report: ImpactReport, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(report), indent=2).decode() + "\n")
     else:
@@ -223,22 +243,12 @@ def impact_command(candidate: Path, since: datetime | None, limit: int | None, f
         sys.stdout.write(render_markdown(report))
 
 
-async def _impact(
-    database_url: str, compiled: CompiledRuleset, since: datetime | None, limit: int | None
-) -> ImpactReport:
-    from datetime import UTC
-
-    from service.db.history import stream_history
+async def _check_database(database_url: str) -> None:
+    """Raise DatabaseNotReady unless ``database_url`` holds a migrated audit store."""
     from service.db.readonly import existing_database
-    from service.services.impact import ImpactAnalysis
-    from service.services.registry import RulesetRegistry
 
-    async with existing_database(database_url) as engine:
-        # Decisions another engine version recorded are replayed under their own stored ruleset too.
-        analysis = ImpactAnalysis(compiled, own_rulesets=RulesetRegistry(engine))
-        aware = since.replace(tzinfo=UTC) if since is not None else None
-        await analysis.add_stream(stream_history(engine, since=aware, limit=limit))
-        return analysis.report()
+    async with existing_database(database_url):
+        pass
 
 
 # --------------------------------------------------------------------------------------------------- activate

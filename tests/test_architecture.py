@@ -36,6 +36,7 @@ class Layer:
 LAYERS: dict[str, Layer] = {
     "package": Layer(("__init__.py",), may=()),
     "settings": Layer(("settings.py",), may=()),
+    "progress": Layer(("progress.py",), may=(), never=("litestar", "sqlalchemy")),
     "contract": Layer(("contract/",), may=(), never=("litestar", "sqlalchemy", "pydantic")),
     "rulebook": Layer(("rulebook/",), may=("service.contract",), never=("litestar", "sqlalchemy", "msgspec")),
     "engine": Layer(

@@ -14,9 +14,9 @@ report counts it apart (``changed_by_engine``, ``engine_changed_by_field``, each
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import AsyncIterable
-from typing import Any, Protocol
+from collections import OrderedDict
+from collections.abc import AsyncIterable, Callable
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -26,6 +26,7 @@ from service.db.history import HistoryRow
 from service.engine import CompiledRuleset
 from service.engine.core import Decision, ProfileRejected, decide
 from service.services.impact_report import UNRECORDED, Cause, ChangedDecision, ImpactReport, Transition, render_markdown
+from service.services.impact_tally import ImpactTally
 from service.services.replay import UndecodableProfile, decode_stored_profile
 
 __all__ = [
@@ -34,11 +35,15 @@ __all__ = [
     "ChangedDecision",
     "ImpactAnalysis",
     "ImpactReport",
+    "ImpactTally",
     "RulesetSource",
     "Transition",
     "render_markdown",
     "stored_fields",
 ]
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 FIELDS = ("family", "instance_type", "instances", "scaling_method", "multi_az")
 
@@ -115,13 +120,23 @@ def _values(decision: Decision) -> tuple[Any, ...]:
 
 
 _REFUSED = (None,) * len(FIELDS)  # the values of a refusal: every field differs from any answer
+PROGRESS_ROWS = 2000  # add_stream tells its progress this often
+
+
+def _remember(memo: OrderedDict[_K, _V], key: _K, value: _V, entries: int) -> None:
+    """Keep ``value`` under ``key``, forgetting the oldest entry when ``memo`` holds ``entries`` already (an
+    OrderedDict drops its first entry at once; a dict would step over the slots of those dropped before)."""
+    if len(memo) >= entries:
+        memo.popitem(last=False)
+    memo[key] = value
 
 
 class ImpactAnalysis:
-    """Accumulates the comparison one audited decision at a time.
+    """Accumulates the comparison one audited decision at a time (into ``tally``).
 
     ``own_rulesets`` supplies the stored ruleset of each decision recorded by another engine version, to replay it
-    with this engine (``add_stream`` looks it up; ``add`` takes it as ``own``).
+    with this engine (``add_stream`` looks it up; ``add`` takes it as ``own``). The engine is pure, so a profile
+    stored again (the same text) is decided once while it stays among the last ``memo_entries`` distinct ones.
     """
 
     def __init__(
@@ -131,49 +146,67 @@ class ImpactAnalysis:
         own_rulesets: RulesetSource | None = None,
         sample_size: int = 20,
         top: int = 10,
+        memo_entries: int = 4096,
     ) -> None:
         self.candidate, self.own_rulesets = candidate, own_rulesets
         self.engine_version = ENGINE_VERSION
-        self.sample_size, self.top = sample_size, top
-        self.decisions = self.changed = self.refused = self.refused_by_engine = 0
-        self.by_field: Counter[str] = Counter()
-        self.engine_by_field: Counter[str] = Counter()
-        self.transitions: Counter[tuple[str, Any, Any]] = Counter()
-        self.rules: Counter[str] = Counter()
-        self.causes: Counter[Cause] = Counter()
-        self.other_engines: Counter[str] = Counter()
-        self.cost_delta = self.engine_cost_delta = 0.0
-        self.sample: list[ChangedDecision] = []
-        self.refused_sample: list[dict[str, str]] = []
-        self.undecodable = 0
-        self.undecodable_sample: list[dict[str, str]] = []
+        self.top = top
+        self.tally = ImpactTally(sample_size=sample_size)
+        self._memo: OrderedDict[str, tuple[WorkloadProfile | UndecodableProfile, Decision | ProfileRejected | None]]
+        self._memo = OrderedDict()
+        self._own_memo: OrderedDict[tuple[str, str], Decision | ProfileRejected] = OrderedDict()
+        self._memo_entries = memo_entries
+
+    @property
+    def decisions(self) -> int:
+        return self.tally.decisions
+
+    def _replayed(self, text: str) -> tuple[WorkloadProfile | UndecodableProfile, Decision | ProfileRejected | None]:
+        """The stored profile ``text`` decoded, and the candidate's decision (None: it cannot be decoded)."""
+        known = self._memo.get(text)
+        if known is not None:
+            return known
+        try:
+            profile: WorkloadProfile | UndecodableProfile = decode_stored_profile(text)
+        except UndecodableProfile as exc:
+            profile = exc
+        after = None if isinstance(profile, UndecodableProfile) else _decide(profile, self.candidate)
+        _remember(self._memo, text, (profile, after), self._memo_entries)
+        return profile, after
+
+    def _own(self, text: str, profile: WorkloadProfile, own: CompiledRuleset) -> Decision | ProfileRejected:
+        key = (text, own.sha256)
+        known = self._own_memo.get(key)
+        if known is None:
+            known = _decide(profile, own)
+            _remember(self._own_memo, key, known, self._memo_entries)
+        return known
 
     def add(self, row: HistoryRow, own: CompiledRuleset | None = None) -> None:
         """Compare one decision; ``own`` is its stored ruleset, needed when another engine version recorded it."""
-        self.decisions += 1
-        try:
-            profile = decode_stored_profile(row.profile)
-        except UndecodableProfile as exc:
-            self._add_undecodable(row, exc.reason)
+        tally = self.tally
+        tally.decisions += 1
+        profile, after = self._replayed(row.profile)
+        if isinstance(profile, UndecodableProfile) or after is None:
+            self._add_undecodable(row, str(profile))
             return
         multi_az, usd_per_hour = stored_fields(row.recommendation)
-        after = _decide(profile, self.candidate)
         own_now: Decision | ProfileRejected | None = None  # its own ruleset under this engine, if the engine changed
         if row.engine_version != self.engine_version:
-            self.other_engines[row.engine_version or UNRECORDED] += 1
+            tally.other_engines[row.engine_version or UNRECORDED] += 1
             if own is None or own.sha256 != row.ruleset_sha256:
                 raise ValueError(f"decision {row.id} was recorded by another engine: pass its own ruleset")
-            own_now = after if own.sha256 == self.candidate.sha256 else _decide(profile, own)
+            own_now = after if own.sha256 == self.candidate.sha256 else self._own(row.profile, profile, own)
         if isinstance(after, ProfileRejected):
             self._add_refused(row, after, by_engine=isinstance(own_now, ProfileRejected))
             return
         before_values = (row.family, row.instance_type, row.instances, row.scaling_method, multi_az)
         after_values = _values(after)
-        self.cost_delta += after.usd_per_hour - usd_per_hour
+        tally.cost_delta.add(after.usd_per_hour - usd_per_hour)
         own_values = None
         if isinstance(own_now, Decision):
             own_values = _values(own_now)
-            self.engine_cost_delta += own_now.usd_per_hour - usd_per_hour
+            tally.engine_cost_delta.add(own_now.usd_per_hour - usd_per_hour)
         elif own_now is not None:
             own_values = _REFUSED  # this engine refuses it under its own ruleset: the engine changed every field
         if before_values != after_values:
@@ -189,7 +222,8 @@ class ImpactAnalysis:
     ) -> None:
         """A field changed by the engine differs already under the decision's own ruleset; one changed by the rules
         differs between that and the candidate (every change, for a decision this engine recorded)."""
-        self.changed += 1
+        tally = self.tally
+        tally.changed += 1
         changes: dict[str, list[Any]] = {}
         rules: list[str] = []
         by_engine = by_rules = False
@@ -198,31 +232,33 @@ class ImpactAnalysis:
             if before == now:
                 continue
             changes[field] = [before, now]
-            self.by_field[field] += 1
-            self.transitions[(field, before, now)] += 1
+            tally.by_field[field] += 1
+            tally.transitions[(field, before, now)] += 1
             if own_values is not None and own != before:
                 by_engine = True
-                self.engine_by_field[field] += 1
+                tally.engine_by_field[field] += 1
             if own_values is None or own != now:
                 by_rules = True
                 rule = _candidate_rule(after, field)
                 rules.append(rule)
-                self.rules[rule] += 1
+                tally.rules[rule] += 1
         cause: Cause = "engine_and_rules" if by_engine and by_rules else "engine" if by_engine else "rules"
-        self.causes[cause] += 1
-        if len(self.sample) < self.sample_size:
-            self.sample.append(ChangedDecision(row.id, changes, rules, cause, row.engine_version))
+        tally.causes[cause] += 1
+        if len(tally.sample) < tally.sample_size:
+            tally.sample.append(ChangedDecision(row.id, changes, rules, cause, row.engine_version))
 
     def _add_undecodable(self, row: HistoryRow, reason: str) -> None:
-        self.undecodable += 1
-        if len(self.undecodable_sample) < self.sample_size:
-            self.undecodable_sample.append({"decision_id": str(row.id), "reason": reason})
+        tally = self.tally
+        tally.undecodable += 1
+        if len(tally.undecodable_sample) < tally.sample_size:
+            tally.undecodable_sample.append({"decision_id": str(row.id), "reason": reason})
 
     def _add_refused(self, row: HistoryRow, exc: ProfileRejected, *, by_engine: bool) -> None:
-        self.refused += 1
-        self.refused_by_engine += by_engine
-        if len(self.refused_sample) < self.sample_size:
-            self.refused_sample.append(
+        tally = self.tally
+        tally.refused += 1
+        tally.refused_by_engine += by_engine
+        if len(tally.refused_sample) < tally.sample_size:
+            tally.refused_sample.append(
                 {
                     "decision_id": str(row.id),
                     "code": exc.code,
@@ -231,39 +267,47 @@ class ImpactAnalysis:
                 }
             )
 
-    async def add_stream(self, rows: AsyncIterable[HistoryRow]) -> None:
+    async def add_stream(self, rows: AsyncIterable[HistoryRow], on_batch: Callable[[int], None] | None = None) -> None:
+        """Add every row of ``rows``; ``on_batch(n)`` is told every ``PROGRESS_ROWS`` rows and at the end."""
+        pending = 0
         async for row in rows:
             own = None
             if row.engine_version != self.engine_version and self.own_rulesets is not None:
                 own = await self.own_rulesets.for_sha256(row.ruleset_sha256)
             self.add(row, own)
+            pending += 1
+            if pending == PROGRESS_ROWS and on_batch is not None:
+                on_batch(pending)
+                pending = 0
+        if pending and on_batch is not None:
+            on_batch(pending)
 
     def report(self) -> ImpactReport:
+        t = self.tally
         return ImpactReport(
             candidate_version=self.candidate.version,
             candidate_sha256=self.candidate.sha256,
-            decisions=self.decisions,
-            changed=self.changed,
-            unchanged=self.decisions - self.changed - self.refused - self.undecodable,
-            refused=self.refused,
-            undecodable=self.undecodable,
-            undecodable_sample=self.undecodable_sample,
-            changed_by_field={f: self.by_field[f] for f in FIELDS if self.by_field[f]},
+            decisions=t.decisions,
+            changed=t.changed,
+            unchanged=t.decisions - t.changed - t.refused - t.undecodable,
+            refused=t.refused,
+            undecodable=t.undecodable,
+            undecodable_sample=t.undecodable_sample,
+            changed_by_field={f: t.by_field[f] for f in FIELDS if t.by_field[f]},
             top_transitions=[
-                Transition(field=f, before=b, after=a, count=n)
-                for (f, b, a), n in self.transitions.most_common(self.top)
+                Transition(field=f, before=b, after=a, count=n) for (f, b, a), n in t.transitions.most_common(self.top)
             ],
-            rules_responsible=dict(self.rules.most_common(self.top)),
-            cost_delta_usd_per_hour=round(self.cost_delta, 4),
-            sample=self.sample,
-            refused_sample=self.refused_sample,
+            rules_responsible=dict(t.rules.most_common(self.top)),
+            cost_delta_usd_per_hour=round(t.cost_delta.total(), 4),
+            sample=t.sample,
+            refused_sample=t.refused_sample,
             engine_version=self.engine_version,
-            other_engine=self.other_engines.total(),
-            other_engine_versions=dict(sorted(self.other_engines.items())),
-            changed_by_rules=self.causes["rules"],
-            changed_by_engine=self.causes["engine"],
-            changed_by_engine_and_rules=self.causes["engine_and_rules"],
-            engine_changed_by_field={f: self.engine_by_field[f] for f in FIELDS if self.engine_by_field[f]},
-            engine_cost_delta_usd_per_hour=round(self.engine_cost_delta, 4),
-            refused_by_engine=self.refused_by_engine,
+            other_engine=t.other_engines.total(),
+            other_engine_versions=dict(sorted(t.other_engines.items())),
+            changed_by_rules=t.causes["rules"],
+            changed_by_engine=t.causes["engine"],
+            changed_by_engine_and_rules=t.causes["engine_and_rules"],
+            engine_changed_by_field={f: t.engine_by_field[f] for f in FIELDS if t.engine_by_field[f]},
+            engine_cost_delta_usd_per_hour=round(t.engine_cost_delta.total(), 4),
+            refused_by_engine=t.refused_by_engine,
         )
