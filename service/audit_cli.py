@@ -107,7 +107,9 @@ def verify(
     the output states that window. Exit 2 when the database cannot be read (a missing one is never created), LOGFILE
     holds no `chain head` line, or SOURCE no checkpoint copy.
     """
+    from service.db.history import count_history
     from service.db.readonly import DatabaseNotReady, existing_database, one_line
+    from service.progress import progress
     from service.services.audit import verify_chain
     from service.settings import get_settings
 
@@ -121,9 +123,16 @@ def verify(
     async def run() -> tuple[ChainReport, str | None]:
         # Never creates the database: a missing or unmigrated one is DatabaseNotReady.
         async with existing_database(get_settings().database_url) as engine:
-            report = await verify_chain(
-                engine, batch_size=batch_size, anchor=expected, anchors=logged, archives=archive_files
-            )
+            total = await count_history(engine)
+            with progress("verify", total=total, unit="decisions") as bar:
+                report = await verify_chain(
+                    engine,
+                    batch_size=batch_size,
+                    anchor=expected,
+                    anchors=logged,
+                    archives=archive_files,
+                    on_progress=bar.advance,
+                )
             if external is None or not report.ok:
                 return report, None
             return report, await _check_stored(engine, report, *external, checkpoint_sources)
@@ -234,6 +243,7 @@ def archive(before: str | None, directory: Path) -> None:
 
     from service.db.partitions import parse_month
     from service.db.readonly import DatabaseNotReady, existing_database, one_line
+    from service.progress import progress
     from service.services.audit.archive import ArchivedMonth, ArchiveError, archive_months
     from service.settings import get_settings
 
@@ -250,9 +260,15 @@ def archive(before: str | None, directory: Path) -> None:
 
     async def run() -> list[ArchivedMonth]:
         async with existing_database(settings.database_url) as engine:
-            return await archive_months(
-                engine, before=cutoff, directory=directory, clock=lambda: datetime.now(UTC), on_month=done
-            )
+            with progress("archive", unit="months") as bar:
+
+                def archived(month: ArchivedMonth) -> None:
+                    done(month)
+                    bar.advance(1)
+
+                return await archive_months(
+                    engine, before=cutoff, directory=directory, clock=lambda: datetime.now(UTC), on_month=archived
+                )
 
     try:
         archived = asyncio.run(run())

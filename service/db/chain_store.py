@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import fields
-from datetime import datetime
-from typing import Any
 
 import asyncpg
-from sqlalchemy import Row, func, insert, select, text, update
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.chain import ChainHead, chain_hash, genesis_hash
-from service.db.document_store import UnreadableDocument, documents_to_store, load_decision_texts
-from service.db.documents import DocumentEncoder, StoredDocument, TextCache, WrittenDocuments, month_of
+from service.db.chain_rows import STORED_FIELDS, STREAM_COLUMNS, chained_with_texts, document_keys
+from service.db.document_store import UnreadableDocument, documents_to_store
+from service.db.documents import DocumentEncoder, StoredDocument, TextCache, WrittenDocuments
 from service.db.errors import is_database_unavailable
-from service.db.rows import ChainedDecision, DecisionRow, StoredCheckpoint
-from service.db.tables import audit_chain_head, audit_checkpoints, audit_documents, decisions
+from service.db.rows import ChainedDecision, DecisionRow
+from service.db.tables import audit_chain_head, audit_documents, decisions
 
 __all__ = [
     "CHAIN_CLAIM_LOCK_CLASS",
@@ -34,14 +32,6 @@ __all__ = [
 DocumentKey = tuple[int, bytes]
 _PLAIN = DocumentEncoder()  # no dictionary: for callers that bring no encoder of their own
 
-_STORED_FIELDS = tuple(
-    name for name in (f.name for f in fields(DecisionRow)) if name not in ("profile", "recommendation")
-)
-_CHAIN_COLUMNS = (decisions.c.chain, decisions.c.seq, decisions.c.prev_hash, decisions.c.row_hash)
-_DOCUMENT_COLUMNS = (decisions.c.profile_sha256, decisions.c.recommendation_sha256)
-_STORED_COLUMNS = tuple(decisions.c[name] for name in _STORED_FIELDS)
-# A decision with its place in its chain and its documents' names: what a chain walk selects.
-STREAM_COLUMNS = (*_CHAIN_COLUMNS, *_DOCUMENT_COLUMNS, *_STORED_COLUMNS)
 _INSERT_DECISIONS = decisions.insert().returning(decisions.c.id)
 _INSERT_DOCUMENTS_SQLITE = sqlite_insert(audit_documents).on_conflict_do_nothing()
 # The composite type the writer sends decisions as (migration 0009: the types of 0005 to 0007 stay for the releases
@@ -229,7 +219,7 @@ class ChainQueries:
         if documents:
             await self._conn.execute(_INSERT_DOCUMENTS_SQLITE, [d.as_values() for d in documents])
         params = [
-            {name: getattr(c.decision, name) for name in _STORED_FIELDS}
+            {name: getattr(c.decision, name) for name in STORED_FIELDS}
             | {
                 "chain": head.chain,
                 "seq": c.seq,
@@ -344,75 +334,6 @@ class ChainQueries:
                     yield link
         finally:
             await result.close()
-
-    # --- checkpoints ----------------------------------------------------------------------------------------
-
-    async def last_checkpoint(self) -> StoredCheckpoint | None:
-        query = select(*audit_checkpoints.c).order_by(audit_checkpoints.c.seq.desc()).limit(1)
-        row = (await self._conn.execute(query)).first()
-        return None if row is None else StoredCheckpoint(**row._asdict())
-
-    async def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
-        """Insert a checkpoint; its ``seq`` already taken (another writer checkpointed first) is an
-        ``IntegrityError``."""
-        await self._conn.execute(insert(audit_checkpoints).values(**checkpoint.as_values()))
-
-    async def stream_checkpoints(self, *, batch_size: int = 1000) -> AsyncIterator[StoredCheckpoint]:
-        query = select(*audit_checkpoints.c).order_by(audit_checkpoints.c.seq).execution_options(yield_per=batch_size)
-        result = await self._conn.stream(query)
-        try:
-            async for row in result:
-                yield StoredCheckpoint(**row._asdict())
-        finally:
-            await result.close()
-
-    async def checkpoints_after(self, after: int, *, limit: int) -> list[StoredCheckpoint]:
-        """Up to ``limit`` checkpoints with ``seq > after``, oldest first (the API's pages, the witness's catch-up)."""
-        query = (
-            select(*audit_checkpoints.c)
-            .where(audit_checkpoints.c.seq > after)
-            .order_by(audit_checkpoints.c.seq)
-            .limit(limit)
-        )
-        return [StoredCheckpoint(**row._asdict()) for row in await self._conn.execute(query)]
-
-    async def count_checkpoints(self) -> int:
-        return int((await self._conn.execute(select(func.count()).select_from(audit_checkpoints))).scalar_one())
-
-
-async def chained_with_texts(
-    conn: AsyncConnection, batch: Sequence[Row[Any]], cache: TextCache
-) -> list[ChainedDecision]:
-    """Rows selected as ``STREAM_COLUMNS`` as chained decisions, their profiles and answers read and decoded. A
-    missing or changed document raises ``UnreadableDocument`` naming its decision, with the decisions before it in
-    ``links``."""
-    keyed = [(document_keys(row.created_at, row.profile_sha256, row.recommendation_sha256), row) for row in batch]
-    try:
-        texts = await load_decision_texts(conn, [pair for pair, _ in keyed], cache)
-        unreadable = None
-    except UnreadableDocument as exc:
-        texts, unreadable = exc.texts, exc
-    links: list[ChainedDecision] = []
-    for index, ((profile, recommendation), row) in enumerate(keyed):
-        chain, seq, prev_hash, row_hash, _, _, *values = tuple(row)
-        stored = dict(zip(_STORED_FIELDS, values, strict=True))
-        if unreadable is not None and index == unreadable.index:
-            unreadable.decision = (int(chain), int(seq), stored["id"])
-            unreadable.links = links
-            raise unreadable
-        decision = DecisionRow(**stored, profile=texts[profile], recommendation=texts[recommendation])
-        links.append(
-            ChainedDecision(seq=int(seq), prev_hash=prev_hash, row_hash=row_hash, decision=decision, chain=int(chain))
-        )
-    return links
-
-
-def document_keys(
-    created_at: datetime, profile_sha256: str, recommendation_sha256: str
-) -> tuple[DocumentKey, DocumentKey]:
-    """The ``(month, sha256)`` of a decision's profile and recommendation documents."""
-    month = month_of(created_at)
-    return (month, bytes.fromhex(profile_sha256)), (month, bytes.fromhex(recommendation_sha256))
 
 
 def _pg_row(c: ChainedDecision, profile: bytes, recommendation: bytes) -> tuple[object, ...]:

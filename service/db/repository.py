@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Uuid, and_, bindparam, delete, literal, se
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.chain_store import PG_APPEND_ROW_TYPE, ChainQueries, document_keys
+from service.db.checkpoint_store import CheckpointQueries
 from service.db.document_store import load_texts
 from service.db.rows import ChainedDecision, DecisionRow, IdempotencyRecord, ListedDecision, StoredCheckpoint
 from service.db.ruleset_store import AmbiguousRulesetVersion, RulesetQueries, RulesetRow, RulesetSummary
@@ -54,7 +55,7 @@ _IDEMPOTENCY_FIELDS = tuple(field.name for field in fields(IdempotencyRecord))
 _IDEMPOTENCY_COLUMNS = tuple(idempotency_keys.c[name] for name in _IDEMPOTENCY_FIELDS)
 
 
-class AuditRepository(RulesetQueries, ChainQueries):
+class AuditRepository(RulesetQueries, ChainQueries, CheckpointQueries):
     """Reads and writes on one ``AsyncConnection``; never commits or rolls back: the caller owns the transaction."""
 
     __slots__ = ("_conn",)

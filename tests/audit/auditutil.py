@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -15,7 +16,6 @@ import httpx
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from storedrows import decision_count
-from uuid_utils.compat import uuid7
 
 from service.app import create_app
 from service.db import AuditRepository, DecisionRow
@@ -28,11 +28,20 @@ SHA = "a" * 64
 T0 = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
 
 
+def uuid7_at(when: datetime) -> uuid.UUID:
+    """A UUIDv7 of the millisecond ``when`` (the service makes each id just before it stamps created_at, and finds a
+    decision by the time its id carries)."""
+    millis = int(when.timestamp() * 1000)
+    rand_a, rand_b = random.getrandbits(12), random.getrandbits(62)
+    return uuid.UUID(int=(millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
+
+
 def decision(n: int = 0, **overrides: Any) -> DecisionRow:
-    """A decision row (its ruleset is SHA, stored by ``seed``)."""
+    """A decision row (its ruleset is SHA, stored by ``seed``); its id carries the time of its created_at."""
+    created_at = overrides.get("created_at", T0 + timedelta(microseconds=n))
     values: dict[str, Any] = {
-        "id": uuid7(),
-        "created_at": T0 + timedelta(microseconds=n),
+        "id": uuid7_at(created_at),
+        "created_at": created_at,
         "ruleset_sha256": SHA,
         "ruleset_version": "2026.11.1",
         "caller": "team-a",

@@ -103,7 +103,7 @@ async def rehash_chain(engine: AsyncEngine, chain: int) -> None:
         statements.append(
             f"UPDATE decisions SET prev_hash = :p{n}, row_hash = :h{n} WHERE chain = {chain} AND seq = {link.seq}"
         )
-        params |= {f"p{n}": prev, f"h{n}": row_hash}
+        params |= {f"p{n}": bytes.fromhex(prev), f"h{n}": bytes.fromhex(row_hash)}
         prev = row_hash
     statements.append(f"UPDATE audit_chain_head SET row_hash = :head WHERE id = {chain}")
     await tamper(engine, *statements, **params, head=prev)

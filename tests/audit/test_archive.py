@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from auditutil import MakeClient, decision
+from auditutil import MakeClient, decision, uuid7_at
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from storedrows import append_decisions, decision_count
@@ -21,13 +20,6 @@ from service.services.audit.archive import ArchiveError, archive_months, month_o
 
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 SEPTEMBER, OCTOBER, NOVEMBER = (datetime(2026, m, 15, 8, 0, tzinfo=UTC) for m in (9, 10, 11))
-
-
-def uuid7_at(when: datetime) -> uuid.UUID:
-    """A UUIDv7 whose timestamp is ``when`` (the service makes its ids just before it stamps created_at)."""
-    millis = int(when.timestamp() * 1000)
-    rand_a, rand_b = random.getrandbits(12), random.getrandbits(62)
-    return uuid.UUID(int=(millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
 
 
 def made_at(when: datetime, n: int) -> DecisionRow:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from auditutil import hex_sql
 from checkpointutil import (
     T1,
     KeyPair,
@@ -87,8 +88,8 @@ async def test_a_truncated_tail_is_caught(
     await tamper(
         engine,
         "DELETE FROM decisions WHERE chain = 1 AND seq >= 5",
-        "UPDATE audit_chain_head SET seq = 4, row_hash = (SELECT row_hash FROM decisions WHERE chain = 1 AND seq = 4) "
-        "WHERE id = 1",
+        f"UPDATE audit_chain_head SET seq = 4, row_hash = (SELECT {hex_sql(engine, 'row_hash')} FROM decisions "
+        "WHERE chain = 1 AND seq = 4) WHERE id = 1",
         "DELETE FROM audit_checkpoints WHERE seq = 2",
     )
     assert_broken(await verify(database_url, witness, *keys), "checkpoint seq 2", "checkpoints were deleted")
@@ -104,7 +105,8 @@ async def test_the_window_at_its_boundary(
     been made. Seq 5, the head the newest copy bound, can: deleting it too is caught."""
     cut_to = (
         "UPDATE audit_chain_head SET seq = {seq}, "
-        "row_hash = (SELECT row_hash FROM decisions WHERE chain = 1 AND seq = {seq}) WHERE id = 1"
+        f"row_hash = (SELECT {hex_sql(engine, 'row_hash')} FROM decisions WHERE chain = 1 AND seq = {{seq}}) "
+        "WHERE id = 1"
     )
     await tamper(engine, "DELETE FROM decisions WHERE chain = 1 AND seq = 6", cut_to.format(seq=5))
     undetected = await verify(database_url, witness, *keys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
@@ -27,9 +28,16 @@ FAMILIES = ("ml.g5", "ml.c7i", "ml.inf2")
 SCALING = ("target-tracking", "step", None)
 
 
+def uuid7_at(when: datetime) -> uuid.UUID:
+    millis = int(when.timestamp() * 1000)
+    return uuid.UUID(
+        int=(millis << 80) | (0x7 << 76) | (random.getrandbits(12) << 64) | (0b10 << 62) | random.getrandbits(62)
+    )
+
+
 def decision(created_at: datetime = T0, **overrides: object) -> DecisionRow:
     values: dict[str, object] = {
-        "id": uuid7(),
+        "id": uuid7_at(created_at),  # as the service makes them: the id carries the time of created_at
         "created_at": created_at,
         "ruleset_sha256": SHA_A,
         "ruleset_version": "2026.11.1",

@@ -10,7 +10,7 @@ recorded lost its tail, a chain a checkpoint names that is gone lost all of it. 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +110,7 @@ async def verify_chain(
     anchor: ChainHead | None = None,
     anchors: Iterable[ChainHead] = (),
     archives: Sequence[Path] = (),
+    on_progress: Callable[[int], None] | None = None,
 ) -> ChainReport:
     """Walk every chain in ``seq`` order, recompute each hash, and report the first broken link.
 
@@ -124,6 +125,8 @@ async def verify_chain(
 
     ``anchor`` and ``anchors``: heads recorded outside the database (printed by an earlier verify, or logged by the
     writers: ``anchors.read_anchors``); an anchor on chain 0 is a checkpoint's hash.
+
+    ``on_progress`` is told how many more decisions were walked, every thousand or so.
 
     ``archives``: the files ``advisor audit archive`` wrote; their rows are walked with the live ones, merged in
     ``(chain, seq)`` order, after each is checked against the SHA-256 the database recorded for it. Without them,
@@ -149,7 +152,7 @@ async def verify_chain(
                 links = merge_links(links, archives)
             else:
                 walk.archived = archived_runs(records)
-            broken = await _walk_chains(links, walk)
+            broken = await _walk_chains(links if on_progress is None else _counted(links, on_progress), walk)
         if broken is None:
             broken = _unknown_ruleset(walk, {r.sha256 for r in await repo.list_rulesets()})
     uncovered = sum(
@@ -168,6 +171,22 @@ async def verify_chain(
 
 
 Found = tuple[int | None, uuid.UUID | None, str, int]  # ChainBreak's fields
+_PROGRESS_EVERY = 1000
+
+
+async def _counted(
+    links: AsyncIterator[ChainedDecision], tell: Callable[[int], None]
+) -> AsyncIterator[ChainedDecision]:
+    """``links``, telling ``tell`` every ``_PROGRESS_EVERY`` of them (and the rest at the end)."""
+    count = 0
+    async for link in links:
+        yield link
+        count += 1
+        if count == _PROGRESS_EVERY:
+            tell(count)
+            count = 0
+    if count:
+        tell(count)
 
 
 async def _walk_chains(links: AsyncIterator[ChainedDecision], walk: _Walk) -> Found | None:
