@@ -47,6 +47,7 @@ OPERATIONS: list[tuple[str, str, str, int]] = [
     ("POST", "/v1/decisions/{decision_id}/replay", AUDIT_READ, 200),
     ("GET", "/v1/decisions/{decision_id}/what-if", AUDIT_READ, 200),
     ("GET", "/v1/decisions/{decision_id}/cloudformation", AUDIT_READ, 200),
+    ("GET", "/v1/audit/checkpoints", AUDIT_READ, 200),
     ("GET", "/v1/rulesets", AUDIT_READ, 200),
     ("GET", "/v1/rulesets/active", AUDIT_READ, 200),
     ("GET", "/v1/rulesets/activations", AUDIT_READ, 200),
