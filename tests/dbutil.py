@@ -6,9 +6,11 @@ Postgres cases skip when the server is unreachable, unless ADVISOR_REQUIRE_POSTG
 from __future__ import annotations
 
 import os
+import random
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +153,11 @@ def decision_inserts(statements: list[str]) -> list[str]:
 def document_inserts(statements: list[str]) -> list[str]:
     """The statements that store profiles and answers (on Postgres the same one that inserts the decisions)."""
     return [s for s in statements if "INSERT INTO AUDIT_DOCUMENTS" in s.upper()]
+
+
+def uuid7_at(when: datetime) -> uuid.UUID:
+    """A UUIDv7 of the millisecond ``when`` (the service makes each id just before it stamps created_at, and finds a
+    decision by the time its id carries)."""
+    millis = int(when.timestamp() * 1000)
+    rand_a, rand_b = random.getrandbits(12), random.getrandbits(62)
+    return uuid.UUID(int=(millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)

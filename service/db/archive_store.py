@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db import partitions
-from service.db.chain_store import STREAM_COLUMNS, chained_with_texts
+from service.db.chain_rows import STREAM_COLUMNS, chained_with_texts
 from service.db.documents import TextCache
 from service.db.rows import ChainedDecision
 from service.db.tables import audit_archives, audit_documents, decisions, idempotency_keys

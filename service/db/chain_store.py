@@ -13,21 +13,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.chain import ChainHead, chain_hash, genesis_hash
-from service.db.chain_rows import STORED_FIELDS, STREAM_COLUMNS, chained_with_texts, document_keys
+from service.db.chain_rows import STORED_FIELDS, STREAM_COLUMNS, chained_with_texts
 from service.db.document_store import UnreadableDocument, documents_to_store
 from service.db.documents import DocumentEncoder, StoredDocument, TextCache, WrittenDocuments
 from service.db.errors import is_database_unavailable
 from service.db.rows import ChainedDecision, DecisionRow
 from service.db.tables import audit_chain_head, audit_documents, decisions
 
-__all__ = [
-    "CHAIN_CLAIM_LOCK_CLASS",
-    "PG_APPEND_ROW_TYPE",
-    "STREAM_COLUMNS",
-    "ChainQueries",
-    "chained_with_texts",
-    "document_keys",
-]
+__all__ = ["CHAIN_CLAIM_LOCK_CLASS", "PG_APPEND_ROW_TYPE", "ChainQueries"]
 
 DocumentKey = tuple[int, bytes]
 _PLAIN = DocumentEncoder()  # no dictionary: for callers that bring no encoder of their own

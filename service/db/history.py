@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.chain_store import document_keys
+from service.db.chain_rows import document_keys
 from service.db.document_store import load_texts
 from service.db.documents import TextCache
 from service.db.tables import decisions

@@ -11,7 +11,8 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, Uuid, and_, bindparam, delete, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.chain_store import PG_APPEND_ROW_TYPE, ChainQueries, document_keys
+from service.db.chain_rows import document_keys
+from service.db.chain_store import PG_APPEND_ROW_TYPE, ChainQueries
 from service.db.checkpoint_store import CheckpointQueries
 from service.db.document_store import load_texts
 from service.db.rows import ChainedDecision, DecisionRow, IdempotencyRecord, ListedDecision, StoredCheckpoint

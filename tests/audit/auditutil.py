@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from dbutil import uuid7_at
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from storedrows import decision_count
@@ -26,14 +26,6 @@ from service.settings import Settings
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 SHA = "a" * 64
 T0 = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-def uuid7_at(when: datetime) -> uuid.UUID:
-    """A UUIDv7 of the millisecond ``when`` (the service makes each id just before it stamps created_at, and finds a
-    decision by the time its id carries)."""
-    millis = int(when.timestamp() * 1000)
-    rand_a, rand_b = random.getrandbits(12), random.getrandbits(62)
-    return uuid.UUID(int=(millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
 
 
 def decision(n: int = 0, **overrides: Any) -> DecisionRow:

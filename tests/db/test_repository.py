@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
-import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
-from dbutil import decision_inserts, document_inserts, recorded_statements
+from dbutil import decision_inserts, document_inserts, recorded_statements, uuid7_at
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,13 +25,6 @@ SHA_A = "a" * 64
 SHA_B = "b" * 64
 FAMILIES = ("ml.g5", "ml.c7i", "ml.inf2")
 SCALING = ("target-tracking", "step", None)
-
-
-def uuid7_at(when: datetime) -> uuid.UUID:
-    millis = int(when.timestamp() * 1000)
-    return uuid.UUID(
-        int=(millis << 80) | (0x7 << 76) | (random.getrandbits(12) << 64) | (0b10 << 62) | random.getrandbits(62)
-    )
 
 
 def decision(created_at: datetime = T0, **overrides: object) -> DecisionRow:

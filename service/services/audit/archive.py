@@ -25,8 +25,8 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -35,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.db import archive_store
 from service.db.chain import canonical_timestamp, chain_hash
 from service.db.connection import read_snapshot
+from service.db.documents import month_of
+from service.db.repository import uuid7_time
 from service.db.rows import ChainedDecision, DecisionRow
 
 __all__ = [
@@ -48,20 +50,8 @@ __all__ = [
 ]
 
 ARCHIVE_FORMAT = "advisor-audit-archive/1"
-_DECISION_TEXT_FIELDS = (
-    "ruleset_sha256",
-    "ruleset_version",
-    "engine_version",
-    "caller",
-    "request_id",
-    "client_request_id",
-    "family",
-    "instance_type",
-    "scaling_method",
-    "instances",
-    "profile",
-    "recommendation",
-)
+# Every stored field of a decision but the two its record leads with.
+_DECISION_TEXT_FIELDS = tuple(f.name for f in fields(DecisionRow) if f.name not in ("id", "created_at"))
 
 
 class ArchiveError(RuntimeError):
@@ -237,9 +227,6 @@ async def archive_months(
 
 
 def month_of_decision_id(decision_id: UUID) -> int | None:
-    """The month a UUIDv7 was made in (its first 48 bits are Unix milliseconds); None for other UUID versions."""
-    if decision_id.version != 7:
-        return None
-    millis = decision_id.int >> 80
-    made = datetime.fromtimestamp(millis / 1000, tz=UTC)
-    return made.year * 100 + made.month
+    """The month a UUIDv7 was made in (``YYYYMM``, UTC); None for other UUID versions."""
+    made = uuid7_time(decision_id)
+    return None if made is None else month_of(made)

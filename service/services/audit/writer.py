@@ -270,8 +270,7 @@ class AuditWriter(IdempotencyKeys, ChainClaim):
         except IntegrityError:
             self.documents.rolled_back()
             # A unique key taken by another writer meanwhile: an idempotency key sent to two workers at once (the
-            # other transaction committed it), or a seq of a chain appended to without its head lock (a release
-            # before 0.2.0 during a rolling deploy): once more, re-reading the head and the keys.
+            # other transaction committed it): once more, re-reading the head and the keys.
             logger.info("audit batch hit a unique constraint; retrying once with the head and keys re-read")
             try:
                 answers = await self._commit_once(batch)
